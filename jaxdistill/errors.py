@@ -1,0 +1,20 @@
+"""Errors meant for people: each names the thing that is wrong and how to fix it.
+
+The CLI prints any `JaxdistillError` as one line and exits with status 2; every other exception is a bug.
+"""
+
+
+class JaxdistillError(Exception):
+    """Base class of all user-facing errors."""
+
+
+class DataError(JaxdistillError):
+    """A dataset is missing, corrupt, fails its checksum, or cannot be downloaded."""
+
+
+class ConfigError(JaxdistillError):
+    """A configuration value is invalid, or a workdir holds a run with a different config."""
+
+
+class WorkdirError(JaxdistillError):
+    """A workdir cannot be created, written, or read."""
