@@ -1,0 +1,149 @@
+"""Run directories: config, metrics log, Orbax checkpoints, resume. The only module that imports Orbax.
+
+A workdir holds:
+    config.json       the run's config; a rerun with a different config is refused, never mixed in
+    metrics.jsonl     one JSON object per logged step
+    checkpoints/      Orbax checkpoints (written to a temporary name, then renamed: a killed run leaves none half-done)
+    ...               the run's outputs (written atomically by `records.write_json` / `write_npz`)
+Rerunning the same command on the same workdir resumes from the newest complete checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxdistill.errors import ConfigError, WorkdirError
+from jaxdistill.records import _to_jsonable, read_json, write_json
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}" if path else k)
+        return out
+    return [] if a == b else [f"{path}: workdir has {a!r}, this command has {b!r}"]
+
+
+class RunDir:
+    """A workdir for one run. `open(config)` creates it or checks it belongs to the same config."""
+
+    def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 2):
+        self.path = Path(workdir)
+        self.max_to_keep = max_to_keep
+        self._manager = None
+
+    # ---- config -----------------------------------------------------------------------------------------------
+    def open(self, config: dict[str, Any]) -> bool:
+        """Create the workdir (or check the existing one's config). Returns True when it already held this run."""
+        config = _to_jsonable(config)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WorkdirError(f"cannot create workdir {self.path}: {e.strerror}; choose another --workdir") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise WorkdirError(f"workdir {self.path} is not writable; fix its permissions or choose another --workdir")
+        cfg_path = self.path / CONFIG_FILE
+        if cfg_path.exists():
+            try:
+                existing = read_json(cfg_path)
+            except (OSError, ValueError) as e:
+                raise WorkdirError(f"{cfg_path} is unreadable ({e}); delete the workdir or choose another") from None
+            diffs = _diff(existing, config)
+            if diffs:
+                raise ConfigError(
+                    f"workdir {self.path} holds a run with a different config ({'; '.join(diffs[:3])}"
+                    f"{'; ...' if len(diffs) > 3 else ''}); use a new --workdir or rerun with the same settings")
+            return True
+        try:
+            write_json(cfg_path, config)
+        except OSError as e:
+            raise WorkdirError(f"cannot write to workdir {self.path}: {e.strerror}; choose another --workdir") from None
+        return False
+
+    # ---- metrics ------------------------------------------------------------------------------------------------
+    def log_metrics(self, step: int, metrics: dict[str, Any]) -> None:
+        """Append one line {"step": step, **metrics} to metrics.jsonl."""
+        record = {"step": int(step), **_to_jsonable(metrics)}
+        with open(self.path / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop logged lines past `after_step` (work a crash lost and a resume will redo)."""
+        path = self.path / METRICS_FILE
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= after_step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        write_json_lines(path, kept)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.path / METRICS_FILE
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+    @property
+    def manager(self):
+        if self._manager is None:
+            import orbax.checkpoint as ocp
+            options = ocp.CheckpointManagerOptions(max_to_keep=self.max_to_keep, create=True,
+                                                   enable_async_checkpointing=False)
+            self._manager = ocp.CheckpointManager((self.path / "checkpoints").absolute(), options=options)
+        return self._manager
+
+    def latest_step(self) -> int | None:
+        if not (self.path / "checkpoints").exists():
+            return None
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: Any) -> None:
+        """Checkpoint `state` (any pytree of arrays) at `step`, synchronously."""
+        import orbax.checkpoint as ocp
+        state = jax.tree.map(np.asarray, state)
+        self.manager.save(int(step), args=ocp.args.StandardSave(state), force=True)
+        self.manager.wait_until_finished()
+
+    def restore(self, template: Any, step: int | None = None) -> tuple[int, Any] | None:
+        """(step, state) of the newest checkpoint (or `step`), shaped like `template`; None when there is none."""
+        import orbax.checkpoint as ocp
+        step = self.latest_step() if step is None else step
+        if step is None:
+            return None
+        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), template)
+        try:
+            restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:  # Orbax raises many types; all mean the same thing to the user
+            raise WorkdirError(f"checkpoint {step} in {self.path / 'checkpoints'} cannot be restored ({e}); "
+                               f"delete that checkpoint folder to resume from an earlier one") from None
+        # Orbax gives back lists/dicts for NamedTuples; rebuild the template's tree structure.
+        leaves = jax.tree.leaves(restored)
+        return step, jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+
+def write_json_lines(path: Path, lines: list[str]) -> None:
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
+__all__ = ["RunDir", "write_json", "read_json"]

@@ -1,0 +1,157 @@
+"""The `jaxdistill` command: parses flags and calls `runner`; errors for people are one line and exit status 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from jaxdistill.errors import JaxdistillError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        self.exit(EXIT_USAGE, f"jaxdistill: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _existing_dir(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a readable directory")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.methods import METHODS
+
+    p = _Parser(prog="jaxdistill", description="Dataset and knowledge distillation in JAX.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def data_flags(q):
+        q.add_argument("--data-dir", type=_existing_dir, default=None,
+                       help="folder holding the dataset files (else $JAXDISTILL_DATA, else download to the cache)")
+
+    q = sub.add_parser("datasets", help="list registered datasets and whether they are present and verified")
+    data_flags(q)
+    q.add_argument("--cache-dir", default=None, help="cache folder (default $JAXDISTILL_CACHE or ~/.cache/jaxdistill)")
+
+    q = sub.add_parser("distill", help="distil a dataset into a few synthetic images per class")
+    q.add_argument("--method", required=True, choices=sorted(METHODS), metavar="NAME",
+                   help=f"one of: {', '.join(sorted(METHODS))}")
+    q.add_argument("--dataset", required=True, choices=sorted(REGISTRY), metavar="NAME",
+                   help=f"one of: {', '.join(sorted(REGISTRY))}")
+    q.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
+    seeds = q.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
+    seeds.add_argument("--seeds", type=_seed_list, default=None, help="several seeds, e.g. 0,1,2 (one vmapped run)")
+    q.add_argument("--workdir", required=True, help="run folder; rerunning on it resumes")
+    q.add_argument("--iterations", type=_nonnegative_int, default=None, help="outer iterations (method default)")
+    q.add_argument("--checkpoint-every", type=_positive_int, default=50)
+    q.add_argument("--no-progress", action="store_true")
+    data_flags(q)
+
+    q = sub.add_parser("evaluate", help="train fresh networks on a distilled set and test them")
+    q.add_argument("workdir", help="a distill run folder (holds synthetic.npz)")
+    q.add_argument("--models", type=_positive_int, default=20, help="networks per synthetic set (default 20)")
+    q.add_argument("--epochs", type=_positive_int, default=1000, help="training epochs (default 1000)")
+    q.add_argument("--augment", default=None, help="evaluation augmentation (default: the dataset's DC setting)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the evaluation networks")
+    q.add_argument("--no-progress", action="store_true")
+    data_flags(q)
+
+    q = sub.add_parser("train", help="train a network on the full training set (the full-data baseline)")
+    q.add_argument("--dataset", required=True, choices=sorted(REGISTRY), metavar="NAME")
+    q.add_argument("--workdir", required=True)
+    q.add_argument("--epochs", type=_positive_int, default=20)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--augment", default=None)
+    q.add_argument("--no-progress", action="store_true")
+    data_flags(q)
+    return p
+
+
+def _cmd_datasets(args) -> int:
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.data.sources import dataset_status
+    print(f"{'dataset':<15} {'shape':<12} {'classes':>7}  {'status':<10} location")
+    for name, spec in sorted(REGISTRY.items()):
+        status, where = dataset_status(name, args.data_dir, args.cache_dir)
+        shape = "x".join(str(d) for d in spec.image_shape)
+        print(f"{name:<15} {shape:<12} {spec.num_classes:>7}  {status:<10} {where}")
+    return 0
+
+
+def _cmd_distill(args) -> int:
+    from jaxdistill.runner import distill
+    seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
+    rec = distill(args.method, args.dataset, args.ipc, seeds, args.workdir, iterations=args.iterations,
+                  data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+    print(f"wrote {os.path.join(args.workdir, 'synthetic.npz')} ({rec['iterations']} iterations, "
+          f"{rec['wall_time_s']:.1f} s)")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from jaxdistill.runner import evaluate_workdir
+    res = evaluate_workdir(args.workdir, num_models=args.models, epochs=args.epochs, augment=args.augment,
+                           data_dir=args.data_dir, seed=args.seed, progress=not args.no_progress)
+    n = len(res["accuracies"])
+    print(f"test accuracy {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
+          f"over {n} networks ({res['num_sets']} synthetic set(s)); wrote {os.path.join(args.workdir, 'eval.json')}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from jaxdistill.runner import train_baseline
+    res = train_baseline(args.dataset, args.workdir, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir,
+                         augment=args.augment, progress=not args.no_progress)
+    print(f"test accuracy {100 * res['test_accuracy']:.2f} %; wrote {os.path.join(args.workdir, 'result.json')}")
+    return 0
+
+
+COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd_evaluate, "train": _cmd_train}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except JaxdistillError as e:
+        print(f"jaxdistill: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("jaxdistill: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

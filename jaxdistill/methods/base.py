@@ -1,0 +1,73 @@
+"""The method interface every distillation method shares, and the registry of methods.
+
+A method is built by a lowercase factory from its config and is three pure functions:
+    init(key, real) -> state                        synthetic set + optimiser state + method state
+    step(state, key, real) -> (state, metrics)      one outer iteration; jit-able, vmap-able over (state, key)
+    synthetic(state) -> SyntheticSet                what gets evaluated and saved
+The runner jit-compiles `step` once per run and vmaps it over seeds; randomness comes only from the key it is given
+(`fold_in(seed_key, iteration)`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+from jaxdistill.data.arrays import RealData
+from jaxdistill.errors import ConfigError
+from jaxdistill.synthetic import SyntheticSet
+
+State = Any
+Metrics = dict[str, jax.Array]
+
+
+class Method(NamedTuple):
+    init: Callable[[jax.Array, RealData], State]
+    step: Callable[[State, jax.Array, RealData], tuple[State, Metrics]]
+    synthetic: Callable[[State], SyntheticSet]
+
+
+class MethodEntry(NamedTuple):
+    factory: Callable[[Any], Method]
+    config_cls: type
+    description: str
+
+
+METHODS: dict[str, MethodEntry] = {}
+
+
+def register_method(name: str, config_cls: type, description: str):
+    """Decorator: register `factory(config) -> Method` under `name` with its config dataclass."""
+    def wrap(factory):
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+        METHODS[name] = MethodEntry(factory, config_cls, description)
+        return factory
+    return wrap
+
+
+def method_config(name: str, **overrides: Any):
+    """The config dataclass of method `name` with `overrides` applied (unknown fields -> ConfigError)."""
+    entry = get_entry(name)
+    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ConfigError(f"method {name!r} has no setting(s) {', '.join(sorted(unknown))}; "
+                          f"its settings are {', '.join(sorted(fields))}")
+    return entry.config_cls(**overrides)
+
+
+def make_method(name: str, config=None, **overrides: Any) -> Method:
+    """Build method `name` from a config object or from keyword overrides of its defaults."""
+    entry = get_entry(name)
+    if config is None:
+        config = method_config(name, **overrides)
+    return entry.factory(config)
+
+
+def get_entry(name: str) -> MethodEntry:
+    try:
+        return METHODS[name.lower()]
+    except KeyError:
+        raise ConfigError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}") from None

@@ -1,0 +1,75 @@
+"""Provenance for every result: library versions, device, wall time; atomic JSON/NPZ writes."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_PACKAGES = ("jaxdistill", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_info() -> dict[str, Any]:
+    import jax
+    devices = jax.devices()
+    return {"backend": jax.default_backend(), "devices": [d.device_kind for d in devices],
+            "device_count": len(devices), "host": platform.node(), "cpu_count": os.cpu_count(),
+            "platform": platform.platform()}
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("jax"):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temporary name, then rename)."""
+    data = json.dumps(_to_jsonable(obj), indent=2, sort_keys=True).encode() + b"\n"
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def write_npz(path: Path, **arrays: Any) -> None:
+    """Write an .npz atomically."""
+    _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)

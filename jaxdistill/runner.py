@@ -1,0 +1,232 @@
+"""Whole runs with workdirs: distill a synthetic set, evaluate it, train a full-data baseline.
+
+Each run writes its config, a metrics.jsonl, periodic Orbax checkpoints and its outputs into its workdir, and
+rerunning the same call resumes from the newest checkpoint. The CLI (`cli.py`) is a thin layer over these functions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxdistill.checkpoint import RunDir
+from jaxdistill.data.arrays import RealData, make_real_data, normalize
+from jaxdistill.data.augment import default_eval_augmentation
+from jaxdistill.data.sources import load_dataset
+from jaxdistill.errors import ConfigError, WorkdirError
+from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
+from jaxdistill.methods import get_entry, make_method, method_config
+from jaxdistill.models import make_model
+from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
+from jaxdistill.train import Trainer, TrainConfig
+
+SYNTHETIC_FILE = "synthetic.npz"
+EVAL_FILE = "eval.json"
+
+
+@dataclasses.dataclass
+class LoadedData:
+    spec: Any
+    train: RealData
+    test_images: np.ndarray  # normalised float32
+    test_labels: np.ndarray
+
+
+def load_real(dataset: str, data_dir: str | None = None, source: str = "files", progress: bool = True
+              ) -> LoadedData:
+    """Load a registered dataset, normalise it per its spec, and index the training split by class on device."""
+    ds = load_dataset(dataset, data_dir, source=source, progress=progress)
+    spec = ds.spec
+    train = make_real_data(ds.train_images, ds.train_labels, spec.num_classes, spec.mean, spec.std)
+    return LoadedData(spec, train, normalize(ds.test_images, spec.mean, spec.std),
+                      np.asarray(ds.test_labels, np.int32))
+
+
+def seed_keys(seeds: Sequence[int]) -> tuple[jax.Array, jax.Array]:
+    """Per seed: an init key and a base key for iterations (iteration i uses fold_in(base, i))."""
+    pairs = jnp.stack([jax.random.split(jax.random.PRNGKey(int(s))) for s in seeds])
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ConfigError("give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be distinct, got {seeds}")
+    return [int(s) for s in seeds]
+
+
+def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], workdir: str | Path, *,
+            iterations: int | None = None, data_dir: str | None = None, source: str = "files",
+            checkpoint_every: int = 50, log_every: int = 10, progress: bool = True,
+            method_overrides: dict[str, Any] | None = None, data: LoadedData | None = None,
+            on_iteration: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed (vmapped over seeds).
+
+    Writes workdir/synthetic.npz (`images`, `labels`, `seeds`; with one seed, images is (N, H, W, C), with S seeds
+    (S, N, H, W, C)) and workdir/run.json. `on_iteration(i)` is called after iteration i (tests use it to interrupt).
+    """
+    if ipc < 1:
+        raise ConfigError(f"ipc (images per class) must be >= 1, got {ipc}")
+    seeds = _parse_seeds(seeds)
+    overrides = dict(method_overrides or {})
+    overrides["ipc"] = ipc
+    if iterations is not None:
+        if iterations < 0:
+            raise ConfigError(f"iterations must be >= 0, got {iterations}")
+        overrides["iterations"] = iterations
+    cfg = method_config(method, **overrides)
+    num_iterations = cfg.iterations
+    config = {"kind": "distill", "method": method, "method_config": dataclasses.asdict(cfg),
+              "dataset": dataset.lower(), "source": source, "seeds": seeds}
+    run = RunDir(workdir)
+    run.open(config)
+    start = time.time()
+    data = data or load_real(dataset, data_dir, source, progress)
+    m = make_method(method, cfg)
+
+    init_keys, step_keys = seed_keys(seeds)
+    init = jax.jit(jax.vmap(m.init, in_axes=(0, None)))
+    step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)), donate_argnums=0)
+    fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+    state = init(init_keys, data.train)
+    first = 0
+    restored = run.restore(state)
+    if restored is not None:
+        first, state = restored
+        state = jax.tree.map(jnp.asarray, state)
+        run.truncate_metrics(first)
+    elif num_iterations == 0:
+        run.save(0, state)
+
+    bar = tqdm(total=num_iterations, initial=first, desc=f"{method} {dataset} ipc={ipc}",
+               disable=not progress or num_iterations == 0, unit="it", dynamic_ncols=True)
+    try:
+        for i in range(first, num_iterations):
+            state, metrics = step(state, fold(step_keys, i), data.train)
+            done = i + 1
+            if done % log_every == 0 or done == num_iterations:
+                host = {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}
+                run.log_metrics(done, host)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in host.items()})
+            if done % checkpoint_every == 0 or done == num_iterations:
+                run.save(done, state)
+            bar.update(1)
+            if on_iteration is not None:
+                on_iteration(done)
+    finally:
+        bar.close()
+        run.close()
+
+    syn = jax.vmap(m.synthetic)(state)
+    images, labels = np.asarray(syn.images), np.asarray(syn.labels)
+    if len(seeds) == 1:
+        images, labels = images[0], labels[0]
+    write_npz(run.path / SYNTHETIC_FILE, images=images, labels=labels, seeds=np.asarray(seeds))
+    record = {"config": config, "iterations": num_iterations, "resumed_from": first, "versions": versions(),
+              "device": device_info(), "wall_time_s": time.time() - start,
+              "method_description": get_entry(method).description}
+    write_json(run.path / "run.json", record)
+    return record
+
+
+def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[int]]:
+    """(config, images (S, N, H, W, C), labels (S, N[, C]), seeds) of a distilled workdir."""
+    workdir = Path(workdir)
+    for name in ("config.json", SYNTHETIC_FILE):
+        if not (workdir / name).exists():
+            raise WorkdirError(f"{workdir / name} not found; run `jaxdistill distill ... --workdir {workdir}` first")
+    try:
+        config = read_json(workdir / "config.json")
+        with np.load(workdir / SYNTHETIC_FILE) as z:
+            images, labels, seeds = z["images"], z["labels"], z["seeds"].tolist()
+    except (OSError, ValueError, KeyError) as e:
+        raise WorkdirError(f"{workdir / SYNTHETIC_FILE} is unreadable or incomplete ({e}); "
+                           f"rerun the distill command to rewrite it") from None
+    if len(seeds) == 1:
+        images, labels = images[None], labels[None]
+    return config, images, labels, seeds
+
+
+def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int = 1000, augment: str | None = None,
+                     data_dir: str | None = None, seed: int = 0, model: str = "convnet",
+                     progress: bool = True, data: LoadedData | None = None,
+                     train_overrides: dict[str, Any] | None = None,
+                     model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json."""
+    config, images, labels, seeds = load_synthetic(workdir)
+    data = data or load_real(config["dataset"], data_dir, config.get("source", "files"), progress)
+    augment = default_eval_augmentation(config["dataset"]) if augment is None else augment
+    train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
+    eval_cfg = EvalConfig(model=model, model_kwargs=tuple(sorted((model_kwargs or {}).items())),
+                          num_models=num_models, train=train_cfg, seed=seed)
+    total = len(seeds) * num_models * Trainer(make_model(model, data.spec.num_classes), train_cfg,
+                                              images.shape[1]).total_steps
+    per_set = []
+    with tqdm(total=total, desc=f"evaluate {Path(workdir).name}", disable=not progress, unit="step",
+              dynamic_ncols=True) as bar:
+        for s in range(len(seeds)):
+            rec = evaluate_set(images[s], labels[s], data.test_images, data.test_labels, data.spec.num_classes,
+                               eval_cfg, progress=bar.update)
+            rec["seed"] = seeds[s]
+            per_set.append(rec)
+            bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")
+    result = {**summarize(per_set), "per_set": per_set, "distill_config": config, "eval_config": eval_cfg.to_dict(),
+              "versions": versions(), "device": device_info(),
+              "wall_time_s": float(sum(r["wall_time_s"] for r in per_set))}
+    write_json(Path(workdir) / EVAL_FILE, result)
+    return result
+
+
+def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed: int = 0,
+                   data_dir: str | None = None, source: str = "files", augment: str | None = None,
+                   model: str = "convnet", batch_size: int = 256, lr: float = 0.01, progress: bool = True,
+                   data: LoadedData | None = None) -> dict[str, Any]:
+    """Train one network on the whole training set (the full-data baseline); resumable per epoch.
+
+    Writes workdir/result.json with the test accuracy; logs train loss-free progress and per-epoch test accuracy.
+    """
+    augment = default_eval_augmentation(dataset) if augment is None else augment
+    train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment)
+    config = {"kind": "train", "dataset": dataset.lower(), "source": source, "model": model, "seed": seed,
+              "train": dataclasses.asdict(train_cfg)}
+    run = RunDir(workdir)
+    run.open(config)
+    start = time.time()
+    data = data or load_real(dataset, data_dir, source, progress)
+    net = make_model(model, data.spec.num_classes)
+    trainer = Trainer(net, train_cfg, int(data.train.images.shape[0]))
+    keys = jax.random.PRNGKey(seed)[None]
+    states = None
+    init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)))(keys, data.train.images)
+    restored = run.restore(init)
+    if restored is not None:
+        _, states = restored
+        states = jax.tree.map(jnp.asarray, states)
+        run.truncate_metrics(int(states.step[0]))
+    else:
+        states = init
+
+    def on_epoch(epoch, st):
+        acc = float(test_accuracies(net, st, data.test_images, data.test_labels)[0])
+        run.log_metrics(epoch * trainer.steps_per_epoch, {"epoch": epoch, "test_accuracy": acc})
+        run.save(epoch * trainer.steps_per_epoch, st)
+        bar.set_postfix(test_acc=f"{acc:.4f}")
+
+    with tqdm(total=trainer.total_steps, initial=int(states.step[0]), desc=f"train {model} on {dataset}",
+              disable=not progress, unit="step", dynamic_ncols=True) as bar:
+        states = trainer.run(keys, data.train.images, data.train.labels, states=states, progress=bar.update,
+                             on_epoch=on_epoch)
+    run.close()
+    acc = float(test_accuracies(net, states, data.test_images, data.test_labels)[0])
+    result = {"test_accuracy": acc, "config": config, "versions": versions(), "device": device_info(),
+              "wall_time_s": time.time() - start}
+    write_json(run.path / "result.json", result)
+    return result

@@ -1,0 +1,268 @@
+"""Training networks: TrainState, the DC evaluation optimiser, and whole training runs as compiled code.
+
+A training run is a pure function of (PRNG key, images, labels): step t draws its minibatch from the epoch's
+permutation `permutation(fold_in(shuffle_key, epoch))` and its augmentation from `fold_in(key, t)`, so a run is
+reproducible bit for bit and can be resumed from any step.
+
+How the steps are driven is a per-backend choice (measured, see README "Performance"):
+- driver 'scan': the whole run is one `lax.scan`; right for GPU/TPU.
+- driver 'python': one jitted step called from Python per step (asynchronous dispatch, no host sync). On XLA:CPU a
+  rolled scan body runs several times slower than the same step jitted on its own, so this is the CPU default.
+and how K networks (seeds) are trained:
+- parallel 'vmap': one program over all K (right for GPU/TPU, where one small net leaves the chip idle);
+- parallel 'sequential': one network after another (the CPU default: a 10-image step is already compute bound there,
+  and vmapping per-network convolutions makes grouped convs that XLA:CPU runs slowly).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxdistill.data.augment import get_augment
+from jaxdistill.errors import ConfigError
+
+PyTree = Any
+
+
+class TrainState(NamedTuple):
+    """Everything a training run carries from step to step (a pytree)."""
+    params: PyTree
+    batch_stats: PyTree  # {} for models without batch norm
+    opt_state: PyTree
+    step: jax.Array  # int32 scalar
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The DC evaluation protocol by default: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, lr x0.1 at
+    half the epochs. `augment` names an augmentation of `jaxdistill.data.augment`."""
+    epochs: int = 1000
+    batch_size: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_drop_fraction: float = 0.5  # lr x0.1 after this fraction of the epochs; 1.0 = never
+    augment: str = "none"
+    driver: str = "auto"  # 'auto' | 'scan' | 'python'
+    parallel: str = "auto"  # 'auto' | 'vmap' | 'sequential'
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.driver not in ("auto", "scan", "python"):
+            raise ConfigError(f"driver must be 'auto', 'scan' or 'python', got {self.driver!r}")
+        if self.parallel not in ("auto", "vmap", "sequential"):
+            raise ConfigError(f"parallel must be 'auto', 'vmap' or 'sequential', got {self.parallel!r}")
+        get_augment(self.augment)  # fails early, naming the known augmentations
+
+
+def resolve_driver(driver: str) -> str:
+    if driver != "auto":
+        return driver
+    return "python" if jax.default_backend() == "cpu" else "scan"
+
+
+def resolve_parallel(parallel: str) -> str:
+    if parallel != "auto":
+        return parallel
+    return "sequential" if jax.default_backend() == "cpu" else "vmap"
+
+
+def sgd_optimizer(lr: float | optax.Schedule, momentum: float = 0.0, weight_decay: float = 0.0
+                  ) -> optax.GradientTransformation:
+    """PyTorch-style SGD: weight decay added to the gradient before momentum, as torch.optim.SGD does."""
+    parts = []
+    if weight_decay:
+        parts.append(optax.add_decayed_weights(weight_decay))
+    parts.append(optax.sgd(lr, momentum=momentum or None))
+    return optax.chain(*parts)
+
+
+def has_batch_stats(variables: PyTree) -> bool:
+    return "batch_stats" in variables
+
+
+def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree, images: jax.Array, train: bool,
+                dropout_key: jax.Array | None = None) -> tuple[jax.Array, PyTree]:
+    """Logits and the (possibly updated) batch statistics; handles batch norm and dropout uniformly."""
+    variables = {"params": params}
+    if batch_stats:
+        variables["batch_stats"] = batch_stats
+    rngs = {"dropout": dropout_key} if dropout_key is not None else None
+    if train and batch_stats:
+        logits, updates = model.apply(variables, images, train=True, mutable=["batch_stats"], rngs=rngs)
+        return logits, updates["batch_stats"]
+    return model.apply(variables, images, train=train, rngs=rngs), batch_stats
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Mean cross-entropy. labels: int (N,) hard labels, or float (N, C) probabilities (soft labels)."""
+    if labels.ndim == logits.ndim:
+        per_example = optax.softmax_cross_entropy(logits, labels)
+    else:
+        per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    if mask is None:
+        return per_example.mean()
+    return jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def epoch_batch_indices(shuffle_key: jax.Array, step: jax.Array, num_examples: int, batch_size: int
+                        ) -> tuple[jax.Array, jax.Array]:
+    """Indices and 0/1 mask of minibatch `step` of a shuffled pass over `num_examples` (last batch padded).
+
+    Matches a shuffled DataLoader without drop_last: every example once per epoch, the last batch smaller. Padding
+    rows repeat real examples (so batch-norm statistics see real data) and carry mask 0 (no loss).
+    """
+    steps_per_epoch = -(-num_examples // batch_size)
+    epoch, batch = step // steps_per_epoch, step % steps_per_epoch
+    perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
+    pos = batch * batch_size + jnp.arange(batch_size)
+    mask = (pos < num_examples).astype(jnp.float32)
+    return perm[pos % num_examples], mask
+
+
+class Trainer:
+    """Trains `model` on arrays (images (N,H,W,C) float, labels (N,) int or (N,C) soft) under `config`.
+
+    Build one per (model, config, number of examples) and reuse it: its compiled functions are cached on it.
+    `batch_size` larger than the data means full-batch steps of exactly the data (the synthetic-set case).
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig, num_examples: int):
+        self.model = model
+        self.config = config
+        self.num_examples = num_examples
+        self.batch_size = min(config.batch_size, num_examples)
+        self.steps_per_epoch = -(-num_examples // self.batch_size)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        drop_epoch = math.floor(config.epochs * config.lr_drop_fraction)
+        if 0 < drop_epoch < config.epochs:
+            schedule = optax.piecewise_constant_schedule(
+                config.lr, {drop_epoch * self.steps_per_epoch: 0.1})
+        else:
+            schedule = config.lr
+        self.tx = sgd_optimizer(schedule, config.momentum, config.weight_decay)
+        self.augment = get_augment(config.augment)
+        self.driver = resolve_driver(config.driver)
+        self.parallel = resolve_parallel(config.parallel)
+        self._jit_cache: dict[str, Callable] = {}
+
+    # ---- pure functions -------------------------------------------------------------------------------------
+    def init_state(self, key: jax.Array, sample_images: jax.Array) -> TrainState:
+        variables = self.model.init({"params": key, "dropout": key}, sample_images[:1], train=False)
+        params = variables["params"]
+        batch_stats = variables.get("batch_stats", {})
+        return TrainState(params, batch_stats, self.tx.init(params), jnp.zeros((), jnp.int32))
+
+    def train_step(self, state: TrainState, key: jax.Array, images: jax.Array, labels: jax.Array
+                   ) -> tuple[TrainState, jax.Array]:
+        """One SGD step of the run keyed by `key` (the run's key; the step's randomness is fold_in(key, step))."""
+        shuffle_key, step_key = jax.random.split(key)
+        idx, mask = epoch_batch_indices(shuffle_key, state.step, self.num_examples, self.batch_size)
+        aug_key, dropout_key = jax.random.split(jax.random.fold_in(step_key, state.step))
+        batch = self.augment(aug_key, images[idx])
+        batch_labels = labels[idx]
+
+        def loss_fn(params):
+            logits, new_stats = apply_model(self.model, params, state.batch_stats, batch, True, dropout_key)
+            return cross_entropy(logits, batch_labels, mask), new_stats
+
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, new_stats, opt_state, state.step + 1), loss
+
+    def train_steps(self, state: TrainState, key: jax.Array, images: jax.Array, labels: jax.Array,
+                    num_steps: int, unroll: int | bool = 1) -> tuple[TrainState, jax.Array]:
+        """`num_steps` steps as one lax.scan; returns the final state and the per-step losses."""
+        def body(carry, _):
+            return self.train_step(carry, key, images, labels)
+        return jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
+
+    # ---- compiled drivers -----------------------------------------------------------------------------------
+    def _compiled(self, name: str, build: Callable[[], Callable]) -> Callable:
+        if name not in self._jit_cache:
+            self._jit_cache[name] = build()
+        return self._jit_cache[name]
+
+    def run(self, keys: jax.Array, images: jax.Array, labels: jax.Array, *, states: TrainState | None = None,
+            progress: Callable[[int], None] | None = None,
+            on_epoch: Callable[[int, TrainState], None] | None = None) -> TrainState:
+        """Train len(keys) networks, one per key; returns their states stacked on a leading axis.
+
+        `states` resumes runs from their `step` (as saved by `on_epoch`, which is called with (epoch, states) after
+        every completed epoch; with parallel='sequential' it sees one network at a time). `progress(n)` is told of
+        every n steps done, summed over networks.
+        """
+        images = jnp.asarray(images)
+        labels = jnp.asarray(labels)
+        if images.shape[0] != self.num_examples:
+            raise ConfigError(f"Trainer was built for {self.num_examples} examples, got {images.shape[0]}")
+        if labels.shape[0] != self.num_examples:
+            raise ConfigError(f"got {images.shape[0]} images but {labels.shape[0]} labels")
+        if self.parallel == "vmap" or keys.shape[0] == 1:
+            return self._run_batched(keys, images, labels, states, progress, on_epoch)
+        done = []
+        for i in range(keys.shape[0]):
+            one = None if states is None else jax.tree.map(lambda a: a[i:i + 1], states)
+            done.append(self._run_batched(keys[i:i + 1], images, labels, one, progress, on_epoch))
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *done)
+
+    def _run_batched(self, keys, images, labels, states, progress, on_epoch):
+        if states is None:
+            init = self._compiled("init", lambda: jax.jit(jax.vmap(self.init_state, in_axes=(0, None))))
+            states = init(keys, images)
+        step = int(states.step[0])
+        # The scan driver runs whole epochs per call, at least ~100 steps, so that dispatch never dominates.
+        chunk = self.steps_per_epoch * max(1, -(-100 // self.steps_per_epoch)) if self.driver == "scan" else 1
+        while step < self.total_steps:
+            n = min(chunk, self.total_steps - step)
+            states = self._steps_fn(n)(states, keys, images, labels)
+            step += n
+            if progress:
+                progress(n * keys.shape[0])
+            if on_epoch and step % self.steps_per_epoch == 0:
+                on_epoch(step // self.steps_per_epoch, states)
+        return states
+
+    def _steps_fn(self, n: int) -> Callable:
+        """Compiled (states, keys, images, labels) -> states doing n steps for each vmapped network."""
+        if self.driver == "python":
+            return self._compiled("step", lambda: jax.jit(jax.vmap(
+                lambda s, k, x, y: self.train_step(s, k, x, y)[0], in_axes=(0, 0, None, None)),
+                donate_argnums=0))
+        return self._compiled(f"scan{n}", lambda: jax.jit(jax.vmap(
+            lambda s, k, x, y: self.train_steps(s, k, x, y, n)[0], in_axes=(0, 0, None, None)),
+            donate_argnums=0))
+
+
+def predict_logits(model: nn.Module, params: PyTree, batch_stats: PyTree, images: jax.Array,
+                   batch_size: int = 1000) -> jax.Array:
+    """Inference logits of one network over `images` in chunks (batch norm uses running statistics)."""
+    fn = _predict_fn(model)
+    chunks = [fn(params, batch_stats, images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)]
+    return jnp.concatenate(chunks)
+
+
+_PREDICT_CACHE: dict[int, Callable] = {}
+
+
+def _predict_fn(model: nn.Module) -> Callable:
+    key = hash(model)
+    if key not in _PREDICT_CACHE:
+        _PREDICT_CACHE[key] = jax.jit(lambda p, s, x: apply_model(model, p, s, x, train=False)[0])
+    return _PREDICT_CACHE[key]
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> float:
+    return float(jnp.mean(jnp.argmax(logits, -1) == labels))

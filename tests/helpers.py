@@ -1,0 +1,78 @@
+"""Tiny, fast data and models shared by the tests (8x8 images, narrow nets)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdistill.data.arrays import make_real_data
+
+
+def tiny_images(num_per_class: int = 6, num_classes: int = 2, size: int = 8, channels: int = 1, seed: int = 0):
+    """Separable classes: class c has a bright band at rows [c*2, c*2+2); plus noise. float32 NHWC, labels int32."""
+    rng = np.random.default_rng(seed)
+    n = num_per_class * num_classes
+    labels = np.repeat(np.arange(num_classes), num_per_class).astype(np.int32)
+    images = rng.normal(0, 0.3, (n, size, size, channels)).astype(np.float32)
+    for i, c in enumerate(labels):
+        images[i, 2 * c:2 * c + 2] += 2.0
+    perm = rng.permutation(n)
+    return images[perm], labels[perm]
+
+
+def tiny_real(num_per_class: int = 6, num_classes: int = 2, **kw):
+    images, labels = tiny_images(num_per_class, num_classes, **kw)
+    return make_real_data(images, labels, num_classes)
+
+
+SMALL_CONVNET = (("width", 8), ("depth", 2))
+
+
+# ---- a toy method whose state evolves with randomness, for runner/resume tests ------------------------------------
+import dataclasses
+from typing import NamedTuple
+
+from jaxdistill.methods.base import METHODS, Method, register_method
+from jaxdistill.synthetic import SyntheticSet, init_synthetic
+
+
+@dataclasses.dataclass(frozen=True)
+class WalkConfig:
+    ipc: int = 1
+    iterations: int = 6
+    step_size: float = 0.1
+
+
+class WalkState(NamedTuple):
+    synthetic: SyntheticSet
+    momentum: jax.Array
+
+
+def random_walk(config: WalkConfig) -> Method:
+    """Each step moves the images by noise from the step's key (plus momentum): any lost or repeated step, or a
+    wrongly keyed step, changes the final images."""
+    def init(key, real):
+        syn = init_synthetic(key, real, config.ipc, "noise")
+        return WalkState(syn, jnp.zeros_like(syn.images))
+
+    def step(state, key, real):
+        mom = 0.5 * state.momentum + config.step_size * jax.random.normal(key, state.momentum.shape)
+        syn = state.synthetic._replace(images=state.synthetic.images + mom)
+        return WalkState(syn, mom), {"norm": jnp.linalg.norm(mom)}
+
+    return Method(init, step, lambda s: s.synthetic)
+
+
+if "test_walk" not in METHODS:
+    register_method("test_walk", WalkConfig, "test-only random walk")(random_walk)
+
+
+def tiny_loaded(num_per_class: int = 6, num_classes: int = 2, size: int = 8):
+    """A LoadedData (train indexed by class + a test split) built from tiny_images, for runner tests."""
+    from jaxdistill.data.registry import DatasetSpec, FileSpec
+    from jaxdistill.runner import LoadedData
+    spec = DatasetSpec(name="tiny", image_shape=(size, size, 1), num_classes=num_classes,
+                       class_names=tuple(str(c) for c in range(num_classes)), mean=(0.0,), std=(1.0,),
+                       files=(FileSpec("in-memory", (), "0" * 64),),
+                       format="idx", train_size=num_per_class * num_classes, test_size=num_classes * 4)
+    train_x, train_y = tiny_images(num_per_class, num_classes, size)
+    test_x, test_y = tiny_images(4, num_classes, size, seed=1)
+    return LoadedData(spec, make_real_data(train_x, train_y, num_classes), test_x, test_y)

@@ -1,0 +1,93 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdistill.errors import ConfigError
+from jaxdistill.models import ConvNet, MLP, make_model
+from jaxdistill.models.layers import conv_matmul, conv_xla
+
+
+def n_params(variables):
+    return sum(x.size for x in jax.tree.leaves(variables["params"]))
+
+
+@pytest.mark.parametrize("shape,expected", [((1, 28, 28, 1), 317_706), ((1, 32, 32, 3), 320_010)])
+def test_param_count_equals_reference_pytorch_convnet(shape, expected):
+    # Reference (DC's ConvNet, width 128, depth 3, instancenorm): conv1 Cin*9*128+128, GroupNorm affine 2*128 per
+    # block, two 128->128 convs, and a 2048 -> 10 linear layer; MNIST's first conv pads 3 so the flatten is 4x4x128.
+    variables = jax.eval_shape(lambda: ConvNet(10).init(jax.random.PRNGKey(0), jnp.zeros(shape)))
+    assert n_params(variables) == expected
+
+
+def test_feature_map_sizes_mnist_pads_to_32():
+    net = ConvNet(10, width=4, depth=3)
+    variables = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+    dense_kernel = variables["params"]["Dense_0"]["Dense_0"]["kernel"]
+    assert dense_kernel.shape == (4 * 4 * 4, 10)  # 28 + 2*3 - 2 = 32 -> 16 -> 8 -> 4
+
+
+@pytest.mark.parametrize("cin", [1, 5, 16])
+def test_matmul_conv_equals_xla_conv_values_and_second_order_grads(cin):
+    kx, kw, kv = jax.random.split(jax.random.PRNGKey(cin), 3)
+    x = jax.random.normal(kx, (2, 6, 6, cin))
+    w = jax.random.normal(kw, (3, 3, cin, 4)) / np.sqrt(9 * cin)  # O(1) outputs, as in a real net
+    pad = 3 if cin == 1 else 1
+    np.testing.assert_allclose(conv_matmul(x, w, pad), conv_xla(x, w, pad), rtol=1e-5, atol=1e-4)
+
+    # Gradient matching differentiates a function of a weight gradient with respect to the input images.
+    def matching_loss(conv, x):
+        g = jax.grad(lambda w: jnp.sum(jnp.tanh(conv(x, w, pad)) ** 2))(w)
+        return jnp.sum(g * jax.random.normal(kv, g.shape))
+
+    g_mm = jax.grad(lambda x: matching_loss(conv_matmul, x))(x)
+    g_xla = jax.grad(lambda x: matching_loss(conv_xla, x))(x)
+    np.testing.assert_allclose(g_mm, g_xla, rtol=1e-4, atol=1e-5 * float(jnp.abs(g_xla).max()))
+
+
+@pytest.mark.parametrize("norm", ["instancenorm", "batchnorm", "layernorm", "none"])
+@pytest.mark.parametrize("pooling", ["avgpooling", "maxpooling"])
+def test_norms_and_poolings_build_and_give_finite_logits(norm, pooling):
+    net = ConvNet(3, width=4, depth=2, norm=norm, pooling=pooling)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+    variables = net.init(jax.random.PRNGKey(1), x, train=False)
+    assert ("batch_stats" in variables) == (norm == "batchnorm")
+    logits = net.apply(variables, x, train=False)
+    assert logits.shape == (2, 3) and bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_instancenorm_normalises_each_channel_of_each_image():
+    # With identity affine params, instance norm output has zero mean, unit variance per (image, channel).
+    import flax.linen as nn
+    norm = nn.GroupNorm(num_groups=4, epsilon=1e-5)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 5, 4)) * 3 + 1
+    y = norm.apply(norm.init(jax.random.PRNGKey(0), x), x)
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(1, 2)), 1, atol=1e-3)
+
+
+def test_torch_default_init_bounds():
+    variables = ConvNet(10, width=8, depth=1).init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
+    k = variables["params"]["Conv_0"]["kernel"]
+    bound = 1 / np.sqrt(3 * 9)
+    assert float(jnp.abs(k).max()) <= bound and float(jnp.abs(k).max()) > 0.8 * bound
+
+
+def test_unknown_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="norm"):
+        ConvNet(10, norm="groupnorm").init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+    with pytest.raises(ConfigError, match="unknown model"):
+        make_model("resnet1000", 10)
+
+
+def test_mlp_dropout_only_in_training():
+    net = MLP(10, widths=(16, 16), dropout=0.5)
+    x = jnp.ones((4, 6, 6, 1))
+    variables = net.init(jax.random.PRNGKey(0), x, train=False)
+    eval_a = net.apply(variables, x, train=False)
+    eval_b = net.apply(variables, x, train=False)
+    np.testing.assert_array_equal(eval_a, eval_b)
+    tr_a = net.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
+    tr_b = net.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
+    assert not np.allclose(tr_a, tr_b)
+    assert sum(p.size for p in jax.tree.leaves(variables)) == 36 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10

@@ -1,0 +1,126 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdistill.errors import ConfigError
+from jaxdistill.models import ConvNet
+from jaxdistill.train import Trainer, TrainConfig, cross_entropy, epoch_batch_indices, predict_logits
+from tests.helpers import tiny_images
+
+IMAGES, LABELS = tiny_images(num_per_class=5, num_classes=2)
+NET = ConvNet(2, width=8, depth=2)
+
+
+def make(epochs=6, batch_size=4, **kw):
+    return Trainer(NET, TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.05, **kw), IMAGES.shape[0])
+
+
+@pytest.fixture(scope="module")
+def python_run():
+    trainer = make(driver="python", parallel="vmap")
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    return trainer, keys, trainer.run(keys, IMAGES, LABELS)
+
+
+def close(a, b, **kw):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw)
+
+
+def test_every_example_once_per_epoch_last_batch_masked():
+    key = jax.random.PRNGKey(3)
+    seen = []
+    for step in range(3):  # 10 examples, batch 4 -> 3 steps per epoch, the last with 2 real rows
+        idx, mask = epoch_batch_indices(key, jnp.int32(step), 10, 4)
+        seen += [int(i) for i, m in zip(idx, mask) if m]
+    assert sorted(seen) == list(range(10))
+    _, mask = epoch_batch_indices(key, jnp.int32(2), 10, 4)
+    assert mask.tolist() == [1, 1, 0, 0]
+    idx_next, _ = epoch_batch_indices(key, jnp.int32(3), 10, 4)  # a new epoch draws a new permutation
+    idx_first, _ = epoch_batch_indices(key, jnp.int32(0), 10, 4)
+    assert not np.array_equal(idx_next, idx_first)
+
+
+def test_training_fits_separable_data(python_run):
+    trainer, keys, states = python_run
+    assert states.step.tolist() == [trainer.total_steps] * 2 == [18, 18]
+    for i in range(2):
+        one = jax.tree.map(lambda a: a[i], states)
+        logits = predict_logits(NET, one.params, one.batch_stats, jnp.asarray(IMAGES))
+        assert float(jnp.mean(jnp.argmax(logits, -1) == LABELS)) == 1.0
+
+
+def test_seeds_give_different_networks(python_run):
+    _, _, states = python_run
+    k = states.params["Conv_0"]["kernel"]
+    assert not np.allclose(k[0], k[1])
+
+
+def test_scan_driver_equals_python_driver(python_run):
+    _, keys, states = python_run
+    scanned = make(driver="scan", parallel="vmap").run(keys, IMAGES, LABELS)
+    close(scanned.params, states.params, rtol=2e-4, atol=2e-5)
+
+
+def test_sequential_equals_vmap(python_run):
+    _, keys, states = python_run
+    seq = make(driver="python", parallel="sequential").run(keys, IMAGES, LABELS)
+    close(seq.params, states.params, rtol=2e-4, atol=2e-5)
+
+
+def test_resume_from_saved_epoch_gives_the_same_run(python_run):
+    trainer, keys, states = python_run
+    saved = {}
+
+    class Stop(Exception):
+        pass
+
+    def on_epoch(epoch, st):
+        if epoch == 2:
+            saved["states"] = jax.tree.map(np.array, st)
+            raise Stop
+
+    with pytest.raises(Stop):
+        trainer.run(keys, IMAGES, LABELS, on_epoch=on_epoch)
+    resumed = trainer.run(keys, IMAGES, LABELS, states=jax.tree.map(jnp.asarray, saved["states"]))
+    close(resumed.params, states.params, rtol=0, atol=0)
+
+
+def test_soft_one_hot_labels_equal_hard_labels():
+    logits = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
+    labels = jnp.array([0, 2, 1, 1, 0])
+    np.testing.assert_allclose(cross_entropy(logits, jax.nn.one_hot(labels, 3)), cross_entropy(logits, labels),
+                               rtol=1e-6)
+    mask = jnp.array([1, 1, 0, 0, 0.0])
+    np.testing.assert_allclose(cross_entropy(logits, labels, mask), cross_entropy(logits[:2], labels[:2]), rtol=1e-6)
+
+
+def test_lr_drops_tenfold_at_half_the_epochs():
+    # 2 steps per epoch, so the drop comes after epoch 2 = step 4; read the lr off the updates of a unit gradient.
+    trainer = make(epochs=4, batch_size=5)
+    params = {"w": jnp.zeros(())}
+    state = trainer.tx.init(params)
+    steps = []
+    for t in range(6):
+        upd, state = trainer.tx.update({"w": jnp.ones(())}, state, params)
+        steps.append(float(upd["w"]))
+    # momentum 0.9 accumulates: first update is -lr, and the step after the drop is smaller than a no-drop run.
+    assert steps[0] == pytest.approx(-0.05)
+    no_drop = Trainer(NET, TrainConfig(epochs=4, batch_size=5, lr=0.05, lr_drop_fraction=1.0), 10).tx
+    s2 = no_drop.init(params)
+    ref = []
+    for t in range(6):
+        upd, s2 = no_drop.update({"w": jnp.ones(())}, s2, params)
+        ref.append(float(upd["w"]))
+    assert steps[:4] == pytest.approx(ref[:4])
+    assert abs(steps[4]) < abs(ref[4]) / 5
+
+
+def test_bad_config_values_raise_config_errors():
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="driver"):
+        TrainConfig(driver="fast")
+    with pytest.raises(ConfigError):
+        TrainConfig(augment="no-such-augmentation")
