@@ -42,6 +42,25 @@ class RunDir:
         self._manager = None
 
     # ---- config -----------------------------------------------------------------------------------------------
+    def check_config(self, config: dict[str, Any]) -> bool:
+        """Raise ConfigError when the workdir holds a run with another config; True when it holds this one."""
+        config = _to_jsonable(config)
+        if self.path.exists() and not self.path.is_dir():
+            raise WorkdirError(f"workdir {self.path} is a file, not a folder; choose another --workdir")
+        cfg_path = self.path / CONFIG_FILE
+        if not cfg_path.exists():
+            return False
+        try:
+            existing = read_json(cfg_path)
+        except (OSError, ValueError) as e:
+            raise WorkdirError(f"{cfg_path} is unreadable ({e}); delete the workdir or choose another") from None
+        diffs = _diff(existing, config)
+        if diffs:
+            raise ConfigError(
+                f"workdir {self.path} holds a run with a different config ({'; '.join(diffs[:3])}"
+                f"{'; ...' if len(diffs) > 3 else ''}); use a new --workdir or rerun with the same settings")
+        return True
+
     def open(self, config: dict[str, Any]) -> bool:
         """Create the workdir (or check the existing one's config). Returns True when it already held this run."""
         config = _to_jsonable(config)
@@ -51,20 +70,10 @@ class RunDir:
             raise WorkdirError(f"cannot create workdir {self.path}: {e.strerror}; choose another --workdir") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise WorkdirError(f"workdir {self.path} is not writable; fix its permissions or choose another --workdir")
-        cfg_path = self.path / CONFIG_FILE
-        if cfg_path.exists():
-            try:
-                existing = read_json(cfg_path)
-            except (OSError, ValueError) as e:
-                raise WorkdirError(f"{cfg_path} is unreadable ({e}); delete the workdir or choose another") from None
-            diffs = _diff(existing, config)
-            if diffs:
-                raise ConfigError(
-                    f"workdir {self.path} holds a run with a different config ({'; '.join(diffs[:3])}"
-                    f"{'; ...' if len(diffs) > 3 else ''}); use a new --workdir or rerun with the same settings")
+        if self.check_config(config):
             return True
         try:
-            write_json(cfg_path, config)
+            write_json(self.path / CONFIG_FILE, config)
         except OSError as e:
             raise WorkdirError(f"cannot write to workdir {self.path}: {e.strerror}; choose another --workdir") from None
         return False

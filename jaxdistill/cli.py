@@ -44,7 +44,7 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _existing_dir(text: str) -> str:
-    if not os.path.isdir(text):
+    if not os.path.isdir(text) or not os.access(text, os.R_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r} is not a readable directory")
     return text
 
@@ -142,7 +142,10 @@ COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
+        return int(e.code or 0)
     try:
         return COMMANDS[args.command](args)
     except JaxdistillError as e:

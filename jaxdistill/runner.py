@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxdistill.checkpoint import RunDir
-from jaxdistill.data.arrays import RealData, make_real_data, normalize
+from jaxdistill.data.arrays import RealData, make_real_data, normalize, sample_per_class
 from jaxdistill.data.augment import default_eval_augmentation
 from jaxdistill.data.sources import load_dataset
 from jaxdistill.errors import ConfigError, WorkdirError
@@ -87,9 +88,10 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     config = {"kind": "distill", "method": method, "method_config": dataclasses.asdict(cfg),
               "dataset": dataset.lower(), "source": source, "seeds": seeds}
     run = RunDir(workdir)
-    run.open(config)
+    run.check_config(config)  # refuse a different run before the (slow) data load
     start = time.time()
     data = data or load_real(dataset, data_dir, source, progress)
+    run.open(config)  # only now: a failed load leaves no workdir behind
     m = make_method(method, cfg)
 
     init_keys, step_keys = seed_keys(seeds)
@@ -145,9 +147,13 @@ def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.
             raise WorkdirError(f"{workdir / name} not found; run `jaxdistill distill ... --workdir {workdir}` first")
     try:
         config = read_json(workdir / "config.json")
+    except (OSError, ValueError) as e:
+        raise WorkdirError(f"{workdir / 'config.json'} is unreadable ({e}); "
+                           f"rerun the distill command in a new workdir") from None
+    try:
         with np.load(workdir / SYNTHETIC_FILE) as z:
             images, labels, seeds = z["images"], z["labels"], z["seeds"].tolist()
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise WorkdirError(f"{workdir / SYNTHETIC_FILE} is unreadable or incomplete ({e}); "
                            f"rerun the distill command to rewrite it") from None
     if len(seeds) == 1:
@@ -188,24 +194,30 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
 def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed: int = 0,
                    data_dir: str | None = None, source: str = "files", augment: str | None = None,
                    model: str = "convnet", batch_size: int = 256, lr: float = 0.01, progress: bool = True,
-                   data: LoadedData | None = None) -> dict[str, Any]:
+                   data: LoadedData | None = None, subset_per_class: int | None = None) -> dict[str, Any]:
     """Train one network on the whole training set (the full-data baseline); resumable per epoch.
 
-    Writes workdir/result.json with the test accuracy; logs train loss-free progress and per-epoch test accuracy.
+    `subset_per_class` trains on that many random images per class instead (smoke runs). Writes
+    workdir/result.json with the test accuracy, and logs the test accuracy after every epoch to metrics.jsonl.
     """
     augment = default_eval_augmentation(dataset) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment)
     config = {"kind": "train", "dataset": dataset.lower(), "source": source, "model": model, "seed": seed,
-              "train": dataclasses.asdict(train_cfg)}
+              "train": dataclasses.asdict(train_cfg), "subset_per_class": subset_per_class}
     run = RunDir(workdir)
-    run.open(config)
+    run.check_config(config)
     start = time.time()
     data = data or load_real(dataset, data_dir, source, progress)
+    run.open(config)
+    train = data.train
+    if subset_per_class is not None:
+        images, labels = sample_per_class(jax.random.PRNGKey(seed), train, subset_per_class)
+        train = make_real_data(np.asarray(images), np.asarray(labels), train.num_classes)
     net = make_model(model, data.spec.num_classes)
-    trainer = Trainer(net, train_cfg, int(data.train.images.shape[0]))
+    trainer = Trainer(net, train_cfg, int(train.images.shape[0]))
     keys = jax.random.PRNGKey(seed)[None]
     states = None
-    init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)))(keys, data.train.images)
+    init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)))(keys, train.images)
     restored = run.restore(init)
     if restored is not None:
         _, states = restored
@@ -222,7 +234,7 @@ def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed:
 
     with tqdm(total=trainer.total_steps, initial=int(states.step[0]), desc=f"train {model} on {dataset}",
               disable=not progress, unit="step", dynamic_ncols=True) as bar:
-        states = trainer.run(keys, data.train.images, data.train.labels, states=states, progress=bar.update,
+        states = trainer.run(keys, train.images, train.labels, states=states, progress=bar.update,
                              on_epoch=on_epoch)
     run.close()
     acc = float(test_accuracies(net, states, data.test_images, data.test_labels)[0])

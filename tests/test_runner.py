@@ -100,3 +100,17 @@ def test_evaluate_writes_per_network_accuracies(tmp_path):
     assert res["accuracy_std"] == pytest.approx(np.std(res["accuracies"]))
     assert res["accuracy_mean"] > 0.9  # separable toy classes, real images: fresh nets must learn them
     assert (tmp_path / "eval.json").exists()
+
+
+def test_train_baseline_logs_each_epoch_and_resumes(tmp_path):
+    from jaxdistill.checkpoint import RunDir
+    from jaxdistill.runner import train_baseline
+    kw = dict(epochs=3, augment="none", data=DATA, progress=False, batch_size=4)
+    first = train_baseline("tiny", tmp_path, **kw)
+    metrics = RunDir(tmp_path).read_metrics()
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert first["test_accuracy"] == pytest.approx(metrics[-1]["test_accuracy"])
+    # Rerunning the finished run restores the last checkpoint and trains nothing more: same network, same accuracy.
+    again = train_baseline("tiny", tmp_path, **kw)
+    assert again["test_accuracy"] == first["test_accuracy"]
+    assert [m["epoch"] for m in RunDir(tmp_path).read_metrics()] == [1, 2, 3]

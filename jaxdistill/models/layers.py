@@ -27,9 +27,15 @@ def torch_bias_init(fan_in: int) -> Callable:
     return init
 
 
-def default_conv_impl() -> str:
-    """'matmul' on CPU, where XLA's conv weight gradient is slow; 'xla' (cuDNN and friends) elsewhere."""
-    return "matmul" if jax.default_backend() == "cpu" else "xla"
+# Measured on a 2-core XLA:CPU (scripts/bench_eval.py, README "Performance"): for a 10-image batch XLA's conv is
+# faster (38 vs 54 ms per ConvNet training step); from a few dozen images on, its slow weight gradient dominates and
+# the matmul form wins (575 vs 754 ms at 100 images).
+MATMUL_MIN_BATCH = 32
+
+
+def default_conv_impl(batch_size: int) -> str:
+    """'matmul' on CPU for batches of MATMUL_MIN_BATCH or more; XLA's own conv otherwise and on GPU/TPU (cuDNN)."""
+    return "matmul" if jax.default_backend() == "cpu" and batch_size >= MATMUL_MIN_BATCH else "xla"
 
 
 def conv_matmul(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
@@ -81,7 +87,7 @@ class Conv(nn.Module):
         kernel = self.param("kernel", torch_kernel_init,
                             (self.kernel_size, self.kernel_size, cin, self.features))
         bias = self.param("bias", torch_bias_init(fan_in), (self.features,))
-        impl = default_conv_impl() if self.impl == "auto" else self.impl
+        impl = default_conv_impl(x.shape[0]) if self.impl == "auto" else self.impl
         return CONV_IMPLS[impl](x, kernel, self.padding) + bias
 
 

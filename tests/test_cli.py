@@ -1,0 +1,265 @@
+"""The `jaxdistill` command: a bad input is one line on stderr naming the problem, exit status 2, no traceback;
+a good run distils and evaluates end to end.
+
+Most tests call `jaxdistill.cli.main(argv)` in this process; one runs `python -m jaxdistill` as a user would.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxdistill.cli import main
+from jaxdistill.data.registry import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "cli_tiny"  # 4x4x1, 3 classes, 12 train / 6 test images (conftest.write_tiny_idx)
+
+
+def cli(capsys, *argv):
+    """(exit status, stdout, stderr) of `jaxdistill *argv`, run in this process."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(result, *words) -> str:
+    """Exit status 2 and exactly one stderr line, 'jaxdistill: error: ...', holding each of `words`."""
+    code, _, err = result
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{err}"
+    line = lines[0]
+    assert line.startswith("jaxdistill: error: "), line
+    for word in words:
+        assert str(word) in line, f"{word!r} not in {line!r}"
+    assert code == 2, (code, line)
+    return line
+
+
+def distill_argv(workdir, data_dir, **flags):
+    """A `distill` command line for the tiny dataset; a flag given as None is left out."""
+    values = {"method": "random", "dataset": TINY, "ipc": 2, "seed": 0, "workdir": workdir, "data-dir": data_dir}
+    values.update(flags)
+    argv = ["distill"]
+    for name, value in values.items():
+        if value is not None:
+            argv += [f"--{name}", str(value)]
+    return argv + ["--no-progress"]
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path, clean_env, tiny_idx):
+    """Register the tiny dataset (for this test only; before `main`, which reads the choices from REGISTRY) and
+    return the folder holding its files."""
+    data = tmp_path / "data"
+    spec = tiny_idx(data, name=TINY)
+    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    return data
+
+
+# ---- success -------------------------------------------------------------------------------------------------------
+
+
+def test_distill_then_evaluate_end_to_end(tiny, tmp_path, capsys):
+    work = tmp_path / "run"
+    code, out, err = cli(capsys, *distill_argv(work, tiny))
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert str(work / "synthetic.npz") in out
+    with np.load(work / "synthetic.npz") as z:
+        images, labels, seeds = z["images"], z["labels"], z["seeds"]
+    assert images.shape == (6, 4, 4, 1) and images.dtype == np.float32
+    assert labels.shape == (6,) and np.bincount(labels, minlength=3).tolist() == [2, 2, 2]
+    assert seeds.tolist() == [0]
+
+    code, out, err = cli(capsys, "evaluate", work, "--models", 2, "--epochs", 2, "--augment", "none",
+                         "--no-progress", "--data-dir", tiny)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "test accuracy" in out and str(work / "eval.json") in out
+    result = json.loads((work / "eval.json").read_text())
+    accs = result["accuracies"]
+    assert len(accs) == 2 and all(0.0 <= a <= 1.0 for a in accs)
+    assert result["accuracy_mean"] == pytest.approx(np.mean(accs))
+    assert result["accuracy_std"] == pytest.approx(np.std(accs))
+    assert result["eval_config"]["num_models"] == 2 and result["eval_config"]["train"]["epochs"] == 2
+
+    # The finished workdir refuses a command with other settings and keeps its result.
+    before = (work / "synthetic.npz").read_bytes()
+    assert_user_error(cli(capsys, *distill_argv(work, tiny, ipc=1)), "different config", "ipc", work)
+    assert (work / "synthetic.npz").read_bytes() == before
+
+
+# ---- bad flags: refused by the parser, before anything is created --------------------------------------------------
+
+
+@pytest.mark.parametrize("flags, words", [
+    ({"method": "nope"}, ["--method", "'nope'"]),
+    ({"dataset": "nope"}, ["--dataset", "'nope'"]),
+    ({"ipc": 0}, ["--ipc", ">= 1", "got 0"]),
+    ({"ipc": -3}, ["--ipc", ">= 1", "got -3"]),
+    ({"ipc": "two"}, ["--ipc", "'two'"]),
+    ({"ipc": None}, ["--ipc"]),
+    ({"seed": None, "seeds": "0,x"}, ["--seeds", "'0,x'"]),
+    ({"seed": None, "seeds": "1,1"}, ["distinct"]),
+], ids=["unknown-method", "unknown-dataset", "ipc-0", "ipc-negative", "ipc-not-int", "ipc-missing",
+        "seeds-not-int", "seeds-repeated"])
+def test_bad_distill_flags(tiny, tmp_path, capsys, flags, words):
+    work = tmp_path / "run"
+    assert_user_error(cli(capsys, *distill_argv(work, tiny, **flags)), *words)
+    assert not work.exists()
+
+
+def _data_dir_argv(command, data_dir, tmp_path):
+    if command == "distill":
+        return distill_argv(tmp_path / "run", data_dir)
+    if command == "evaluate":
+        return ["evaluate", tmp_path, "--data-dir", data_dir, "--no-progress"]
+    return ["datasets", "--data-dir", data_dir, "--cache-dir", tmp_path / "cache"]
+
+
+@pytest.mark.parametrize("command", ["distill", "evaluate", "datasets"])
+@pytest.mark.parametrize("kind", ["nonexistent", "regular-file"])
+def test_data_dir_that_is_not_a_folder(tiny, tmp_path, capsys, command, kind):
+    data_dir = tmp_path / "no-such-folder"
+    if kind == "regular-file":
+        data_dir = tmp_path / "a-file"
+        data_dir.write_text("not a folder")
+    assert_user_error(cli(capsys, *_data_dir_argv(command, data_dir, tmp_path)), "--data-dir", data_dir)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads any folder, so it cannot be made unreadable")
+def test_unreadable_data_dir(tiny, tmp_path, capsys):
+    tiny.chmod(0)
+    try:
+        assert_user_error(cli(capsys, *distill_argv(tmp_path / "run", tiny)), tiny)
+    finally:
+        tiny.chmod(0o755)
+
+
+def test_data_dir_without_read_permission(tiny, tmp_path, capsys, monkeypatch):
+    # Root reads everything, so simulate the permission check failing for this folder only.
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tiny else real_access(p, mode))
+    assert_user_error(cli(capsys, *distill_argv(tmp_path / "run", tiny)), "not a readable directory")
+
+
+@pytest.mark.parametrize("broken", ["synthetic.npz", "config.json"])
+def test_evaluate_with_a_damaged_workdir_names_the_damaged_file(tiny, tmp_path, capsys, broken):
+    work = tmp_path / "run"
+    assert cli(capsys, *distill_argv(work, tiny))[0] == 0
+    path = work / broken
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # cut short, as a crash or full disk would
+    assert_user_error(cli(capsys, "evaluate", work, "--no-progress", "--data-dir", tiny), path)
+
+
+# ---- bad inputs found while running ----------------------------------------------------------------------------------
+
+
+def test_corrupt_dataset_file(tiny, tmp_path, capsys):
+    victim = tiny / "train-labels-idx1-ubyte.gz"
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    assert_user_error(cli(capsys, *distill_argv(tmp_path / "run", tiny)), "corrupt", victim, "sha256")
+    assert not (tmp_path / "run" / "synthetic.npz").exists()
+
+
+def test_data_dir_without_the_files(tiny, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(cli(capsys, *distill_argv(tmp_path / "run", empty)), "missing", "train-images-idx3-ubyte.gz")
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "is-a-file"])
+def test_workdir_that_cannot_be_created(tiny, tmp_path, capsys, where):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    work = blocker / "run" if where == "under-a-file" else blocker
+    assert_user_error(cli(capsys, *distill_argv(work, tiny)), "workdir", work)
+    assert blocker.read_text() == "in the way"
+
+
+@pytest.mark.parametrize("case", ["empty", "nonexistent", "failed-distill"])
+def test_evaluate_without_synthetic_set(tiny, tmp_path, capsys, case):
+    work = tmp_path / "run"
+    missing = "config.json"
+    if case == "empty":
+        work.mkdir()
+    elif case == "failed-distill":  # a distill that stopped on missing data leaves no workdir behind
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        assert_user_error(cli(capsys, *distill_argv(work, empty)), "missing")
+        assert not work.exists()
+    line = assert_user_error(cli(capsys, "evaluate", work, "--no-progress", "--data-dir", tiny),
+                             work / missing, "not found")
+    assert "jaxdistill distill" in line
+    assert not (work / "eval.json").exists()
+
+
+def test_workdir_with_a_different_config(tiny, tmp_path, capsys):
+    work = tmp_path / "run"
+    assert cli(capsys, *distill_argv(work, tiny, seed=0))[0] == 0
+    config = (work / "config.json").read_text()
+    assert_user_error(cli(capsys, *distill_argv(work, tiny, seed=1)), "different config", "seeds", work)
+    assert (work / "config.json").read_text() == config
+
+
+# ---- datasets -------------------------------------------------------------------------------------------------------
+
+
+def test_datasets_lists_without_downloading(clean_env, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    code, out, err = cli(capsys, "datasets", "--cache-dir", cache)
+    assert code == 0 and err == ""
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert {"mnist", "fashion_mnist", "cifar10"} <= set(rows)
+    assert "28x28x1" in rows["mnist"] and "not downloaded yet" in rows["mnist"]
+    assert str(cache / "mnist") in rows["mnist"]
+    assert not cache.exists()
+    assert not (tmp_path / "env-cache").exists()
+
+
+def test_datasets_reports_a_corrupt_file(clean_env, monkeypatch, tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    (data / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(b"not the MNIST labels")
+    monkeypatch.setenv("JAXDISTILL_DATA", str(data))
+    code, out, err = cli(capsys, "datasets", "--cache-dir", tmp_path / "cache")
+    assert code == 0 and err == ""
+    (row,) = [line for line in out.splitlines() if line.split()[0] == "mnist"]
+    assert row.split()[3] == "corrupt" and "train-labels-idx1-ubyte.gz" in row
+    assert not (tmp_path / "cache").exists()
+
+
+def test_datasets_verifies_a_data_dir(tiny, tmp_path, capsys):
+    code, out, err = cli(capsys, "datasets", "--data-dir", tiny, "--cache-dir", tmp_path / "cache")
+    assert code == 0 and err == ""
+    (row,) = [line for line in out.splitlines() if line.split()[0] == TINY]
+    assert row.split()[1:4] == ["4x4x1", "3", "verified"] and str(tiny) in row
+
+
+# ---- as a user runs it ----------------------------------------------------------------------------------------------
+
+
+def test_no_traceback_reaches_the_user(clean_env, tmp_path):
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    for f in REGISTRY["mnist"].files:
+        (data / "mnist" / f.filename).write_bytes(b"truncated download")
+    env = {**os.environ, "JAXDISTILL_DATA": str(data)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxdistill", "distill", "--method", "random", "--dataset", "mnist", "--ipc", "1",
+         "--workdir", str(tmp_path / "run"), "--no-progress"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("jaxdistill: error: ") and "corrupt" in lines[0] and str(data / "mnist") in lines[0]
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert not (tmp_path / "env-cache").exists()  # nothing was downloaded
