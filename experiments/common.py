@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from jaxdistill.records import device_info, versions, write_json
 
-from jaxdistill.records import device_info, versions, write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def command_line() -> str:

@@ -148,9 +148,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JaxdistillError as e:
         print(f"jaxdistill: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # e.g. disk full or permissions while writing outputs
+        print(f"jaxdistill: error: {e.strerror or e} ({e.filename or 'while writing outputs'}); "
+              f"free space or fix permissions, then rerun", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("jaxdistill: interrupted; rerun the same command to resume", file=sys.stderr)
+        resumable = args.command in ("distill", "train")
+        print("jaxdistill: interrupted; " + ("rerun the same command to resume from the last checkpoint"
+                                             if resumable else "rerun the command to start it again"),
+              file=sys.stderr)
         return 130
+    except Exception as e:  # XLA reports exhausted device memory as a runtime error
+        if "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e):
+            print("jaxdistill: error: out of memory on the device; lower --ipc or the method's batch sizes, "
+                  "or use a machine with more memory", file=sys.stderr)
+            return EXIT_USAGE
+        raise
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ rerunning the same call resumes from the newest checkpoint. The CLI (`cli.py`) i
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -61,6 +62,9 @@ def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
         raise ConfigError("give at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct, got {seeds}")
+    bad = [s for s in seeds if not 0 <= int(s) < 2**32]
+    if bad:
+        raise ConfigError(f"seeds must lie in [0, 2**32), got {bad}")
     return [int(s) for s in seeds]
 
 
@@ -91,7 +95,6 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     run.check_config(config)  # refuse a different run before the (slow) data load
     start = time.time()
     data = data or load_real(dataset, data_dir, source, progress)
-    run.open(config)  # only now: a failed load leaves no workdir behind
     m = make_method(method, cfg)
 
     init_keys, step_keys = seed_keys(seeds)
@@ -99,14 +102,15 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)), donate_argnums=0)
     fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
     state = init(init_keys, data.train)
+    run.open(config)  # only now: a failed data load or init leaves no workdir behind
     first = 0
     restored = run.restore(state)
     if restored is not None:
         first, state = restored
         state = jax.tree.map(jnp.asarray, state)
-        run.truncate_metrics(first)
     elif num_iterations == 0:
         run.save(0, state)
+    run.truncate_metrics(first)  # lines logged after the last checkpoint are work a crash lost: redone below
 
     bar = tqdm(total=num_iterations, initial=first, desc=f"{method} {dataset} ipc={ipc}",
                disable=not progress or num_iterations == 0, unit="it", dynamic_ncols=True)
@@ -168,6 +172,9 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                      model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json."""
     config, images, labels, seeds = load_synthetic(workdir)
+    if not os.access(workdir, os.W_OK):
+        raise WorkdirError(f"workdir {workdir} is not writable, so {EVAL_FILE} could not be saved; "
+                           f"fix its permissions first")
     data = data or load_real(config["dataset"], data_dir, config.get("source", "files"), progress)
     augment = default_eval_augmentation(config["dataset"]) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
@@ -222,9 +229,9 @@ def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed:
     if restored is not None:
         _, states = restored
         states = jax.tree.map(jnp.asarray, states)
-        run.truncate_metrics(int(states.step[0]))
     else:
         states = init
+    run.truncate_metrics(int(states.step[0]))
 
     def on_epoch(epoch, st):
         acc = float(test_accuracies(net, st, data.test_images, data.test_labels)[0])

@@ -223,8 +223,10 @@ class Trainer:
             init = self._compiled("init", lambda: jax.jit(jax.vmap(self.init_state, in_axes=(0, None))))
             states = init(keys, images)
         step = int(states.step[0])
-        # The scan driver runs whole epochs per call, at least ~100 steps, so that dispatch never dominates.
-        chunk = self.steps_per_epoch * max(1, -(-100 // self.steps_per_epoch)) if self.driver == "scan" else 1
+        # The scan driver runs whole epochs per call, at least ~100 steps so that dispatch never dominates, or
+        # exactly one epoch when the caller wants to see every epoch.
+        epochs_per_call = 1 if on_epoch else max(1, -(-100 // self.steps_per_epoch))
+        chunk = self.steps_per_epoch * epochs_per_call if self.driver == "scan" else 1
         while step < self.total_steps:
             n = min(chunk, self.total_steps - step)
             states = self._steps_fn(n)(states, keys, images, labels)
@@ -254,14 +256,13 @@ def predict_logits(model: nn.Module, params: PyTree, batch_stats: PyTree, images
     return jnp.concatenate(chunks)
 
 
-_PREDICT_CACHE: dict[int, Callable] = {}
+_PREDICT_CACHE: dict[nn.Module, Callable] = {}  # Flax modules compare by value: one compiled fn per config
 
 
 def _predict_fn(model: nn.Module) -> Callable:
-    key = hash(model)
-    if key not in _PREDICT_CACHE:
-        _PREDICT_CACHE[key] = jax.jit(lambda p, s, x: apply_model(model, p, s, x, train=False)[0])
-    return _PREDICT_CACHE[key]
+    if model not in _PREDICT_CACHE:
+        _PREDICT_CACHE[model] = jax.jit(lambda p, s, x: apply_model(model, p, s, x, train=False)[0])
+    return _PREDICT_CACHE[model]
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> float:

@@ -19,10 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from jaxdistill.models import ConvNet  # noqa: E402
-from jaxdistill.records import device_info, versions, write_json  # noqa: E402
-from jaxdistill.train import Trainer, TrainConfig  # noqa: E402
+from jaxdistill.models import ConvNet
+from jaxdistill.records import device_info, versions, write_json
+from jaxdistill.train import Trainer, TrainConfig
 
 
 def time_strategy(num_images: int, num_models: int, steps: int, parallel: str, driver: str, conv: str):

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -102,15 +103,57 @@ def test_evaluate_writes_per_network_accuracies(tmp_path):
     assert (tmp_path / "eval.json").exists()
 
 
-def test_train_baseline_logs_each_epoch_and_resumes(tmp_path):
+def test_train_baseline_interrupted_after_an_epoch_resumes_to_the_same_network(tmp_path, monkeypatch):
     from jaxdistill.checkpoint import RunDir
     from jaxdistill.runner import train_baseline
     kw = dict(epochs=3, augment="none", data=DATA, progress=False, batch_size=4)
-    first = train_baseline("tiny", tmp_path, **kw)
-    metrics = RunDir(tmp_path).read_metrics()
-    assert [m["epoch"] for m in metrics] == [1, 2, 3]
-    assert first["test_accuracy"] == pytest.approx(metrics[-1]["test_accuracy"])
-    # Rerunning the finished run restores the last checkpoint and trains nothing more: same network, same accuracy.
-    again = train_baseline("tiny", tmp_path, **kw)
-    assert again["test_accuracy"] == first["test_accuracy"]
-    assert [m["epoch"] for m in RunDir(tmp_path).read_metrics()] == [1, 2, 3]
+    train_baseline("tiny", tmp_path / "full", **kw)
+    full_params = RunDir(tmp_path / "full").restore(_template(tmp_path / "full"))[1].params
+
+    class Crash(Exception):
+        pass
+
+    real_save = RunDir.save
+
+    def save_then_crash(self, step, state):
+        real_save(self, step, state)
+        if step == 2 * 3:  # after epoch 2 (3 steps per epoch)
+            raise Crash
+
+    monkeypatch.setattr(RunDir, "save", save_then_crash)
+    with pytest.raises(Crash):
+        train_baseline("tiny", tmp_path / "cut", **kw)
+    monkeypatch.setattr(RunDir, "save", real_save)
+    train_baseline("tiny", tmp_path / "cut", **kw)
+    assert [m["epoch"] for m in RunDir(tmp_path / "cut").read_metrics()] == [1, 2, 3]
+    cut_params = RunDir(tmp_path / "cut").restore(_template(tmp_path / "cut"))[1].params
+    for a, b in zip(jax.tree.leaves(full_params), jax.tree.leaves(cut_params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _template(workdir):
+    """A state shaped like train_baseline's (one network), to restore its checkpoint."""
+    from jaxdistill.models import make_model
+    from jaxdistill.train import Trainer, TrainConfig
+    trainer = Trainer(make_model("convnet", 2), TrainConfig(epochs=3, batch_size=4), 12)
+    return jax.vmap(trainer.init_state, in_axes=(0, None))(jax.random.PRNGKey(0)[None], DATA.train.images)
+
+
+def test_crash_before_the_first_checkpoint_does_not_duplicate_metrics(tmp_path):
+    class Crash(Exception):
+        pass
+
+    def crash_at_1(i):
+        if i == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        walk(tmp_path, on_iteration=crash_at_1)
+    walk(tmp_path)
+    from jaxdistill.checkpoint import RunDir
+    assert [m["step"] for m in RunDir(tmp_path).read_metrics()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_seeds_out_of_range_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="2\\*\\*32"):
+        distill("random", "tiny", 1, [0, 2**32], tmp_path, data=DATA, progress=False)

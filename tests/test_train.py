@@ -124,3 +124,16 @@ def test_bad_config_values_raise_config_errors():
         TrainConfig(driver="fast")
     with pytest.raises(ConfigError):
         TrainConfig(augment="no-such-augmentation")
+
+
+def test_scan_driver_over_several_chunks_with_epoch_callbacks():
+    # 40 epochs x 3 steps = 120 steps: without a callback the scan driver runs chunks of 102 and 18 steps; with
+    # one it runs one epoch per call and reports every epoch. Both equal the step-by-step python driver.
+    keys = jax.random.split(jax.random.PRNGKey(1), 1)
+    reference = make(epochs=40, driver="python").run(keys, IMAGES, LABELS)
+    chunked = make(epochs=40, driver="scan").run(keys, IMAGES, LABELS)
+    seen = []
+    per_epoch = make(epochs=40, driver="scan").run(keys, IMAGES, LABELS, on_epoch=lambda e, s: seen.append(e))
+    assert seen == list(range(1, 41))
+    close(chunked.params, reference.params, rtol=1e-3, atol=1e-4)
+    close(per_epoch.params, reference.params, rtol=1e-3, atol=1e-4)

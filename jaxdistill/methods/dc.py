@@ -65,6 +65,10 @@ class DCConfig:
         if (self.outer_loop is None or self.inner_loop is None) and self.ipc not in LOOPS:
             raise ConfigError(f"no (outer_loop, inner_loop) in the reference's table for ipc {self.ipc} "
                               f"(it has {sorted(LOOPS)}); set both outer_loop and inner_loop")
+        if self.outer_loop is not None and self.outer_loop < 1:
+            raise ConfigError(f"outer_loop must be >= 1, got {self.outer_loop}")
+        if self.inner_loop is not None and self.inner_loop < 0:
+            raise ConfigError(f"inner_loop must be >= 0, got {self.inner_loop}")
         for name in ("iterations", "batch_real", "batch_train"):
             if getattr(self, name) < (0 if name == "iterations" else 1):
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
@@ -73,7 +77,8 @@ class DCConfig:
     @property
     def loops(self) -> tuple[int, int]:
         outer, inner = LOOPS.get(self.ipc, (None, None))
-        return (self.outer_loop or outer, self.inner_loop if self.inner_loop is not None else inner)
+        return (self.outer_loop if self.outer_loop is not None else outer,
+                self.inner_loop if self.inner_loop is not None else inner)
 
 
 class DCState(NamedTuple):

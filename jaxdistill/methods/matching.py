@@ -16,6 +16,13 @@ PyTree = Any
 _EPS = 1e-6  # the reference's guard in the cosine denominators
 
 
+def _safe_norm(x: jax.Array, axis=None) -> jax.Array:
+    """Euclidean norm whose gradient at 0 is 0 (as PyTorch's), not NaN: a dead unit must not poison the images."""
+    sq = jnp.sum(x * x, axis=axis)
+    safe = jnp.where(sq > 0, sq, 1.0)
+    return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
+
+
 def _per_output_rows(g: jax.Array) -> jax.Array:
     """(out_units, fan_in) view of a kernel gradient: one row per output unit, as the reference reshapes them."""
     return jnp.moveaxis(g, -1, 0).reshape(g.shape[-1], -1)
@@ -29,7 +36,7 @@ def layerwise_cosine_distance(g_syn: PyTree, g_real: PyTree) -> jax.Array:
         if gs.ndim <= 1:
             continue
         rs, rr = _per_output_rows(gs), _per_output_rows(gr)
-        cos = jnp.sum(rs * rr, -1) / (jnp.linalg.norm(rs, axis=-1) * jnp.linalg.norm(rr, axis=-1) + _EPS)
+        cos = jnp.sum(rs * rr, -1) / (_safe_norm(rs, -1) * _safe_norm(rr, -1) + _EPS)
         total = total + jnp.sum(1.0 - cos)
     return total
 
@@ -43,7 +50,7 @@ def cosine_distance(g_syn: PyTree, g_real: PyTree) -> jax.Array:
     """1 - cosine between the two gradients flattened into one vector each ('cos')."""
     vs = jnp.concatenate([g.reshape(-1) for g in jax.tree.leaves(g_syn)])
     vr = jnp.concatenate([g.reshape(-1) for g in jax.tree.leaves(g_real)])
-    return 1.0 - jnp.sum(vs * vr) / (jnp.linalg.norm(vs) * jnp.linalg.norm(vr) + _EPS)
+    return 1.0 - jnp.sum(vs * vr) / (_safe_norm(vs) * _safe_norm(vr) + _EPS)
 
 
 GRADIENT_DISTANCES: dict[str, Callable[[PyTree, PyTree], jax.Array]] = {

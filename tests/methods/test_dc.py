@@ -22,6 +22,7 @@ def test_loops_follow_the_reference_table():
 
 
 @pytest.mark.parametrize("bad,match", [(dict(ipc=0), "ipc"), (dict(ipc=7), "outer_loop"),
+                                       (dict(outer_loop=0), "outer_loop"), (dict(inner_loop=-1), "inner_loop"),
                                        (dict(norm="batchnorm"), "batch-norm"), (dict(distance="l1"), "distance"),
                                        (dict(init="zeros"), "init")])
 def test_bad_configs(bad, match):
@@ -56,3 +57,14 @@ def test_noise_init_is_standard_normal_class_major():
     state = m.init(jax.random.PRNGKey(0), REAL)
     assert state.synthetic.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert abs(float(state.synthetic.images.std()) - 1) < 0.2
+
+
+def test_network_trains_between_matches_only():
+    # With one match there is nothing in between, so inner_loop changes nothing; with two it changes the second match.
+    def images_after(outer, inner):
+        m = make_method("dc", DCConfig(ipc=1, **{**TINY, "outer_loop": outer, "inner_loop": inner}))
+        state, _ = jax.jit(m.step)(m.init(jax.random.PRNGKey(0), REAL), jax.random.PRNGKey(1), REAL)
+        return np.asarray(state.synthetic.images)
+
+    np.testing.assert_array_equal(images_after(1, 0), images_after(1, 3))
+    assert not np.allclose(images_after(2, 0), images_after(2, 3))

@@ -52,3 +52,12 @@ def test_mse_and_cos():
 def test_unknown_distance():
     with pytest.raises(ConfigError, match="ours"):
         get_gradient_distance("l3")
+
+
+def test_zero_gradient_rows_give_finite_gradients():
+    # A dead unit (all-zero gradient row) must not turn the synthetic images into NaN, as in the reference.
+    gs, gr = grads(0), grads(1)
+    gs["conv"]["kernel"] = gs["conv"]["kernel"].at[..., 0].set(0.0)
+    for dist in (layerwise_cosine_distance, cosine_distance, mse_distance):
+        g = jax.grad(lambda s: dist(s, gr))(gs)
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(g)), dist.__name__

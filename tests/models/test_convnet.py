@@ -58,8 +58,8 @@ def test_norms_and_poolings_build_and_give_finite_logits(norm, pooling):
 
 def test_instancenorm_normalises_each_channel_of_each_image():
     # With identity affine params, instance norm output has zero mean, unit variance per (image, channel).
-    import flax.linen as nn
-    norm = nn.GroupNorm(num_groups=4, epsilon=1e-5)
+    from jaxdistill.models.convnet import _norm
+    norm = _norm("instancenorm", 4, train=True)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 5, 4)) * 3 + 1
     y = norm.apply(norm.init(jax.random.PRNGKey(0), x), x)
     np.testing.assert_allclose(y.mean(axis=(1, 2)), 0, atol=1e-5)
