@@ -23,7 +23,7 @@ VARIANTS = {
     "ipc10": dict(ipc=10, models=20, epochs=1000, seeds=[0]),
     "ipc50": dict(ipc=50, models=20, epochs=1000, seeds=[0]),
     "ipc10_reduced": dict(ipc=10, models=20, epochs=100, seeds=[0]),
-    "ipc50_reduced": dict(ipc=50, models=20, epochs=30, seeds=[0]),
+    "ipc50_reduced": dict(ipc=50, models=20, epochs=20, seeds=[0]),
     "smoke": dict(ipc=1, models=1, epochs=2, seeds=[0]),
 }
 
