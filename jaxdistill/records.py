@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -15,13 +16,31 @@ _PACKAGES = ("jaxdistill", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint",
 
 
 def versions() -> dict[str, str]:
+    """Python and library versions, plus the jaxdistill source commit when run from a git checkout."""
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
+    commit = source_commit()
+    if commit:
+        out["jaxdistill_commit"] = commit
     return out
+
+
+def source_commit() -> str | None:
+    """`git describe`-style id of the checkout jaxdistill runs from ('<sha>' or '<sha>-dirty'); None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def device_info() -> dict[str, Any]:

@@ -1,0 +1,34 @@
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from jaxdistill import records
+
+
+def test_write_json_is_atomic_and_converts_arrays(tmp_path, monkeypatch):
+    path = tmp_path / "r.json"
+    records.write_json(path, {"a": np.float32(1.5), "b": np.arange(3), "c": (1, 2)})
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2], "c": [1, 2]}
+
+    def fail(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        records.write_json(path, {"a": 2})
+    assert json.loads(path.read_text())["a"] == 1.5  # the old file survives a failed write
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # and no temporary is left
+
+
+def test_versions_name_the_libraries_and_the_source_commit():
+    v = records.versions()
+    assert v["jax"] != "not installed" and v["python"].count(".") == 2
+    in_git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=os.path.dirname(records.__file__),
+                            capture_output=True, text=True).returncode == 0
+    if in_git:
+        assert len(v["jaxdistill_commit"].split("-")[0]) == 40
+    else:
+        assert "jaxdistill_commit" not in v
