@@ -43,16 +43,20 @@ def test_random_selection_picks_real_training_images(tmp_path):
     assert (tmp_path / "config.json").exists() and (tmp_path / "run.json").exists()
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted):
-    class Crash(Exception):
-        pass
+class Crash(Exception):
+    """Raised inside a run to interrupt it, as a crash would."""
 
-    def crash_at_5(i):
-        if i == 5:
+
+def crash_at(iteration):
+    def hook(i):
+        if i == iteration:
             raise Crash
+    return hook
 
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted):
     with pytest.raises(Crash):
-        walk(tmp_path, on_iteration=crash_at_5)
+        walk(tmp_path, on_iteration=crash_at(5))
     assert not (tmp_path / "synthetic.npz").exists()
     record = walk(tmp_path)
     assert record["resumed_from"] == 4  # the checkpoint before the crash
@@ -110,9 +114,6 @@ def test_train_baseline_interrupted_after_an_epoch_resumes_to_the_same_network(t
     train_baseline("tiny", tmp_path / "full", **kw)
     full_params = RunDir(tmp_path / "full").restore(_template(tmp_path / "full"))[1].params
 
-    class Crash(Exception):
-        pass
-
     real_save = RunDir.save
 
     def save_then_crash(self, step, state):
@@ -140,15 +141,8 @@ def _template(workdir):
 
 
 def test_crash_before_the_first_checkpoint_does_not_duplicate_metrics(tmp_path):
-    class Crash(Exception):
-        pass
-
-    def crash_at_1(i):
-        if i == 1:
-            raise Crash
-
     with pytest.raises(Crash):
-        walk(tmp_path, on_iteration=crash_at_1)
+        walk(tmp_path, on_iteration=crash_at(1))
     walk(tmp_path)
     from jaxdistill.checkpoint import RunDir
     assert [m["step"] for m in RunDir(tmp_path).read_metrics()] == [1, 2, 3, 4, 5, 6]
