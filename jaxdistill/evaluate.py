@@ -15,7 +15,7 @@ import numpy as np
 from jaxdistill.errors import ConfigError
 from jaxdistill.models import make_model
 from jaxdistill.records import device_info, versions
-from jaxdistill.train import Trainer, TrainConfig, predict_logits
+from jaxdistill.train import Trainer, TrainConfig, accuracy, predict_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,7 @@ def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1
     for i in range(states.step.shape[0]):
         one = jax.tree.map(lambda a: a[i], states)
         logits = predict_logits(model, one.params, one.batch_stats, test_images, batch_size)
-        accs.append(float(jnp.mean(jnp.argmax(logits, -1) == test_labels)))
+        accs.append(accuracy(logits, test_labels))
     return np.asarray(accs)
 
 

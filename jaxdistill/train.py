@@ -88,10 +88,6 @@ def sgd_optimizer(lr: float | optax.Schedule, momentum: float = 0.0, weight_deca
     return optax.chain(*parts)
 
 
-def has_batch_stats(variables: PyTree) -> bool:
-    return "batch_stats" in variables
-
-
 def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree, images: jax.Array, train: bool,
                 dropout_key: jax.Array | None = None) -> tuple[jax.Array, PyTree]:
     """Logits and the (possibly updated) batch statistics; handles batch norm and dropout uniformly."""
@@ -266,4 +262,5 @@ def _predict_fn(model: nn.Module) -> Callable:
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> float:
+    """Fraction of rows whose argmax logit is the label."""
     return float(jnp.mean(jnp.argmax(logits, -1) == labels))
