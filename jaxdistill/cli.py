@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Sequence
 
+from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
 from jaxdistill.errors import JaxdistillError
 
 EXIT_USAGE = 2
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--workdir", required=True, help="run folder; rerunning on it resumes")
     q.add_argument("--iterations", type=_nonnegative_int, default=None, help="outer iterations (method default)")
     q.add_argument("--checkpoint-every", type=_positive_int, default=50)
+    q.add_argument("--parallel", choices=("auto", "vmap", "sequential"), default="auto",
+                   help="seeds as one vmapped program or one after another (default: sequential on CPU)")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
 
@@ -80,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("workdir", help="a distill run folder (holds synthetic.npz)")
     q.add_argument("--models", type=_positive_int, default=20, help="networks per synthetic set (default 20)")
     q.add_argument("--epochs", type=_positive_int, default=1000, help="training epochs (default 1000)")
-    q.add_argument("--augment", default=None, help="evaluation augmentation (default: the dataset's DC setting)")
+    q.add_argument("--augment", default=None,
+                   help="evaluation augmentation (default: DSA's for a DSA set, else the dataset's DC setting)")
     q.add_argument("--seed", type=int, default=0, help="seed of the evaluation networks")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
@@ -111,7 +115,8 @@ def _cmd_distill(args) -> int:
     from jaxdistill.runner import distill
     seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
     rec = distill(args.method, args.dataset, args.ipc, seeds, args.workdir, iterations=args.iterations,
-                  data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+                  data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+                  parallel=args.parallel)
     print(f"wrote {os.path.join(args.workdir, 'synthetic.npz')} ({rec['iterations']} iterations, "
           f"{rec['wall_time_s']:.1f} s)")
     return 0
@@ -139,6 +144,8 @@ COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the console command (not a call from Python): restart once with the allocator tuned
+        reexec_with_malloc_tuning()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed

@@ -20,13 +20,14 @@ from tqdm.auto import tqdm
 from jaxdistill.checkpoint import RunDir
 from jaxdistill.data.arrays import RealData, make_real_data, normalize, sample_per_class
 from jaxdistill.data.augment import default_eval_augmentation
+from jaxdistill.data.dsa import parse_dsa_strategy
 from jaxdistill.data.sources import load_dataset
 from jaxdistill.errors import ConfigError, WorkdirError
 from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
 from jaxdistill.methods import get_entry, make_method, method_config
 from jaxdistill.models import make_model
 from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
-from jaxdistill.train import Trainer, TrainConfig
+from jaxdistill.train import Trainer, TrainConfig, resolve_parallel
 
 SYNTHETIC_FILE = "synthetic.npz"
 EVAL_FILE = "eval.json"
@@ -72,22 +73,27 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
             iterations: int | None = None, data_dir: str | None = None, source: str = "files",
             checkpoint_every: int = 50, log_every: int = 10, progress: bool = True,
             method_overrides: dict[str, Any] | None = None, data: LoadedData | None = None,
-            on_iteration: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed (vmapped over seeds).
+            on_iteration: Callable[[int], None] | None = None, parallel: str = "auto") -> dict[str, Any]:
+    """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed.
 
+    parallel='vmap' runs all seeds as one vmapped program (the GPU/TPU default); 'sequential' runs the jitted step
+    once per seed (the CPU default: per-seed networks under vmap turn convolutions into grouped ones, which XLA:CPU
+    runs slowly, and the seeds' activations would be alive at once). Both give the same synthetic sets.
     Writes workdir/synthetic.npz (`images`, `labels`, `seeds`; with one seed, images is (N, H, W, C), with S seeds
     (S, N, H, W, C)) and workdir/run.json. `on_iteration(i)` is called after iteration i (tests use it to interrupt).
     """
     if ipc < 1:
         raise ConfigError(f"ipc (images per class) must be >= 1, got {ipc}")
     seeds = _parse_seeds(seeds)
+    if parallel not in ("auto", "vmap", "sequential"):
+        raise ConfigError(f"parallel must be 'auto', 'vmap' or 'sequential', got {parallel!r}")
     overrides = dict(method_overrides or {})
     overrides["ipc"] = ipc
     if iterations is not None:
         if iterations < 0:
             raise ConfigError(f"iterations must be >= 0, got {iterations}")
         overrides["iterations"] = iterations
-    cfg = method_config(method, **overrides)
+    cfg = method_config(method, dataset=dataset, **overrides)
     num_iterations = cfg.iterations
     config = {"kind": "distill", "method": method, "method_config": dataclasses.asdict(cfg),
               "dataset": dataset.lower(), "source": source, "seeds": seeds}
@@ -99,8 +105,15 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
 
     init_keys, step_keys = seed_keys(seeds)
     init = jax.jit(jax.vmap(m.init, in_axes=(0, None)))
-    step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)), donate_argnums=0)
     fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+    if resolve_parallel(parallel) == "vmap":
+        step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)), donate_argnums=0)
+    else:
+        step_one = jax.jit(m.step)
+
+        def step(state, keys, real):
+            outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], real) for s in range(len(seeds))]
+            return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
     state = init(init_keys, data.train)
     run.open(config)  # only now: a failed data load or init leaves no workdir behind
     first = 0
@@ -165,18 +178,30 @@ def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.
     return config, images, labels, seeds
 
 
+def default_augmentation_for(config: dict[str, Any]) -> str:
+    """The evaluation augmentation for a distill run's config.json (see `evaluate_workdir`)."""
+    strategy = config.get("method_config", {}).get("dsa_strategy", "none")
+    if parse_dsa_strategy(strategy):
+        return f"dsa:{strategy}"
+    return default_eval_augmentation(config["dataset"])
+
+
 def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int = 1000, augment: str | None = None,
                      data_dir: str | None = None, seed: int = 0, model: str = "convnet",
                      progress: bool = True, data: LoadedData | None = None,
                      train_overrides: dict[str, Any] | None = None,
                      model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json."""
+    """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
+
+    The default augmentation is the one the set's method is evaluated with in its paper: DSA's own strategy (with
+    per-image draws) for a set distilled with DSA, DC's per-dataset setting otherwise.
+    """
     config, images, labels, seeds = load_synthetic(workdir)
     if not os.access(workdir, os.W_OK):
         raise WorkdirError(f"workdir {workdir} is not writable, so {EVAL_FILE} could not be saved; "
                            f"fix its permissions first")
     data = data or load_real(config["dataset"], data_dir, config.get("source", "files"), progress)
-    augment = default_eval_augmentation(config["dataset"]) if augment is None else augment
+    augment = default_augmentation_for(config) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
     eval_cfg = EvalConfig(model=model, model_kwargs=tuple(sorted((model_kwargs or {}).items())),
                           num_models=num_models, train=train_cfg, seed=seed)

@@ -151,3 +151,26 @@ def test_crash_before_the_first_checkpoint_does_not_duplicate_metrics(tmp_path):
 def test_seeds_out_of_range_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="2\\*\\*32"):
         distill("random", "tiny", 1, [0, 2**32], tmp_path, data=DATA, progress=False)
+
+
+@pytest.mark.parametrize("parallel", ["vmap", "sequential"])
+def test_seeds_run_vmapped_or_one_after_another_give_the_same_sets(tmp_path, uninterrupted, parallel):
+    walk(tmp_path, parallel=parallel)
+    _, images, labels, seeds = load_synthetic(tmp_path)
+    np.testing.assert_allclose(images, uninterrupted[1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(labels, uninterrupted[2])
+    assert seeds == [0, 1]
+
+
+def test_unknown_parallel_mode_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="parallel"):
+        walk(tmp_path, parallel="threads")
+
+
+def test_dsa_sets_are_evaluated_with_dsa_augmentation_and_dc_sets_with_dc_s():
+    from jaxdistill.runner import default_augmentation_for
+    dsa = {"dataset": "mnist", "method_config": {"dsa_strategy": "color_crop_cutout_scale_rotate"}}
+    assert default_augmentation_for(dsa) == "dsa:color_crop_cutout_scale_rotate"
+    assert default_augmentation_for({"dataset": "mnist", "method_config": {"dsa_strategy": "none"}}) == \
+        "crop_scale_rotate"
+    assert default_augmentation_for({"dataset": "mnist", "method_config": {}}) == "crop_scale_rotate"

@@ -21,6 +21,11 @@ one operation, drawn uniformly from the operations of a *strategy* (operation na
 ``noise``
     Add ``noise * N(0, 1)`` per pixel.
 
+The registry (:func:`get_augment`) also serves Differentiable Siamese Augmentation
+(:mod:`jaxdistill.data.dsa`) with per-image draws, as DSA trains evaluation networks: ``'dsa'``
+is the DSA paper's strategy ``color_crop_cutout_flip_scale_rotate`` and ``'dsa:<strategy>'`` any
+DSA strategy, e.g. ``'dsa:crop_scale'``.
+
 Images are NHWC batches (single images HWC), already normalised. Everything here is jit-able and
 draws randomness from ``jax.random`` only; :func:`dc_augment` builds one source-coordinate map per
 image and samples all images with a single bilinear gather, which is exact for ``crop``,
@@ -50,6 +55,7 @@ from numbers import Real
 import jax
 import jax.numpy as jnp
 
+from jaxdistill.data.dsa import DSA_STRATEGY, dsa_augmentation, parse_dsa_strategy
 from jaxdistill.errors import ConfigError
 
 __all__ = [
@@ -446,15 +452,45 @@ def get_augment(
 ) -> Augmentation:
     """The augmentation ``f(key, images) -> images`` called ``name``.
 
-    ``name`` is a key of :data:`AUGMENTATIONS` or any of :data:`OPS` joined by ``'_'``; the
-    magnitudes default to DC's. Raises ``ConfigError`` naming the known augmentations otherwise.
+    ``name`` is a key of :data:`AUGMENTATIONS` or any of :data:`OPS` joined by ``'_'``, with
+    magnitudes defaulting to DC's; or ``'dsa'`` / ``'dsa:<strategy>'``, DSA with per-image draws
+    and the reference's magnitudes (see :mod:`jaxdistill.data.dsa`; the DC magnitudes must then
+    keep their defaults). Raises ``ConfigError`` naming the known augmentations otherwise.
     """
-    _parse_strategy(name)
-    _check_magnitudes(crop, scale, rotate, noise)
     params = {"crop": crop, "scale": scale, "rotate": rotate, "noise": noise}
+    if isinstance(name, str) and (name == _DSA or name.startswith(_DSA + ":")):
+        return _get_dsa_augment(name, params)
+    try:
+        _parse_strategy(name)
+    except ConfigError as err:
+        raise ConfigError(
+            f"{err}; or {_DSA!r} (DSA strategy {DSA_STRATEGY}) or '{_DSA}:<strategy>' with "
+            "DSA operations (jaxdistill.data.dsa)"
+        ) from None
+    _check_magnitudes(crop, scale, rotate, noise)
     if name in AUGMENTATIONS and params == dict(DC_AUG_DEFAULTS):
         return AUGMENTATIONS[name]
     return _make_augment(name, **params)
+
+
+_DSA = "dsa"
+
+
+def _get_dsa_augment(name: str, magnitudes: dict) -> Augmentation:
+    """DSA registry entries: ``'dsa'`` and ``'dsa:<strategy>'``, with per-image draws."""
+    if magnitudes != dict(DC_AUG_DEFAULTS):
+        raise ConfigError(
+            f"augmentation {name!r} is DSA, which takes no DC magnitudes (crop, scale, rotate, "
+            "noise); leave them at their defaults"
+        )
+    strategy = DSA_STRATEGY if name == _DSA else name[len(_DSA) + 1 :]
+    if not strategy:
+        raise ConfigError(
+            f"augmentation {name!r} names no DSA strategy: use {_DSA!r}, '{_DSA}:<ops>' "
+            "(e.g. 'dsa:crop_scale') or 'none'"
+        )
+    parse_dsa_strategy(strategy)
+    return dsa_augmentation(strategy)
 
 
 def default_eval_augmentation(dataset_name: str, model_eval: str = "ConvNet") -> str:

@@ -32,30 +32,38 @@ class MethodEntry(NamedTuple):
     factory: Callable[[Any], Method]
     config_cls: type
     description: str
+    dataset_defaults: Callable[[str], dict[str, Any]]  # dataset name -> settings that differ per dataset
 
 
 METHODS: dict[str, MethodEntry] = {}
 
 
-def register_method(name: str, config_cls: type, description: str):
-    """Decorator: register `factory(config) -> Method` under `name` with its config dataclass."""
+def register_method(name: str, config_cls: type, description: str,
+                    dataset_defaults: Callable[[str], dict[str, Any]] | None = None):
+    """Decorator: register `factory(config) -> Method` under `name` with its config dataclass.
+
+    `dataset_defaults(dataset)` gives the settings whose paper value depends on the dataset (e.g. DSA's strategy
+    drops flips on digits); `method_config(..., dataset=...)` applies them under the caller's overrides.
+    """
     def wrap(factory):
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
-        METHODS[name] = MethodEntry(factory, config_cls, description)
+        METHODS[name] = MethodEntry(factory, config_cls, description, dataset_defaults or (lambda dataset: {}))
         return factory
     return wrap
 
 
-def method_config(name: str, **overrides: Any):
-    """The config dataclass of method `name` with `overrides` applied (unknown fields -> ConfigError)."""
+def method_config(name: str, dataset: str | None = None, **overrides: Any):
+    """The config dataclass of method `name` with `overrides` applied (unknown fields -> ConfigError), on top of the
+    method's defaults for `dataset` when one is given."""
     entry = get_entry(name)
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = set(overrides) - fields
     if unknown:
         raise ConfigError(f"method {name!r} has no setting(s) {', '.join(sorted(unknown))}; "
                           f"its settings are {', '.join(sorted(fields))}")
-    return entry.config_cls(**overrides)
+    defaults = entry.dataset_defaults(dataset) if dataset is not None else {}
+    return entry.config_cls(**{**defaults, **overrides})
 
 
 def make_method(name: str, config=None, **overrides: Any) -> Method:

@@ -1,4 +1,5 @@
-"""Dataset Condensation with gradient matching (DC; Zhao, Mopuri, Bilen, ICLR 2021).
+"""Dataset Condensation with gradient matching (DC; Zhao, Mopuri, Bilen, ICLR 2021) and its augmented variant with
+Differentiable Siamese Augmentation (DSA; Zhao, Bilen, ICML 2021).
 
 One outer iteration (`step`):
   1. a fresh randomly initialised network (PyTorch-default init, see models/layers.py);
@@ -9,9 +10,23 @@ One outer iteration (`step`):
      (lr 0.01, batch 256) on the current synthetic set.
 (outer_loop, inner_loop) follow the reference's table for ipc 1/10/20/30/40/50.
 
+DSA (`dsa_strategy` other than 'none'; method name 'dsa' sets the paper's strategy): before the gradients of class c
+are taken, its real batch and its synthetic images go through the same randomly drawn differentiable augmentation
+(one parameter draw shared by both batches, `jaxdistill.data.dsa`); the inner-loop training augments every batch with
+per-image draws, as the reference's training epochs do.
+
+Batch norm (norm='batchnorm'), as the reference: before every match the network runs in training mode on 16 real
+images per class to update its running statistics, which are then frozen for the match (evaluation mode); the
+inner-loop training runs in training mode.
+
+The real-data gradients (256 images per class, nearly all of the work) are computed one class after another, chained
+by `lax.optimization_barrier`, so that XLA keeps one class's activations alive at a time: peak memory is that of one
+class, not of all of them. On CPU their convolutions take the fast weight-gradient kernel (models/layers.py,
+`conv_fastgrad`); the synthetic gradients, on ipc images, take XLA's own conv.
+
 Deviations from the reference (VICO-UoE/DatasetCondensation): synthetic images are initialised from real images by
-default (the reference's flag default is noise; its paper results use real initialisation); batch-norm networks
-are refused for now (the reference re-estimates their running statistics on a real batch before matching).
+default (the reference's flag default is noise; its paper results use real initialisation); DSA's random draws come
+from `jax.random`, keyed per iteration and class, where the reference seeds PyTorch from the wall clock.
 """
 from __future__ import annotations
 
@@ -23,6 +38,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxdistill.data.arrays import RealData, sample_class
+from jaxdistill.data.dsa import DSA_STRATEGY, DSAParams, default_dsa_strategy, dsa_augment, parse_dsa_strategy
 from jaxdistill.errors import ConfigError
 from jaxdistill.methods.base import Method, register_method
 from jaxdistill.methods.matching import get_gradient_distance
@@ -51,7 +67,9 @@ class DCConfig:
     depth: int = 3
     norm: str = "instancenorm"
     pooling: str = "avgpooling"
-    conv_impl: str = "auto"  # models/layers.py: 'auto' (per backend and batch), 'xla' or 'matmul'
+    conv_impl: str = "auto"  # models/layers.py: 'auto' (per backend and batch), 'xla', 'fastgrad' or 'matmul'
+    dsa_strategy: str = "none"  # DSA: augmentation names joined by '_' (jaxdistill.data.dsa); 'none' is plain DC
+    batch_bn: int = 16  # real images per class that set a batch-norm network's statistics before each match
 
     TEST_OVERRIDES: ClassVar[dict] = {"batch_real": 2, "width": 8, "depth": 2, "outer_loop": 2, "inner_loop": 1}
 
@@ -60,8 +78,6 @@ class DCConfig:
             raise ConfigError(f"ipc (images per class) must be >= 1, got {self.ipc}")
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        if self.norm == "batchnorm":
-            raise ConfigError("DC with a batch-norm network is not supported; use norm='instancenorm' (the default)")
         if (self.outer_loop is None or self.inner_loop is None) and self.ipc not in LOOPS:
             raise ConfigError(f"no (outer_loop, inner_loop) in the reference's table for ipc {self.ipc} "
                               f"(it has {sorted(LOOPS)}); set both outer_loop and inner_loop")
@@ -69,7 +85,8 @@ class DCConfig:
             raise ConfigError(f"outer_loop must be >= 1, got {self.outer_loop}")
         if self.inner_loop is not None and self.inner_loop < 0:
             raise ConfigError(f"inner_loop must be >= 0, got {self.inner_loop}")
-        for name in ("iterations", "batch_real", "batch_train"):
+        parse_dsa_strategy(self.dsa_strategy)
+        for name in ("iterations", "batch_real", "batch_train", "batch_bn"):
             if getattr(self, name) < (0 if name == "iterations" else 1):
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         get_gradient_distance(self.distance)
@@ -81,18 +98,30 @@ class DCConfig:
                 self.inner_loop if self.inner_loop is not None else inner)
 
 
+@dataclasses.dataclass(frozen=True)
+class DSAConfig(DCConfig):
+    """DC with the DSA paper's augmentation strategy."""
+    dsa_strategy: str = DSA_STRATEGY
+
+
 class DCState(NamedTuple):
     synthetic: SyntheticSet
     opt_state: optax.OptState  # of the synthetic images' SGD (momentum persists across iterations)
     iteration: jax.Array
 
 
-@register_method("dc", DCConfig, "gradient matching (Zhao et al., ICLR 2021)")
-def dc(config: DCConfig) -> Method:
+def gradient_matching(config: DCConfig) -> Method:
     outer_loop, inner_loop = config.loops
     distance = get_gradient_distance(config.distance)
     image_opt = optax.sgd(config.lr_img, momentum=config.momentum_img)
     net_opt = sgd_optimizer(config.lr_net)
+    use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
+    dsa_params = DSAParams()
+
+    def augment(key, images, siamese):
+        if not use_dsa:
+            return images
+        return dsa_augment(key, images, config.dsa_strategy, dsa_params, siamese=siamese)
 
     def network(real: RealData) -> ConvNet:
         return ConvNet(real.num_classes, width=config.width, depth=config.depth, norm=config.norm,
@@ -102,65 +131,103 @@ def dc(config: DCConfig) -> Method:
         if config.batch_real > real.min_class_count:
             raise ConfigError(f"batch_real {config.batch_real} exceeds the smallest class "
                               f"({real.min_class_count} images); lower batch_real")
+        if config.norm == "batchnorm" and config.batch_bn > real.min_class_count:
+            raise ConfigError(f"batch_bn {config.batch_bn} exceeds the smallest class "
+                              f"({real.min_class_count} images); lower batch_bn")
         syn = init_synthetic(key, real, config.ipc, config.init)
         return DCState(syn, image_opt.init(syn.images), jnp.zeros((), jnp.int32))
 
-    def class_gradient(net, params, images, label):
+    def class_gradient(net, params, stats, images, label):
+        # Evaluation mode: a batch-norm network uses its frozen running statistics (no-op for other norms).
         labels = jnp.full((images.shape[0],), label, jnp.int32)
-        return jax.grad(lambda p: cross_entropy(apply_model(net, p, {}, images, True)[0], labels))(params)
+        return jax.grad(lambda p: cross_entropy(apply_model(net, p, stats, images, False)[0], labels))(params)
 
-    def matching_loss(images, params, key, real, net):
-        total = jnp.zeros((), jnp.float32)
-        # A Python loop over classes inside one program: on XLA:CPU this measured faster than vmapping over
-        # classes (whose per-class weight gradients become batched convolutions).
+    def class_keys(key, c):
+        k = jax.random.fold_in(key, c)
+        return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)  # real-batch sampling, augmentation
+
+    def real_gradients(params, stats, key, real, net):
+        """Per-class gradients on real batches (constants), one class at a time."""
+        grads = []
         for c in range(real.num_classes):
-            real_c = sample_class(jax.random.fold_in(key, c), real, c, config.batch_real)
-            g_real = jax.lax.stop_gradient(class_gradient(net, params, real_c, c))
+            k_sample, k_aug = class_keys(key, c)
+            batch = sample_class(k_sample, real, c, config.batch_real)
+            if grads:  # class c starts only once class c-1 is done: one class's activations alive at a time
+                batch, _ = jax.lax.optimization_barrier((batch, grads[-1]))
+            grads.append(class_gradient(net, params, stats, augment(k_aug, batch, True), c))
+        return jax.lax.stop_gradient(grads)
+
+    def matching_loss(images, params, stats, key, g_real, net):
+        total = jnp.zeros((), jnp.float32)
+        for c, g_real_c in enumerate(g_real):
+            _, k_aug = class_keys(key, c)
             syn_c = jax.lax.dynamic_slice_in_dim(images, c * config.ipc, config.ipc)
-            total = total + distance(class_gradient(net, params, syn_c, c), g_real)
+            total = total + distance(class_gradient(net, params, stats, augment(k_aug, syn_c, True), c), g_real_c)
         return total
 
-    def train_network(params, opt_state, key, syn: SyntheticSet, net):
+    def bn_statistics(params, stats, key, real, net):
+        """The reference's handling of batch norm: running statistics from one training-mode pass on real data."""
+        if not stats:
+            return stats
+        batch = jnp.concatenate([sample_class(jax.random.fold_in(key, c), real, c, config.batch_bn)
+                                 for c in range(real.num_classes)])
+        return apply_model(net, params, stats, batch, True)[1]
+
+    def train_network(params, stats, opt_state, key, syn: SyntheticSet, net):
         n = syn.images.shape[0]
         batch = min(config.batch_train, n)
         steps = inner_loop * -(-n // batch)
 
         def body(carry, t):
-            params, opt_state = carry
+            params, stats, opt_state = carry
             idx, mask = epoch_batch_indices(key, t, n, batch)
-            grads = jax.grad(lambda p: cross_entropy(apply_model(net, p, {}, syn.images[idx], True)[0],
-                                                     syn.labels[idx], mask))(params)
-            updates, opt_state = net_opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
+            images = augment(jax.random.fold_in(key, t), syn.images[idx], False)
 
-        (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), jnp.arange(steps))
-        return params, opt_state
+            def loss(p):
+                logits, new_stats = apply_model(net, p, stats, images, True)
+                return cross_entropy(logits, syn.labels[idx], mask), new_stats
+
+            grads, stats = jax.grad(loss, has_aux=True)(params)
+            updates, opt_state = net_opt.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), stats, opt_state), None
+
+        (params, stats, opt_state), _ = jax.lax.scan(body, (params, stats, opt_state), jnp.arange(steps))
+        return params, stats, opt_state
 
     def step(state: DCState, key: jax.Array, real: RealData):
         net = network(real)
         net_key, loop_key = jax.random.split(key)
-        params = net.init(net_key, state.synthetic.images[:1], train=True)["params"]
-        carry = (state.synthetic, state.opt_state, params, net_opt.init(params), jnp.zeros((), jnp.float32))
+        variables = net.init(net_key, state.synthetic.images[:1], train=True)
+        params, stats = variables["params"], variables.get("batch_stats", {})
+        carry = (state.synthetic, state.opt_state, params, stats, net_opt.init(params), jnp.zeros((), jnp.float32))
 
         def outer(carry, ol):
-            syn, opt_state, params, net_state, loss_sum = carry
-            k_match, k_train = jax.random.split(jax.random.fold_in(loop_key, ol))
-            loss, grads = jax.value_and_grad(matching_loss)(syn.images, params, k_match, real, net)
+            syn, opt_state, params, stats, net_state, loss_sum = carry
+            k_bn, k_match, k_train = jax.random.split(jax.random.fold_in(loop_key, ol), 3)
+            stats = bn_statistics(params, stats, k_bn, real, net)
+            g_real = real_gradients(params, stats, k_match, real, net)
+            loss, grads = jax.value_and_grad(matching_loss)(syn.images, params, stats, k_match, g_real, net)
             updates, opt_state = image_opt.update(grads, opt_state, syn.images)
             syn = syn._replace(images=optax.apply_updates(syn.images, updates))
             if outer_loop > 1:  # the network trains between matches, never after the last one
-                params, net_state = jax.lax.cond(
+                params, stats, net_state = jax.lax.cond(
                     ol < outer_loop - 1,
-                    lambda: train_network(params, net_state, k_train, jax.lax.stop_gradient(syn), net),
-                    lambda: (params, net_state))
-            return (syn, opt_state, params, net_state, loss_sum + loss), None
+                    lambda: train_network(params, stats, net_state, k_train, jax.lax.stop_gradient(syn), net),
+                    lambda: (params, stats, net_state))
+            return (syn, opt_state, params, stats, net_state, loss_sum + loss), None
 
         if outer_loop == 1:
             carry, _ = outer(carry, 0)
         else:
             carry, _ = jax.lax.scan(outer, carry, jnp.arange(outer_loop))
-        syn, opt_state, _, _, loss_sum = carry
+        syn, opt_state, _, _, _, loss_sum = carry
         metrics = {"match_loss": loss_sum / (real.num_classes * outer_loop)}
         return DCState(syn, opt_state, state.iteration + 1), metrics
 
     return Method(init, step, lambda state: state.synthetic)
+
+
+register_method("dc", DCConfig, "gradient matching (Zhao et al., ICLR 2021)")(gradient_matching)
+register_method("dsa", DSAConfig, "gradient matching with differentiable siamese augmentation (Zhao & Bilen, "
+                                  "ICML 2021)",
+                dataset_defaults=lambda dataset: {"dsa_strategy": default_dsa_strategy(dataset)})(gradient_matching)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdistill.errors import ConfigError
-from jaxdistill.models.layers import Conv, Dense
+from jaxdistill.models.layers import Conv, Dense, InstanceNorm
 
 NORMS = ("instancenorm", "batchnorm", "layernorm", "none")
 POOLINGS = ("avgpooling", "maxpooling", "none")
@@ -48,7 +48,7 @@ class ConvNet(nn.Module):
 def _norm(kind: str, channels: int, train: bool):
     # PyTorch's eps 1e-5 everywhere; instance norm is GroupNorm with one group per channel (affine), as in the reference.
     if kind == "instancenorm":
-        return nn.GroupNorm(num_groups=channels, epsilon=1e-5)
+        return InstanceNorm(epsilon=1e-5)
     if kind == "layernorm":
         return nn.GroupNorm(num_groups=1, epsilon=1e-5)
     if kind == "batchnorm":

@@ -6,6 +6,7 @@ so the init distribution is part of the method: we reproduce it rather than use 
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -34,8 +35,8 @@ MATMUL_MIN_BATCH = 32
 
 
 def default_conv_impl(batch_size: int) -> str:
-    """'matmul' on CPU for batches of MATMUL_MIN_BATCH or more; XLA's own conv otherwise and on GPU/TPU (cuDNN)."""
-    return "matmul" if jax.default_backend() == "cpu" and batch_size >= MATMUL_MIN_BATCH else "xla"
+    """'fastgrad' on CPU for batches of MATMUL_MIN_BATCH or more; XLA's own conv otherwise and on GPU/TPU (cuDNN)."""
+    return "fastgrad" if jax.default_backend() == "cpu" and batch_size >= MATMUL_MIN_BATCH else "xla"
 
 
 def conv_matmul(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
@@ -70,7 +71,44 @@ def conv_xla(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-CONV_IMPLS = {"matmul": conv_matmul, "xla": conv_xla}
+def _patches(x: jax.Array, kh: int, kw: int, padding: int) -> jax.Array:
+    """(N*H'*W', KH*KW*Cin) patch matrix of `x`, columns ordered as a (KH, KW, Cin) kernel is flattened."""
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    out_h = x.shape[1] + 2 * padding - kh + 1
+    out_w = x.shape[2] + 2 * padding - kw + 1
+    cols = jnp.concatenate([xp[:, i:i + out_h, j:j + out_w, :] for i in range(kh) for j in range(kw)], axis=-1)
+    return cols.reshape(-1, kh * kw * x.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_fastgrad(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+    """XLA's conv with the weight gradient computed as one patch-matrix matmul.
+
+    Values, the input gradient (itself a conv, fast in XLA) and every higher derivative equal `conv_xla`'s; only
+    the weight gradient is computed differently: XLA:CPU emits it as a convolution over the batch that runs at a
+    fraction of the matmul rate (7x slower at 16x16x128, 100x for one input channel), where `patches^T @ dy` runs
+    at the matmul rate. Used for large-batch gradients on CPU (the real-data gradients of gradient matching,
+    network training); the derivative of the backward pass is differentiable again (reverse over reverse).
+    """
+    return conv_xla(x, kernel, padding)
+
+
+def _conv_fastgrad_fwd(x, kernel, padding):
+    return conv_xla(x, kernel, padding), (x, kernel)
+
+
+def _conv_fastgrad_bwd(padding, residuals, dy):
+    x, kernel = residuals
+    kh, kw, cin, cout = kernel.shape
+    _, input_vjp = jax.vjp(lambda x_: conv_xla(x_, kernel, padding), x)
+    (dx,) = input_vjp(dy)
+    dw = _patches(x, kh, kw, padding).T @ dy.reshape(-1, cout)
+    return dx, dw.reshape(kernel.shape)
+
+
+conv_fastgrad.defvjp(_conv_fastgrad_fwd, _conv_fastgrad_bwd)
+
+CONV_IMPLS = {"matmul": conv_matmul, "xla": conv_xla, "fastgrad": conv_fastgrad}
 
 
 class Conv(nn.Module):
@@ -99,3 +137,24 @@ class Dense(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         return nn.Dense(self.features, kernel_init=torch_kernel_init,
                         bias_init=torch_bias_init(x.shape[-1]))(x)
+
+
+class InstanceNorm(nn.Module):
+    """Per-image, per-channel normalisation over the spatial axes with a learned scale and bias per channel.
+
+    Equal to PyTorch's GroupNorm(C, C) (the reference ConvNet's 'instancenorm'; eps 1e-5) and to Flax's
+    GroupNorm(num_groups=C). Written directly, with the variance as E[x^2] - E[x]^2 (clamped at 0) and the scale
+    folded into the reciprocal standard deviation: its gradient runs about 1.7x faster than GroupNorm's on XLA:CPU,
+    where these memory-bound passes over the first layer's activations are a large part of a real-data gradient.
+    """
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (channels,))
+        bias = self.param("bias", nn.initializers.zeros, (channels,))
+        axes = tuple(range(1, x.ndim - 1))
+        mean = jnp.mean(x, axes, keepdims=True)
+        var = jnp.maximum(jnp.mean(jnp.square(x), axes, keepdims=True) - jnp.square(mean), 0.0)
+        return (x - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias

@@ -23,7 +23,7 @@ def test_loops_follow_the_reference_table():
 
 @pytest.mark.parametrize("bad,match", [(dict(ipc=0), "ipc"), (dict(ipc=7), "outer_loop"),
                                        (dict(outer_loop=0), "outer_loop"), (dict(inner_loop=-1), "inner_loop"),
-                                       (dict(norm="batchnorm"), "batch-norm"), (dict(distance="l1"), "distance"),
+                                       (dict(dsa_strategy="blur"), "DSA operation"), (dict(distance="l1"), "distance"),
                                        (dict(init="zeros"), "init")])
 def test_bad_configs(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -68,3 +68,56 @@ def test_network_trains_between_matches_only():
 
     np.testing.assert_array_equal(images_after(1, 0), images_after(1, 3))
     assert not np.allclose(images_after(2, 0), images_after(2, 3))
+
+
+def _one_step(method, key=1, **overrides):
+    m = make_method(method, **{"ipc": 1, **TINY, **overrides})
+    state = m.init(jax.random.PRNGKey(0), REAL)
+    new_state, metrics = jax.jit(m.step)(state, jax.random.PRNGKey(key), REAL)
+    return state, new_state, metrics
+
+
+def test_dsa_with_every_augmentation_off_is_exactly_dc():
+    _, dc_state, dc_metrics = _one_step("dc")
+    _, dsa_state, dsa_metrics = _one_step("dsa", dsa_strategy="none")
+    np.testing.assert_array_equal(dsa_state.synthetic.images, dc_state.synthetic.images)
+    assert float(dsa_metrics["match_loss"]) == float(dc_metrics["match_loss"])
+
+
+def test_dsa_augmentation_changes_the_update_and_stays_finite():
+    _, dc_state, _ = _one_step("dc")
+    _, dsa_state, metrics = _one_step("dsa", dsa_strategy="color_crop_cutout_scale_rotate")
+    assert np.isfinite(float(metrics["match_loss"]))
+    assert np.all(np.isfinite(dsa_state.synthetic.images))
+    assert not np.allclose(dsa_state.synthetic.images, dc_state.synthetic.images)
+
+
+def test_dsa_strategy_defaults_per_dataset_and_yields_to_overrides():
+    from jaxdistill.data.dsa import DSA_DIGIT_STRATEGY, DSA_STRATEGY
+    from jaxdistill.methods import method_config
+    assert method_config("dsa").dsa_strategy == DSA_STRATEGY
+    assert method_config("dsa", dataset="mnist").dsa_strategy == DSA_DIGIT_STRATEGY  # no flips on digits
+    assert method_config("dsa", dataset="fashion_mnist").dsa_strategy == DSA_STRATEGY
+    assert method_config("dsa", dataset="mnist", dsa_strategy="crop").dsa_strategy == "crop"
+    assert method_config("dc", dataset="mnist").dsa_strategy == "none"
+
+
+def test_batchnorm_network_matches_with_running_statistics_from_real_data():
+    # The reference sets a batch-norm net's running statistics from a training-mode pass over real images and
+    # matches in evaluation mode; the result must differ from instance norm's and be finite; batch_bn is checked.
+    _, bn_state, metrics = _one_step("dc", norm="batchnorm", batch_bn=2)
+    _, in_state, _ = _one_step("dc")
+    assert np.isfinite(float(metrics["match_loss"])) and np.all(np.isfinite(bn_state.synthetic.images))
+    assert not np.allclose(bn_state.synthetic.images, in_state.synthetic.images)
+    m = make_method("dc", **{"ipc": 1, **TINY, "norm": "batchnorm", "batch_bn": 5})
+    with pytest.raises(ConfigError, match="batch_bn"):
+        m.init(jax.random.PRNGKey(0), REAL)
+
+
+def test_batchnorm_statistics_come_from_the_real_batch_norm_pass():
+    # How many real images per class set the running statistics (batch_bn) changes a batch-norm net's match, and
+    # nothing else: with instance norm, batch_bn is unused.
+    bn = [np.asarray(_one_step("dc", norm="batchnorm", batch_bn=b)[1].synthetic.images) for b in (2, 4)]
+    assert not np.allclose(bn[0], bn[1])
+    inst = [np.asarray(_one_step("dc", batch_bn=b)[1].synthetic.images) for b in (2, 4)]
+    np.testing.assert_array_equal(inst[0], inst[1])

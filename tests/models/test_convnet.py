@@ -5,7 +5,7 @@ import pytest
 
 from jaxdistill.errors import ConfigError
 from jaxdistill.models import ConvNet, MLP, make_model
-from jaxdistill.models.layers import conv_matmul, conv_xla
+from jaxdistill.models.layers import InstanceNorm, conv_fastgrad, conv_matmul, conv_xla
 
 
 def n_params(variables):
@@ -27,20 +27,26 @@ def test_feature_map_sizes_mnist_pads_to_32():
     assert dense_kernel.shape == (4 * 4 * 4, 10)  # 28 + 2*3 - 2 = 32 -> 16 -> 8 -> 4
 
 
+@pytest.mark.parametrize("conv", [conv_matmul, conv_fastgrad], ids=["matmul", "fastgrad"])
 @pytest.mark.parametrize("cin", [1, 5, 16])
-def test_matmul_conv_equals_xla_conv_values_and_second_order_grads(cin):
+def test_conv_kernels_equal_xla_conv_values_grads_and_second_order_grads(conv, cin):
     kx, kw, kv = jax.random.split(jax.random.PRNGKey(cin), 3)
     x = jax.random.normal(kx, (2, 6, 6, cin))
     w = jax.random.normal(kw, (3, 3, cin, 4)) / np.sqrt(9 * cin)  # O(1) outputs, as in a real net
     pad = 3 if cin == 1 else 1
-    np.testing.assert_allclose(conv_matmul(x, w, pad), conv_xla(x, w, pad), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(conv(x, w, pad), conv_xla(x, w, pad), rtol=1e-5, atol=1e-4)
+    cot = jax.random.normal(kv, conv_xla(x, w, pad).shape)
+    first = jax.grad(lambda x, w: jnp.sum(conv(x, w, pad) * cot), argnums=(0, 1))(x, w)
+    first_xla = jax.grad(lambda x, w: jnp.sum(conv_xla(x, w, pad) * cot), argnums=(0, 1))(x, w)
+    for a, b in zip(first, first_xla):  # input and weight gradients
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
     # Gradient matching differentiates a function of a weight gradient with respect to the input images.
     def matching_loss(conv, x):
         g = jax.grad(lambda w: jnp.sum(jnp.tanh(conv(x, w, pad)) ** 2))(w)
         return jnp.sum(g * jax.random.normal(kv, g.shape))
 
-    g_mm = jax.grad(lambda x: matching_loss(conv_matmul, x))(x)
+    g_mm = jax.grad(lambda x: matching_loss(conv, x))(x)
     g_xla = jax.grad(lambda x: matching_loss(conv_xla, x))(x)
     np.testing.assert_allclose(g_mm, g_xla, rtol=1e-4, atol=1e-5 * float(jnp.abs(g_xla).max()))
 
@@ -64,6 +70,30 @@ def test_instancenorm_normalises_each_channel_of_each_image():
     y = norm.apply(norm.init(jax.random.PRNGKey(0), x), x)
     np.testing.assert_allclose(y.mean(axis=(1, 2)), 0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=(1, 2)), 1, atol=1e-3)
+
+
+def test_instancenorm_equals_flax_groupnorm_with_one_group_per_channel_values_and_grads():
+    # The reference's instance norm is GroupNorm(C, C); ours is written directly (faster), so it must agree with
+    # Flax's GroupNorm in values and in first and second derivatives (gradient matching needs both).
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 5, 5, 4)) * 2 + 0.5
+    scale = jax.random.normal(jax.random.PRNGKey(1), (4,))
+    bias = jax.random.normal(jax.random.PRNGKey(2), (4,))
+    variables = {"params": {"scale": scale, "bias": bias}}
+    ours = lambda x: InstanceNorm().apply(variables, x)
+    ref = lambda x: nn.GroupNorm(num_groups=4, epsilon=1e-5).apply(variables, x)
+    np.testing.assert_allclose(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+    cot = jax.random.normal(jax.random.PRNGKey(3), x.shape)
+    grad_of = lambda f: jax.grad(lambda x: jnp.sum(jnp.tanh(f(x)) * cot))
+    np.testing.assert_allclose(grad_of(ours)(x), grad_of(ref)(x), rtol=1e-4, atol=1e-5)
+    second = lambda f: jax.grad(lambda x: jnp.sum(grad_of(f)(x) ** 2))(x)
+    np.testing.assert_allclose(second(ours), second(ref), rtol=1e-3, atol=1e-4)
+
+
+def test_auto_conv_picks_fastgrad_for_large_cpu_batches_and_xla_otherwise():
+    from jaxdistill.models.layers import MATMUL_MIN_BATCH, default_conv_impl
+    assert default_conv_impl(1) == "xla"
+    assert default_conv_impl(MATMUL_MIN_BATCH) == ("fastgrad" if jax.default_backend() == "cpu" else "xla")
 
 
 def test_torch_default_init_bounds():
