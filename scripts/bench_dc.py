@@ -1,0 +1,166 @@
+"""Benchmark: seconds per DC outer iteration on MNIST, jaxdistill against the reference PyTorch code, same machine.
+
+    python scripts/bench_dc.py --reference-dir DIR --reference-python PY --reference-data DIR \
+        [--ipcs 1,10] [--iterations 1:4,10:2] [--out results/bench/dc_<backend>.json]
+
+jaxdistill: every configuration runs in a fresh process (so its peak RSS is its own), compiles the DC step first
+(timed separately), then times steady-state iterations one by one. Its FLOP count is XLA's cost analysis of the
+compiled step; the achieved rate is set beside a float32 4096^3 matmul timed in the same run.
+
+Reference: the unmodified `main.py` of VICO-UoE/DatasetCondensation (a checkout outside this repository, run with
+its own Python that has torch, torchvision and scipy), `--method DC --dataset MNIST --model ConvNet --num_eval 0`,
+so no evaluation networks are trained. Its `for it in range(Iteration + 1)` loop runs Iteration + 1 outer iterations
+after a setup phase (data loading, tensor building), so it is run twice, with N and N + k iterations, and one
+iteration takes (T(N + k) - T(N)) / k: setup cancels. Its peak RSS is the larger run's. `--reference-data` is a
+folder holding MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (torchvision's layout, uncompressed).
+
+Both sides get the same environment, including this package's allocator setting (GLIBC_TUNABLES, see
+jaxdistill/cpu_tuning.py), and use all cores (2 threads on the machine it was written on). With `--reference-plain`
+the reference is also run without GLIBC_TUNABLES.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
+
+
+def child_rusage(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[float, float, str]:
+    """Run cmd; (wall seconds, peak RSS in GiB of that process, stdout)."""
+    with tempfile.TemporaryFile("w+") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{text[-3000:]}")
+    return wall, usage.ru_maxrss / 2**20, text  # ru_maxrss is in KiB on Linux
+
+
+def worker(ipc: int, iterations: int, data_dir: str | None) -> None:
+    """One jaxdistill configuration in this process; prints one JSON line."""
+    import jax
+    import numpy as np
+
+    from jaxdistill.methods import make_method
+    from jaxdistill.runner import load_real
+
+    t0 = time.perf_counter()
+    data = load_real("mnist", data_dir, progress=False)
+    setup = time.perf_counter() - t0
+    m = make_method("dc", ipc=ipc)
+    state = jax.jit(m.init)(jax.random.PRNGKey(0), data.train)
+    t0 = time.perf_counter()
+    compiled = jax.jit(m.step, donate_argnums=0).lower(state, jax.random.PRNGKey(1), data.train).compile()
+    compile_s = time.perf_counter() - t0
+    flops = float(compiled.cost_analysis().get("flops", float("nan")))
+    times = []
+    for i in range(iterations + 1):  # the first run also pays one-time allocation; not counted
+        t0 = time.perf_counter()
+        state, metrics = compiled(state, jax.random.PRNGKey(2 + i), data.train)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - t0)
+    steady = times[1:]
+    mm = jax.jit(lambda a, b: a @ b)
+    a = jax.random.normal(jax.random.PRNGKey(0), (4096, 4096))
+    jax.block_until_ready(mm(a, a))
+    t0 = time.perf_counter()
+    jax.block_until_ready(mm(a, a))
+    matmul_rate = 2 * 4096**3 / (time.perf_counter() - t0)
+    print(json.dumps({"ipc": ipc, "setup_s": setup, "compile_s": compile_s, "first_iteration_s": times[0],
+                      "iteration_s": steady, "iteration_s_median": float(np.median(steady)),
+                      "flops_per_iteration": flops, "achieved_flop_rate": flops / float(np.median(steady)),
+                      "matmul_flop_rate_4096": matmul_rate, "match_loss": float(metrics["match_loss"])}))
+
+
+def reference_seconds(args, ipc: int, n: int, k: int, env: dict[str, str]) -> dict:
+    rows = []
+    for iterations in (n, n + k):
+        with tempfile.TemporaryDirectory() as save:
+            cmd = [args.reference_python, "main.py", "--method", "DC", "--dataset", "MNIST", "--model", "ConvNet",
+                   "--ipc", str(ipc), "--num_exp", "1", "--num_eval", "0", "--Iteration", str(iterations),
+                   "--data_path", args.reference_data, "--save_path", save]
+            wall, rss, _ = child_rusage(cmd, env, cwd=args.reference_dir)
+            rows.append({"iterations_arg": iterations, "wall_s": wall, "peak_rss_gib": rss})
+            print(f"  reference ipc {ipc} --Iteration {iterations}: {wall:.1f} s, peak {rss:.2f} GiB", flush=True)
+    return {"runs": rows, "iteration_s": (rows[1]["wall_s"] - rows[0]["wall_s"]) / k,
+            "peak_rss_gib": max(r["peak_rss_gib"] for r in rows),
+            "command": " ".join(cmd[:-6] + ["--Iteration", "N"] + cmd[-4:])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ipcs", default="1,10")
+    p.add_argument("--iterations", default="1:4,10:2", help="timed steady-state iterations per ipc (ipc:count)")
+    p.add_argument("--data-dir", default=None, help="MNIST for jaxdistill (default: $JAXDISTILL_DATA or cache)")
+    p.add_argument("--reference-dir", default=None, help="checkout of VICO-UoE/DatasetCondensation (skip if unset)")
+    p.add_argument("--reference-python", default=sys.executable)
+    p.add_argument("--reference-data", default=None)
+    p.add_argument("--reference-iterations", default="1:0+3,10:0+1",
+                   help="per ipc, N+k: the reference runs --Iteration N and N+k")
+    p.add_argument("--reference-plain", action="store_true", help="also run the reference without GLIBC_TUNABLES")
+    p.add_argument("--out", default=None)
+    p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-iterations", type=int, default=3, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker is not None:
+        worker(args.worker, args.worker_iterations, args.data_dir)
+        return
+    reexec_with_malloc_tuning()
+
+    import jax
+
+    from jaxdistill.records import device_info, versions, write_json
+
+    ipcs = [int(s) for s in args.ipcs.split(",")]
+    counts = dict(tuple(int(x) for x in s.split(":")) for s in args.iterations.split(","))
+    ref_counts = {int(k): tuple(int(x) for x in v.split("+"))
+                  for k, v in (s.split(":") for s in args.reference_iterations.split(","))}
+    env = dict(os.environ)
+    rows = []
+    for ipc in ipcs:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(ipc),
+               "--worker-iterations", str(counts.get(ipc, 2))] + (["--data-dir", args.data_dir] if args.data_dir else [])
+        _, rss, out = child_rusage(cmd, env)
+        ours = json.loads(out.strip().splitlines()[-1])
+        ours["peak_rss_gib"] = rss
+        row = {"ipc": ipc, "jaxdistill": ours}
+        print(f"jaxdistill ipc {ipc}: {ours['iteration_s_median']:.2f} s/iteration (compile {ours['compile_s']:.1f} s),"
+              f" peak {rss:.2f} GiB, {ours['achieved_flop_rate'] / 1e9:.0f} GFLOP/s of "
+              f"{ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)", flush=True)
+        if args.reference_dir:
+            n, k = ref_counts.get(ipc, (0, 1))
+            row["reference"] = reference_seconds(args, ipc, n, k, env)
+            row["speedup"] = row["reference"]["iteration_s"] / ours["iteration_s_median"]
+            if args.reference_plain:
+                plain = {key: v for key, v in env.items() if key != "GLIBC_TUNABLES"}
+                row["reference_without_glibc_tunables"] = reference_seconds(args, ipc, n, k, plain)
+            print(f"reference ipc {ipc}: {row['reference']['iteration_s']:.2f} s/iteration, peak "
+                  f"{row['reference']['peak_rss_gib']:.2f} GiB -> jaxdistill {row['speedup']:.2f}x", flush=True)
+        rows.append(row)
+    ref_versions = None
+    if args.reference_dir:
+        ref_versions = subprocess.run([args.reference_python, "-c", "import torch, torchvision, scipy; "
+                                       "print(torch.__version__, torchvision.__version__, scipy.__version__, "
+                                       "torch.get_num_threads())"], capture_output=True, text=True).stdout.strip()
+    out = Path(args.out or f"results/bench/dc_{jax.default_backend()}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, {"benchmark": "DC outer iteration, MNIST ConvNet", "command": " ".join(["python"] + sys.argv),
+                     "rows": rows, "versions": versions(), "device": device_info(),
+                     "glibc_tunables": env.get("GLIBC_TUNABLES"), "xla_flags": env.get("XLA_FLAGS"),
+                     "reference_versions (torch torchvision scipy threads)": ref_versions})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
