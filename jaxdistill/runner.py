@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from jaxdistill.checkpoint import RunDir
 from jaxdistill.data.arrays import RealData, make_real_data, normalize, sample_per_class
 from jaxdistill.data.augment import default_eval_augmentation
+from jaxdistill.data.registry import DatasetSpec
 from jaxdistill.data.dsa import parse_dsa_strategy
 from jaxdistill.data.sources import load_dataset
 from jaxdistill.errors import ConfigError, WorkdirError
@@ -41,7 +42,7 @@ class LoadedData:
     test_labels: np.ndarray
 
 
-def load_real(dataset: str, data_dir: str | None = None, source: str = "files", progress: bool = True
+def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: str = "files", progress: bool = True
               ) -> LoadedData:
     """Load a registered dataset, normalise it per its spec, and index the training split by class on device."""
     ds = load_dataset(dataset, data_dir, source=source, progress=progress)

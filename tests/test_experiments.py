@@ -12,10 +12,14 @@ pytestmark = pytest.mark.skipif(not DATA or not Path(DATA, "mnist").is_dir(),
                                 reason="needs the MNIST files: set JAXDISTILL_DATA to a folder holding mnist/")
 
 
-@pytest.mark.parametrize("script,expect", [("random_mnist.py", "random ipc=1:"),
-                                           ("full_data_mnist.py", "full-data ConvNet, 1 epochs: test accuracy")])
+@pytest.mark.parametrize("script,expect", [
+    (["random_mnist.py"], "random ipc=1:"),
+    (["full_data_mnist.py"], "full-data ConvNet, 1 epochs: test accuracy"),
+    (["gradient_matching.py", "--method", "dc"], "dc mnist ipc=1 (smoke):"),
+    (["gradient_matching.py", "--method", "dsa"], "dsa mnist ipc=1 (smoke):"),
+], ids=["random", "full_data", "dc", "dsa"])
 def test_smoke_variant_runs(script, expect, tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--variant", "smoke",
+    done = subprocess.run([sys.executable, str(ROOT / "experiments" / script[0]), *script[1:], "--variant", "smoke",
                            "--workdir", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert expect in done.stdout

@@ -208,3 +208,36 @@ def test_bad_source_and_unreadable_format(tiny, tmp_path):
         load_dataset(dataclasses.replace(spec, format="mhist"), src)
     with pytest.raises(ConfigError, match="known datasets"):
         load_dataset("not_a_dataset")
+
+
+def test_fashion_mnist_loads_from_files_in_the_official_idx_format(tmp_path):
+    # The official Fashion-MNIST files are gzipped IDX with MNIST's names and layout; generate small ones, point the
+    # registered spec's checksums and sizes at them, and load through the same path a user's real files take.
+    import dataclasses
+    import hashlib
+
+    from jaxdistill.data.idx import write_idx
+    from jaxdistill.data.registry import get_spec
+    from jaxdistill.runner import load_real
+
+    official = get_spec("fashion_mnist")
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte.gz": (np.arange(30) % 10).astype(np.uint8),
+              "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte.gz": (np.arange(20) % 10).astype(np.uint8)}
+    folder = tmp_path / "fashion_mnist"
+    files = []
+    for f in official.files:
+        write_idx(folder / f.filename, arrays[f.filename])
+        data = (folder / f.filename).read_bytes()
+        assert data[:2] == b"\x1f\x8b"  # gzip, as published
+        files.append(dataclasses.replace(f, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    spec = dataclasses.replace(official, files=tuple(files), train_size=30, test_size=20)
+    ds = load_dataset(spec, tmp_path, download=False, progress=False)
+    np.testing.assert_array_equal(ds.train_images[..., 0], arrays["train-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(ds.test_labels, arrays["t10k-labels-idx1-ubyte.gz"])
+    loaded = load_real(spec, str(tmp_path), progress=False)
+    expected = (arrays["t10k-images-idx3-ubyte.gz"][..., None] / 255.0 - 0.2860) / 0.3530  # the paper's normalisation
+    np.testing.assert_allclose(np.asarray(loaded.test_images), expected, rtol=1e-5, atol=1e-5)
+    assert loaded.train.num_classes == 10 and loaded.spec.class_names[0] == "T-shirt/top"
