@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
 from jaxdistill.models import ConvNet
 from jaxdistill.records import device_info, versions, write_json
 from jaxdistill.train import Trainer, TrainConfig
@@ -50,6 +51,7 @@ def time_strategy(num_images: int, num_models: int, steps: int, parallel: str, d
 
 
 def main() -> None:
+    reexec_with_malloc_tuning()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", type=int, default=20)
     p.add_argument("--steps", type=int, default=10)
@@ -57,7 +59,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
     backend = jax.default_backend()
-    convs = ["matmul", "xla"] if backend == "cpu" else ["xla"]
+    convs = ["fastgrad", "matmul", "xla"] if backend == "cpu" else ["xla"]
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         for conv in convs:

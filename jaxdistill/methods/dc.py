@@ -70,6 +70,7 @@ class DCConfig:
     conv_impl: str = "auto"  # models/layers.py: 'auto' (per backend and batch), 'xla', 'fastgrad' or 'matmul'
     dsa_strategy: str = "none"  # DSA: augmentation names joined by '_' (jaxdistill.data.dsa); 'none' is plain DC
     batch_bn: int = 16  # real images per class that set a batch-norm network's statistics before each match
+    real_chunks: int = 1  # split each class's real batch into this many equal parts, one after another (less memory)
 
     TEST_OVERRIDES: ClassVar[dict] = {"batch_real": 2, "width": 8, "depth": 2, "outer_loop": 2, "inner_loop": 1}
 
@@ -86,6 +87,9 @@ class DCConfig:
         if self.inner_loop is not None and self.inner_loop < 0:
             raise ConfigError(f"inner_loop must be >= 0, got {self.inner_loop}")
         parse_dsa_strategy(self.dsa_strategy)
+        if self.real_chunks < 1 or self.batch_real % self.real_chunks:
+            raise ConfigError(f"real_chunks must be >= 1 and divide batch_real ({self.batch_real}), "
+                              f"got {self.real_chunks}")
         for name in ("iterations", "batch_real", "batch_train", "batch_bn"):
             if getattr(self, name) < (0 if name == "iterations" else 1):
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
@@ -147,14 +151,23 @@ def gradient_matching(config: DCConfig) -> Method:
         return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)  # real-batch sampling, augmentation
 
     def real_gradients(params, stats, key, real, net):
-        """Per-class gradients on real batches (constants), one class at a time."""
-        grads = []
+        """Per-class gradients on real batches (constants), one class (and one chunk of it) at a time.
+
+        The mean loss over the batch is the mean of its equal chunks' mean losses, so chunking changes only the
+        order of float additions. Each chunk waits for the previous one's gradient (optimization_barrier), so the
+        memory-minimising scheduler (cpu_tuning.py) keeps one chunk's activations alive at a time.
+        """
+        grads, previous = [], None
         for c in range(real.num_classes):
             k_sample, k_aug = class_keys(key, c)
-            batch = sample_class(k_sample, real, c, config.batch_real)
-            if grads:  # class c starts only once class c-1 is done: one class's activations alive at a time
-                batch, _ = jax.lax.optimization_barrier((batch, grads[-1]))
-            grads.append(class_gradient(net, params, stats, augment(k_aug, batch, True), c))
+            batch = augment(k_aug, sample_class(k_sample, real, c, config.batch_real), True)
+            total = None
+            for chunk in jnp.split(batch, config.real_chunks):
+                if previous is not None:
+                    chunk, _ = jax.lax.optimization_barrier((chunk, previous))
+                previous = class_gradient(net, params, stats, chunk, c)
+                total = previous if total is None else jax.tree.map(jnp.add, total, previous)
+            grads.append(jax.tree.map(lambda g: g / config.real_chunks, total))
         return jax.lax.stop_gradient(grads)
 
     def matching_loss(images, params, stats, key, g_real, net):

@@ -121,3 +121,12 @@ def test_batchnorm_statistics_come_from_the_real_batch_norm_pass():
     assert not np.allclose(bn[0], bn[1])
     inst = [np.asarray(_one_step("dc", batch_bn=b)[1].synthetic.images) for b in (2, 4)]
     np.testing.assert_array_equal(inst[0], inst[1])
+
+
+def test_real_batch_in_chunks_gives_the_same_update():
+    _, whole, m1 = _one_step("dc", batch_real=4)
+    _, chunked, m2 = _one_step("dc", batch_real=4, real_chunks=2)
+    np.testing.assert_allclose(chunked.synthetic.images, whole.synthetic.images, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(m2["match_loss"]), float(m1["match_loss"]), rtol=1e-5)
+    with pytest.raises(ConfigError, match="real_chunks"):
+        DCConfig(batch_real=4, real_chunks=3)
