@@ -26,9 +26,10 @@ from jaxdistill.data.sources import load_dataset
 from jaxdistill.errors import ConfigError, WorkdirError
 from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
 from jaxdistill.methods import get_entry, make_method, method_config
+from jaxdistill.methods.base import StepLoop
 from jaxdistill.models import make_model
 from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
-from jaxdistill.train import Trainer, TrainConfig, resolve_parallel
+from jaxdistill.train import Trainer, TrainConfig, resolve_driver, resolve_parallel
 
 SYNTHETIC_FILE = "synthetic.npz"
 EVAL_FILE = "eval.json"
@@ -110,7 +111,7 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     if resolve_parallel(parallel) == "vmap":
         step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)), donate_argnums=0)
     else:
-        step_one = jax.jit(m.step)
+        step_one = jax.jit(m.step) if m.loop is None or resolve_driver("auto") == "scan" else host_driven(m.loop)
 
         def step(state, keys, real):
             outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], real) for s in range(len(seeds))]
@@ -155,6 +156,18 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
               "method_description": get_entry(method).description}
     write_json(run.path / "run.json", record)
     return record
+
+
+def host_driven(loop: StepLoop) -> Callable:
+    """`step` with its loop driven from Python: jitted begin, `length` calls of a jitted body, jitted end."""
+    begin, body, end = jax.jit(loop.begin), jax.jit(loop.body, donate_argnums=0), jax.jit(loop.end)
+
+    def step(state, key, real):
+        carry = begin(state, key, real)
+        for i in range(loop.length):
+            carry = body(carry, jnp.asarray(i, jnp.int32), real)
+        return end(carry)
+    return step
 
 
 def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[int]]:

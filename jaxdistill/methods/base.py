@@ -6,6 +6,11 @@ A method is built by a lowercase factory from its config and is three pure funct
     synthetic(state) -> SyntheticSet                what gets evaluated and saved
 The runner jit-compiles `step` once per run and vmaps it over seeds; randomness comes only from the key it is given
 (`fold_in(seed_key, iteration)`).
+
+A method whose iteration is itself a loop (DC's outer_loop matches, MTT's student steps) may also expose it as a
+`StepLoop`: step == end(body^length(begin(state, key, real))). On XLA:CPU a rolled loop runs its body about 1.5-2x
+slower than the same body jitted on its own, so there the runner calls a jitted `body` from Python instead of `step`
+(runner.py, driver 'python'); `step` stays the one-program form for GPU/TPU and for vmap.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from jaxdistill.data.arrays import RealData
 from jaxdistill.errors import ConfigError
@@ -22,10 +28,30 @@ State = Any
 Metrics = dict[str, jax.Array]
 
 
+class StepLoop(NamedTuple):
+    """An iteration as begin -> `length` x body -> end (see the module docstring)."""
+    begin: Callable[[State, jax.Array, RealData], Any]  # (state, key, real) -> carry
+    body: Callable[[Any, jax.Array, RealData], Any]  # (carry, i, real) -> carry, i an int32 scalar
+    length: int
+    end: Callable[[Any], tuple[State, Metrics]]  # carry -> (state, metrics)
+
+
+def run_loop(loop: StepLoop, state: State, key: jax.Array, real: RealData) -> tuple[State, Metrics]:
+    """`step` from its StepLoop, as one program: the body inline when it runs once, else a `lax.scan`."""
+    carry = loop.begin(state, key, real)
+    if loop.length == 1:
+        carry = loop.body(carry, jnp.zeros((), jnp.int32), real)
+    else:
+        carry, _ = jax.lax.scan(lambda c, i: (loop.body(c, i, real), None), carry,
+                                jnp.arange(loop.length, dtype=jnp.int32))
+    return loop.end(carry)
+
+
 class Method(NamedTuple):
     init: Callable[[jax.Array, RealData], State]
     step: Callable[[State, jax.Array, RealData], tuple[State, Metrics]]
     synthetic: Callable[[State], SyntheticSet]
+    loop: StepLoop | None = None
 
 
 class MethodEntry(NamedTuple):
