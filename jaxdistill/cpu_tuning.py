@@ -59,6 +59,21 @@ def malloc_tuning_env(environ=os.environ) -> dict[str, str] | None:
     return env
 
 
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the kernel (glibc `malloc_trim`); a no-op elsewhere.
+
+    With trimming off (MALLOC_TUNABLES) the garbage of a one-off phase such as loading a dataset would otherwise
+    stay resident and fragment the heap under the next large allocation; the runner calls this after loading.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reexec_with_malloc_tuning() -> None:
     """Restart this process (same interpreter and arguments) with MALLOC_TUNABLES in GLIBC_TUNABLES, once.
 

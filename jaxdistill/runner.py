@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxdistill.checkpoint import RunDir
+from jaxdistill.cpu_tuning import release_free_memory
 from jaxdistill.data.arrays import RealData, make_real_data, normalize, sample_per_class
 from jaxdistill.data.augment import default_eval_augmentation
 from jaxdistill.data.registry import DatasetSpec
@@ -26,7 +27,7 @@ from jaxdistill.data.sources import load_dataset
 from jaxdistill.errors import ConfigError, WorkdirError
 from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
 from jaxdistill.methods import get_entry, make_method, method_config
-from jaxdistill.methods.base import StepLoop
+from jaxdistill.methods.base import Method, StepLoop
 from jaxdistill.models import make_model
 from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
 from jaxdistill.train import Trainer, TrainConfig, resolve_driver, resolve_parallel
@@ -49,8 +50,11 @@ def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: s
     ds = load_dataset(dataset, data_dir, source=source, progress=progress)
     spec = ds.spec
     train = make_real_data(ds.train_images, ds.train_labels, spec.num_classes, spec.mean, spec.std)
-    return LoadedData(spec, train, normalize(ds.test_images, spec.mean, spec.std),
-                      np.asarray(ds.test_labels, np.int32))
+    loaded = LoadedData(spec, train, normalize(ds.test_images, spec.mean, spec.std),
+                        np.asarray(ds.test_labels, np.int32))
+    del ds
+    release_free_memory()
+    return loaded
 
 
 def seed_keys(seeds: Sequence[int]) -> tuple[jax.Array, jax.Array]:
@@ -108,15 +112,15 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     init_keys, step_keys = seed_keys(seeds)
     init = jax.jit(jax.vmap(m.init, in_axes=(0, None)))
     fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+    state = init(init_keys, data.train)
     if resolve_parallel(parallel) == "vmap":
         step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)), donate_argnums=0)
     else:
-        step_one = jax.jit(m.step) if m.loop is None or resolve_driver("auto") == "scan" else host_driven(m.loop)
+        step_one = compiled_step(m, jax.tree.map(lambda a: a[0], state), step_keys[0], data.train)
 
         def step(state, keys, real):
             outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], real) for s in range(len(seeds))]
             return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
-    state = init(init_keys, data.train)
     run.open(config)  # only now: a failed data load or init leaves no workdir behind
     first = 0
     restored = run.restore(state)
@@ -158,15 +162,41 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     return record
 
 
-def host_driven(loop: StepLoop) -> Callable:
+class HostDriven:
     """`step` with its loop driven from Python: jitted begin, `length` calls of a jitted body, jitted end."""
-    begin, body, end = jax.jit(loop.begin), jax.jit(loop.body, donate_argnums=0), jax.jit(loop.end)
 
-    def step(state, key, real):
-        carry = begin(state, key, real)
-        for i in range(loop.length):
-            carry = body(carry, jnp.asarray(i, jnp.int32), real)
-        return end(carry)
+    def __init__(self, loop: StepLoop):
+        self.loop = loop
+        self.begin, self.end = jax.jit(loop.begin), jax.jit(loop.end)
+        self.body = jax.jit(loop.body, donate_argnums=0)
+
+    def __call__(self, state, key, real):
+        carry = self.begin(state, key, real)
+        for i in range(self.loop.length):
+            carry = self.body(carry, jnp.asarray(i, jnp.int32), real)
+        return self.end(carry)
+
+    def precompile(self, state, key, real) -> None:
+        carry = jax.eval_shape(self.loop.begin, state, key, real)
+        self.begin.lower(state, key, real).compile()
+        self.body.lower(carry, jnp.zeros((), jnp.int32), real).compile()
+        self.end.lower(carry).compile()
+
+
+def compiled_step(m: Method, state, key: jax.Array, real: RealData) -> Callable:
+    """One seed's step, compiled for (state, key, real)'s shapes: on CPU the method's loop driven from Python when it
+    has one (`HostDriven`), else `jit(step)`.
+
+    Compiling ahead of the first call lets the compiler's garbage be handed back (`release_free_memory`) before the
+    first iteration allocates its buffers on top of it, which lowers peak memory; later calls reuse the program.
+    """
+    if m.loop is not None and resolve_driver("auto") == "python":
+        step = HostDriven(m.loop)
+        step.precompile(state, key, real)
+    else:
+        step = jax.jit(m.step)
+        step.lower(state, key, real).compile()
+    release_free_memory()
     return step
 
 

@@ -43,6 +43,13 @@ def denormalize(images: np.ndarray, mean, std) -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
+@partial(jax.jit, static_argnames=("mean", "std"))
+def _normalize_device(images_uint8: jax.Array, mean: tuple[float, ...], std: tuple[float, ...]) -> jax.Array:
+    """`normalize` on device, in the same float32 operations."""
+    x = images_uint8.astype(jnp.float32) / jnp.float32(255.0)
+    return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+
+
 def make_real_data(images: np.ndarray, labels: np.ndarray, num_classes: int, mean=None, std=None) -> RealData:
     """Sort by class, normalise (when mean/std are given; uint8 input assumed then) and put on device."""
     labels = np.asarray(labels).astype(np.int32)
@@ -51,11 +58,12 @@ def make_real_data(images: np.ndarray, labels: np.ndarray, num_classes: int, mea
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ConfigError(f"labels must lie in [0, {num_classes - 1}], found {labels.min()}..{labels.max()}")
     order = np.argsort(labels, kind="stable")
-    x = images[order]
-    x = normalize(x, mean, std) if mean is not None else np.asarray(x, np.float32)
+    # Sorted on the host in the input dtype, converted on device: no float32 copies of the whole set on the host.
+    x = jnp.asarray(images[order])
+    x = _normalize_device(x, tuple(mean), tuple(std)) if mean is not None else x.astype(jnp.float32)
     counts = np.bincount(labels, minlength=num_classes).astype(np.int32)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
-    return RealData(images=jnp.asarray(x), labels=jnp.asarray(labels[order]),
+    return RealData(images=x, labels=jnp.asarray(labels[order]),
                     class_offsets=jnp.asarray(offsets), class_counts=jnp.asarray(counts),
                     num_classes=num_classes, max_class_count=int(counts.max(initial=0)),
                     min_class_count=int(counts.min()) if counts.size else 0)

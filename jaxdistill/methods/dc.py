@@ -71,7 +71,9 @@ class DCConfig:
     conv_impl: str = "auto"  # models/layers.py: 'auto' (per backend and batch), 'xla', 'fastgrad' or 'matmul'
     dsa_strategy: str = "none"  # DSA: augmentation names joined by '_' (jaxdistill.data.dsa); 'none' is plain DC
     batch_bn: int = 16  # real images per class that set a batch-norm network's statistics before each match
-    real_chunks: int = 1  # split each class's real batch into this many equal parts, one after another (less memory)
+    # Split each class's real batch into this many equal parts, taken one after another: the same gradient in less
+    # memory. None: 4 on CPU (peak RSS of an ipc-1 MNIST iteration 2.7 -> 1.7 GiB at the same speed), 1 elsewhere.
+    real_chunks: int | None = None
 
     TEST_OVERRIDES: ClassVar[dict] = {"batch_real": 2, "width": 8, "depth": 2, "outer_loop": 2, "inner_loop": 1}
 
@@ -88,7 +90,7 @@ class DCConfig:
         if self.inner_loop is not None and self.inner_loop < 0:
             raise ConfigError(f"inner_loop must be >= 0, got {self.inner_loop}")
         parse_dsa_strategy(self.dsa_strategy)
-        if self.real_chunks < 1 or self.batch_real % self.real_chunks:
+        if self.real_chunks is not None and (self.real_chunks < 1 or self.batch_real % self.real_chunks):
             raise ConfigError(f"real_chunks must be >= 1 and divide batch_real ({self.batch_real}), "
                               f"got {self.real_chunks}")
         for name in ("iterations", "batch_real", "batch_train", "batch_bn"):
@@ -121,6 +123,9 @@ def gradient_matching(config: DCConfig) -> Method:
     image_opt = optax.sgd(config.lr_img, momentum=config.momentum_img)
     net_opt = sgd_optimizer(config.lr_net)
     use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
+    real_chunks = config.real_chunks
+    if real_chunks is None:
+        real_chunks = 4 if jax.default_backend() == "cpu" and config.batch_real % 4 == 0 else 1
     dsa_params = DSAParams()
 
     def augment(key, images, siamese):
@@ -163,12 +168,12 @@ def gradient_matching(config: DCConfig) -> Method:
             k_sample, k_aug = class_keys(key, c)
             batch = augment(k_aug, sample_class(k_sample, real, c, config.batch_real), True)
             total = None
-            for chunk in jnp.split(batch, config.real_chunks):
+            for chunk in jnp.split(batch, real_chunks):
                 if previous is not None:
                     chunk, _ = jax.lax.optimization_barrier((chunk, previous))
                 previous = class_gradient(net, params, stats, chunk, c)
                 total = previous if total is None else jax.tree.map(jnp.add, total, previous)
-            grads.append(jax.tree.map(lambda g: g / config.real_chunks, total))
+            grads.append(jax.tree.map(lambda g: g / real_chunks, total))
         return jax.lax.stop_gradient(grads)
 
     def matching_loss(images, params, stats, key, g_real, net):

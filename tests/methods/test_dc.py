@@ -134,12 +134,12 @@ def test_real_batch_in_chunks_gives_the_same_update():
 
 def test_host_driven_loop_equals_the_one_program_step():
     # On CPU the runner calls the jitted loop body from Python instead of the scanned step: same result.
-    from jaxdistill.runner import host_driven
+    from jaxdistill.runner import HostDriven
     m = make_method("dc", **{"ipc": 1, **TINY, "outer_loop": 3, "inner_loop": 2})
     assert m.loop is not None and m.loop.length == 3
     state = m.init(jax.random.PRNGKey(0), REAL)
     a, ma = jax.jit(m.step)(state, jax.random.PRNGKey(1), REAL)
-    b, mb = host_driven(m.loop)(state, jax.random.PRNGKey(1), REAL)
+    b, mb = HostDriven(m.loop)(state, jax.random.PRNGKey(1), REAL)
     np.testing.assert_allclose(b.synthetic.images, a.synthetic.images, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(mb["match_loss"]), float(ma["match_loss"]), rtol=1e-5)
     assert int(b.iteration) == int(a.iteration) == 1
