@@ -174,13 +174,14 @@ class HostDriven:
         carry = self.begin(state, key, real)
         for i in range(self.loop.length):
             carry = self.body(carry, jnp.asarray(i, jnp.int32), real)
-        return self.end(carry)
+        return self.end(carry, real)
 
     def precompile(self, state, key, real) -> None:
         carry = jax.eval_shape(self.loop.begin, state, key, real)
         self.begin.lower(state, key, real).compile()
-        self.body.lower(carry, jnp.zeros((), jnp.int32), real).compile()
-        self.end.lower(carry).compile()
+        if self.loop.length:
+            self.body.lower(carry, jnp.zeros((), jnp.int32), real).compile()
+        self.end.lower(carry, real).compile()
 
 
 def compiled_step(m: Method, state, key: jax.Array, real: RealData) -> Callable:

@@ -8,9 +8,9 @@ The runner jit-compiles `step` once per run and vmaps it over seeds; randomness 
 (`fold_in(seed_key, iteration)`).
 
 A method whose iteration is itself a loop (DC's outer_loop matches, MTT's student steps) may also expose it as a
-`StepLoop`: step == end(body^length(begin(state, key, real))). On XLA:CPU a rolled loop runs its body about 1.5-2x
-slower than the same body jitted on its own, so there the runner calls a jitted `body` from Python instead of `step`
-(runner.py, driver 'python'); `step` stays the one-program form for GPU/TPU and for vmap.
+`StepLoop`: step == end(body^length(begin(state, key, real)), real). On XLA:CPU a rolled loop (or a conditional)
+runs its body about 1.5-2x slower than the same body jitted on its own, so there the runner calls a jitted `body`
+from Python instead of `step` (runner.py `HostDriven`); `step` stays the one-program form for GPU/TPU and vmap.
 """
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ Metrics = dict[str, jax.Array]
 
 
 class StepLoop(NamedTuple):
-    """An iteration as begin -> `length` x body -> end (see the module docstring)."""
+    """An iteration as begin -> `length` x body -> end (see the module docstring); `length` may be 0."""
     begin: Callable[[State, jax.Array, RealData], Any]  # (state, key, real) -> carry
     body: Callable[[Any, jax.Array, RealData], Any]  # (carry, i, real) -> carry, i an int32 scalar
     length: int
-    end: Callable[[Any], tuple[State, Metrics]]  # carry -> (state, metrics)
+    end: Callable[[Any, RealData], tuple[State, Metrics]]  # (carry, real) -> (state, metrics)
 
 
 def run_loop(loop: StepLoop, state: State, key: jax.Array, real: RealData) -> tuple[State, Metrics]:
@@ -41,10 +41,10 @@ def run_loop(loop: StepLoop, state: State, key: jax.Array, real: RealData) -> tu
     carry = loop.begin(state, key, real)
     if loop.length == 1:
         carry = loop.body(carry, jnp.zeros((), jnp.int32), real)
-    else:
+    elif loop.length > 1:
         carry, _ = jax.lax.scan(lambda c, i: (loop.body(c, i, real), None), carry,
                                 jnp.arange(loop.length, dtype=jnp.int32))
-    return loop.end(carry)
+    return loop.end(carry, real)
 
 
 class Method(NamedTuple):

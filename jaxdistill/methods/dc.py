@@ -223,28 +223,36 @@ def gradient_matching(config: DCConfig) -> Method:
         return (state.synthetic, state.opt_state, params, stats, net_opt.init(params), jnp.zeros((), jnp.float32),
                 loop_key, state.iteration)
 
-    def outer(carry, ol, real: RealData):
+    def match_keys(loop_key, ol):
+        """Keys of match `ol`: batch-norm statistics, matching (real batches, DSA draws), the training after it."""
+        return jax.random.split(jax.random.fold_in(loop_key, ol), 3)
+
+    def match(carry, ol, real: RealData):
+        """One match: gradients of real and synthetic batches, one SGD step on the images."""
         syn, opt_state, params, stats, net_state, loss_sum, loop_key, iteration = carry
         net = network(real)
-        k_bn, k_match, k_train = jax.random.split(jax.random.fold_in(loop_key, ol), 3)
+        k_bn, k_match, _ = match_keys(loop_key, ol)
         stats = bn_statistics(params, stats, k_bn, real, net)
         g_real = real_gradients(params, stats, k_match, real, net)
         loss, grads = jax.value_and_grad(matching_loss)(syn.images, params, stats, k_match, g_real, net)
         updates, opt_state = image_opt.update(grads, opt_state, syn.images)
         syn = syn._replace(images=optax.apply_updates(syn.images, updates))
-        if outer_loop > 1:  # the network trains between matches, never after the last one
-            params, stats, net_state = jax.lax.cond(
-                ol < outer_loop - 1,
-                lambda: train_network(params, stats, net_state, k_train, jax.lax.stop_gradient(syn), net),
-                lambda: (params, stats, net_state))
         return syn, opt_state, params, stats, net_state, loss_sum + loss, loop_key, iteration
 
-    def end(carry):
-        syn, opt_state, _, _, _, loss_sum, _, iteration = carry
-        metrics = {"match_loss": loss_sum / (syn.images.shape[0] // config.ipc * outer_loop)}
+    def match_then_train(carry, ol, real: RealData):
+        """Every match but the last is followed by `inner_loop` epochs of network training on the synthetic set."""
+        syn, opt_state, params, stats, net_state, loss_sum, loop_key, iteration = match(carry, ol, real)
+        _, _, k_train = match_keys(loop_key, ol)
+        params, stats, net_state = train_network(params, stats, net_state, k_train, jax.lax.stop_gradient(syn),
+                                                 network(real))
+        return syn, opt_state, params, stats, net_state, loss_sum, loop_key, iteration
+
+    def end(carry, real: RealData):
+        syn, opt_state, _, _, _, loss_sum, _, iteration = match(carry, outer_loop - 1, real)
+        metrics = {"match_loss": loss_sum / (real.num_classes * outer_loop)}
         return DCState(syn, opt_state, iteration + 1), metrics
 
-    loop = StepLoop(begin, outer, outer_loop, end)
+    loop = StepLoop(begin, match_then_train, outer_loop - 1, end)
     return Method(init, functools.partial(run_loop, loop), lambda state: state.synthetic, loop)
 
 
