@@ -72,7 +72,7 @@ class DCConfig:
     dsa_strategy: str = "none"  # DSA: augmentation names joined by '_' (jaxdistill.data.dsa); 'none' is plain DC
     batch_bn: int = 16  # real images per class that set a batch-norm network's statistics before each match
     # Split each class's real batch into this many equal parts, taken one after another: the same gradient in less
-    # memory. None: 4 on CPU (peak RSS of an ipc-1 MNIST iteration 2.7 -> 1.7 GiB at the same speed), 1 elsewhere.
+    # memory. None: 4 on CPU (with cpu_tuning, an ipc-1 MNIST run peaks at 1.5 GiB instead of 2.7), 1 elsewhere.
     real_chunks: int | None = None
 
     TEST_OVERRIDES: ClassVar[dict] = {"batch_real": 2, "width": 8, "depth": 2, "outer_loop": 2, "inner_loop": 1}
