@@ -47,7 +47,9 @@ VARIANTS = {
     "ipc1_reduced": dict(ipc=1, iterations=200, seeds=[0, 1, 2], models=20, epochs=1000),
     "ipc10_reduced": dict(ipc=10, iterations=20, seeds=[0], models=20, epochs=1000),
     "ipc50_reduced": dict(ipc=50, iterations=2, seeds=[0], models=20, epochs=1000),
-    "smoke": dict(ipc=1, iterations=2, seeds=[0, 1], models=1, epochs=2, method_overrides={"batch_real": 8}),
+    # Smoke: the whole pipeline on real MNIST in seconds (a narrow network and small real batches).
+    "smoke": dict(ipc=1, iterations=2, seeds=[0, 1], models=1, epochs=2,
+                  method_overrides={"batch_real": 8, "width": 16}),
 }
 
 
