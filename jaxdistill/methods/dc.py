@@ -197,10 +197,12 @@ def gradient_matching(config: DCConfig) -> Method:
         batch = min(config.batch_train, n)
         steps = inner_loop * -(-n // batch)
 
+        shuffle_key, aug_key = jax.random.split(key)
+
         def body(carry, t):
             params, stats, opt_state = carry
-            idx, mask = epoch_batch_indices(key, t, n, batch)
-            images = augment(jax.random.fold_in(key, t), syn.images[idx], False)
+            idx, mask = epoch_batch_indices(shuffle_key, t, n, batch)
+            images = augment(jax.random.fold_in(aug_key, t), syn.images[idx], False)
 
             def loss(p):
                 logits, new_stats = apply_model(net, p, stats, images, True)
