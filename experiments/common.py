@@ -7,9 +7,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jaxdistill.compilation_cache import enable_compilation_cache
+from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
 from jaxdistill.records import device_info, versions, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_process() -> None:
+    """First thing in every experiment: restart with the tuned allocator (CPU), keep compiled programs on disk."""
+    reexec_with_malloc_tuning()
+    enable_compilation_cache()
 
 
 def command_line() -> str:

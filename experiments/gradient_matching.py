@@ -26,9 +26,7 @@ import json
 import time
 from pathlib import Path
 
-from common import ROOT, write_record
-
-from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
+from common import ROOT, prepare_process, write_record
 
 PAPER = {  # (method, dataset, ipc) -> (mean, std) in %
     ("dc", "mnist", 1): (91.7, 0.5), ("dc", "mnist", 10): (97.4, 0.2), ("dc", "mnist", 50): (98.8, 0.2),
@@ -49,7 +47,7 @@ VARIANTS = {
     "ipc50_reduced": dict(ipc=50, iterations=2, seeds=[0], models=20, epochs=1000),
     # Smoke: the whole pipeline on real MNIST in seconds (a narrow network and small real batches).
     "smoke": dict(ipc=1, iterations=2, seeds=[0, 1], models=1, epochs=2,
-                  method_overrides={"batch_real": 8, "width": 16}),
+                  method_overrides={"batch_real": 8, "width": 16}, eval_model_kwargs={"width": 16}),
 }
 
 
@@ -58,7 +56,7 @@ def run_name(method: str, dataset: str, variant: str) -> str:
 
 
 def main() -> None:
-    reexec_with_malloc_tuning()
+    prepare_process()
     from jaxdistill.data.registry import REGISTRY
     from jaxdistill.runner import distill, evaluate_workdir, load_real, load_synthetic
     from jaxdistill.visualize import save_image_grid, save_loss_curve
@@ -71,6 +69,8 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--checkpoint-every", type=int, default=10,
+                   help="save the synthetic sets every N iterations (an interrupted run loses at most N)")
     args = p.parse_args()
     cfg = dict(VARIANTS[args.variant])
     if args.method == "dc" and args.dataset != "mnist" and args.variant != "smoke":
@@ -80,13 +80,14 @@ def main() -> None:
     workdir = Path(args.workdir or ROOT / "runs" / name)
     data = load_real(args.dataset, args.data_dir, progress=not args.no_progress)
     rec = distill(args.method, args.dataset, cfg["ipc"], cfg["seeds"], workdir, iterations=cfg["iterations"],
-                  data=data, method_overrides=cfg.get("method_overrides"), progress=not args.no_progress)
+                  data=data, method_overrides=cfg.get("method_overrides"), progress=not args.no_progress,
+                  checkpoint_every=args.checkpoint_every)
     eval_file = workdir / "eval.json"
     if eval_file.exists() and json.loads(eval_file.read_text()).get("config", {}).get("num_models") == cfg["models"]:
         res = json.loads(eval_file.read_text())  # evaluation finished in an earlier run of this command
     else:
         res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, model_kwargs=cfg.get("eval_model_kwargs"))
     paper = PAPER.get((args.method, args.dataset, cfg["ipc"]))
     print(f"{args.method} {args.dataset} ipc={cfg['ipc']} ({args.variant}): {100 * res['accuracy_mean']:.2f} +- "
           f"{100 * res['accuracy_std']:.2f} % over {len(res['accuracies'])} networks"

@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import ROOT, write_record
+from common import ROOT, prepare_process, write_record
 
 from jaxdistill.runner import distill, evaluate_workdir
 
@@ -24,7 +24,7 @@ VARIANTS = {
     "ipc50": dict(ipc=50, models=20, epochs=1000, seeds=[0]),
     "ipc10_reduced": dict(ipc=10, models=20, epochs=100, seeds=[0]),
     "ipc50_reduced": dict(ipc=50, models=20, epochs=20, seeds=[0]),
-    "smoke": dict(ipc=1, models=1, epochs=2, seeds=[0]),
+    "smoke": dict(ipc=1, models=1, epochs=2, seeds=[0], eval_model_kwargs={"width": 16}),
 }
 
 
@@ -33,6 +33,7 @@ def get_config(variant: str) -> dict:
 
 
 def main() -> None:
+    prepare_process()
     p = argparse.ArgumentParser(description="random-selection baseline on MNIST")
     p.add_argument("--variant", choices=sorted(VARIANTS), required=True)
     p.add_argument("--workdir", default=None)
@@ -43,7 +44,8 @@ def main() -> None:
     started = time.time()
     workdir = Path(args.workdir or ROOT / "runs" / f"random_mnist_{args.variant}")
     distill("random", "mnist", cfg["ipc"], cfg["seeds"], workdir, data_dir=args.data_dir)
-    res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data_dir=args.data_dir)
+    res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data_dir=args.data_dir,
+                           model_kwargs=cfg.get("eval_model_kwargs"))
     print(f"random ipc={cfg['ipc']}: {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
           f"over {len(res['accuracies'])} networks")
     full = args.variant.replace("_reduced", "")

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Sequence
 
+from jaxdistill.compilation_cache import enable_compilation_cache
 from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
 from jaxdistill.errors import JaxdistillError
 
@@ -146,6 +147,7 @@ COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the console command (not a call from Python): restart once with the allocator tuned
         reexec_with_malloc_tuning()
+    enable_compilation_cache()  # a rerun or resume skips the compiles
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed

@@ -5,6 +5,7 @@ The number reported is mean +- std over networks (and over distillation seeds, w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, Callable
 
@@ -38,6 +39,12 @@ class EvalConfig:
         return d
 
 
+@functools.lru_cache(maxsize=8)
+def _trainer(model, train: TrainConfig, num_examples: int) -> Trainer:
+    """One Trainer (and so one set of compiled steps) per (model, config, size): the sets of a seed sweep share it."""
+    return Trainer(model, train, num_examples)
+
+
 def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1000) -> np.ndarray:
     """Test accuracy of each network in `states` (stacked on a leading axis)."""
     test_images = jnp.asarray(test_images)
@@ -59,7 +66,7 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
     """
     start = time.time()
     model = make_model(config.model, num_classes, **dict(config.model_kwargs))
-    trainer = Trainer(model, config.train, int(images.shape[0]))
+    trainer = _trainer(model, config.train, int(images.shape[0]))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_models)
     states = trainer.run(keys, jnp.asarray(images, jnp.float32), jnp.asarray(labels), progress=progress)
     accs = test_accuracies(model, states, test_images, test_labels, config.test_batch_size)

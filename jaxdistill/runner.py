@@ -271,16 +271,20 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
 def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed: int = 0,
                    data_dir: str | None = None, source: str = "files", augment: str | None = None,
                    model: str = "convnet", batch_size: int = 256, lr: float = 0.01, progress: bool = True,
-                   data: LoadedData | None = None, subset_per_class: int | None = None) -> dict[str, Any]:
+                   data: LoadedData | None = None, subset_per_class: int | None = None,
+                   model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one network on the whole training set (the full-data baseline); resumable per epoch.
 
-    `subset_per_class` trains on that many random images per class instead (smoke runs). Writes
+    `subset_per_class` trains on that many random images per class instead, and `model_kwargs` change the network
+    (e.g. a narrow one for smoke runs). Writes
     workdir/result.json with the test accuracy, and logs the test accuracy after every epoch to metrics.jsonl.
     """
     augment = default_eval_augmentation(dataset) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment)
     config = {"kind": "train", "dataset": dataset.lower(), "source": source, "model": model, "seed": seed,
               "train": dataclasses.asdict(train_cfg), "subset_per_class": subset_per_class}
+    if model_kwargs:
+        config["model_kwargs"] = dict(model_kwargs)
     run = RunDir(workdir)
     run.check_config(config)
     start = time.time()
@@ -290,7 +294,7 @@ def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed:
     if subset_per_class is not None:
         images, labels = sample_per_class(jax.random.PRNGKey(seed), train, subset_per_class)
         train = make_real_data(np.asarray(images), np.asarray(labels), train.num_classes)
-    net = make_model(model, data.spec.num_classes)
+    net = make_model(model, data.spec.num_classes, **(model_kwargs or {}))
     trainer = Trainer(net, train_cfg, int(train.images.shape[0]))
     keys = jax.random.PRNGKey(seed)[None]
     states = None

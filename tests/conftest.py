@@ -2,6 +2,9 @@
 
 import hashlib
 import http.server
+import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -10,6 +13,24 @@ import pytest
 
 from jaxdistill.data.idx import write_idx
 from jaxdistill.data.registry import DatasetSpec, FileSpec
+
+
+
+def pytest_configure(config):
+    """One compilation cache per test session (never the user's): tests that build the same program, and the
+    experiment scripts the tests start, compile it once."""
+    from jaxdistill.compilation_cache import ENV, enable_compilation_cache
+    folder = tempfile.mkdtemp(prefix="jaxdistill-test-xla-")
+    os.environ[ENV] = folder
+    enable_compilation_cache(folder)
+    config._jaxdistill_xla_cache = folder
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_jaxdistill_xla_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 TINY_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
