@@ -127,16 +127,23 @@ def epoch_batch_indices(shuffle_key: jax.Array, step: jax.Array, num_examples: i
     return perm[pos % num_examples], mask
 
 
+LossFn = Callable[[jax.Array, PyTree, jax.Array], jax.Array]  # (logits, batch targets, mask) -> scalar
+
+
 class Trainer:
     """Trains `model` on arrays (images (N,H,W,C) float, labels (N,) int or (N,C) soft) under `config`.
 
     Build one per (model, config, number of examples) and reuse it: its compiled functions are cached on it.
     `batch_size` larger than the data means full-batch steps of exactly the data (the synthetic-set case).
+    `loss(logits, targets, mask)` replaces the cross-entropy: the labels passed to `run` may then be any pytree of
+    per-example arrays (leading axis N), sliced per minibatch alike (e.g. hard labels and cached teacher logits for
+    knowledge distillation, see `jaxdistill.kd`).
     """
 
-    def __init__(self, model: nn.Module, config: TrainConfig, num_examples: int):
+    def __init__(self, model: nn.Module, config: TrainConfig, num_examples: int, loss: LossFn = cross_entropy):
         self.model = model
         self.config = config
+        self.loss = loss
         self.num_examples = num_examples
         self.batch_size = min(config.batch_size, num_examples)
         self.steps_per_epoch = -(-num_examples // self.batch_size)
@@ -167,11 +174,11 @@ class Trainer:
         idx, mask = epoch_batch_indices(shuffle_key, state.step, self.num_examples, self.batch_size)
         aug_key, dropout_key = jax.random.split(jax.random.fold_in(step_key, state.step))
         batch = self.augment(aug_key, images[idx])
-        batch_labels = labels[idx]
+        batch_labels = jax.tree.map(lambda a: a[idx], labels)
 
         def loss_fn(params):
             logits, new_stats = apply_model(self.model, params, state.batch_stats, batch, True, dropout_key)
-            return cross_entropy(logits, batch_labels, mask), new_stats
+            return self.loss(logits, batch_labels, mask), new_stats
 
         (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
@@ -193,28 +200,36 @@ class Trainer:
 
     def run(self, keys: jax.Array, images: jax.Array, labels: jax.Array, *, states: TrainState | None = None,
             progress: Callable[[int], None] | None = None,
-            on_epoch: Callable[[int, TrainState], None] | None = None) -> TrainState:
+            on_epoch: Callable[[int, TrainState], None] | None = None,
+            per_network_labels: bool = False) -> TrainState:
         """Train len(keys) networks, one per key; returns their states stacked on a leading axis.
 
         `states` resumes runs from their `step` (as saved by `on_epoch`, which is called with (epoch, states) after
         every completed epoch; with parallel='sequential' it sees one network at a time). `progress(n)` is told of
-        every n steps done, summed over networks.
+        every n steps done, summed over networks. `per_network_labels`: every leaf of `labels` has a leading axis
+        of len(keys), network k training on labels[k] (e.g. student k distilled from teacher k).
         """
         images = jnp.asarray(images)
-        labels = jnp.asarray(labels)
+        labels = jax.tree.map(jnp.asarray, labels)
         if images.shape[0] != self.num_examples:
             raise ConfigError(f"Trainer was built for {self.num_examples} examples, got {images.shape[0]}")
-        if labels.shape[0] != self.num_examples:
-            raise ConfigError(f"got {images.shape[0]} images but {labels.shape[0]} labels")
+        for leaf in jax.tree.leaves(labels):
+            if per_network_labels and leaf.shape[0] != keys.shape[0]:
+                raise ConfigError(f"per-network labels need a leading axis of {keys.shape[0]} (one per network), "
+                                  f"got shape {leaf.shape}")
+            if leaf.shape[int(per_network_labels)] != self.num_examples:
+                raise ConfigError(f"got {images.shape[0]} images but {leaf.shape[int(per_network_labels)]} "
+                                  f"labels (or targets)")
         if self.parallel == "vmap" or keys.shape[0] == 1:
-            return self._run_batched(keys, images, labels, states, progress, on_epoch)
+            return self._run_batched(keys, images, labels, states, progress, on_epoch, per_network_labels)
         done = []
         for i in range(keys.shape[0]):
             one = None if states is None else jax.tree.map(lambda a: a[i:i + 1], states)
-            done.append(self._run_batched(keys[i:i + 1], images, labels, one, progress, on_epoch))
+            own = jax.tree.map(lambda a: a[i:i + 1], labels) if per_network_labels else labels
+            done.append(self._run_batched(keys[i:i + 1], images, own, one, progress, on_epoch, per_network_labels))
         return jax.tree.map(lambda *xs: jnp.concatenate(xs), *done)
 
-    def _run_batched(self, keys, images, labels, states, progress, on_epoch):
+    def _run_batched(self, keys, images, labels, states, progress, on_epoch, per_network_labels=False):
         if states is None:
             init = self._compiled("init", lambda: jax.jit(jax.vmap(self.init_state, in_axes=(0, None))))
             states = init(keys, images)
@@ -225,7 +240,7 @@ class Trainer:
         chunk = self.steps_per_epoch * epochs_per_call if self.driver == "scan" else 1
         while step < self.total_steps:
             n = min(chunk, self.total_steps - step)
-            states = self._steps_fn(n)(states, keys, images, labels)
+            states = self._steps_fn(n, per_network_labels)(states, keys, images, labels)
             step += n
             if progress:
                 progress(n * keys.shape[0])
@@ -233,15 +248,14 @@ class Trainer:
                 on_epoch(step // self.steps_per_epoch, states)
         return states
 
-    def _steps_fn(self, n: int) -> Callable:
+    def _steps_fn(self, n: int, per_network_labels: bool = False) -> Callable:
         """Compiled (states, keys, images, labels) -> states doing n steps for each vmapped network."""
+        in_axes = (0, 0, None, 0 if per_network_labels else None)
         if self.driver == "python":
-            return self._compiled("step", lambda: jax.jit(jax.vmap(
-                lambda s, k, x, y: self.train_step(s, k, x, y)[0], in_axes=(0, 0, None, None)),
-                donate_argnums=0))
-        return self._compiled(f"scan{n}", lambda: jax.jit(jax.vmap(
-            lambda s, k, x, y: self.train_steps(s, k, x, y, n)[0], in_axes=(0, 0, None, None)),
-            donate_argnums=0))
+            return self._compiled(f"step{in_axes}", lambda: jax.jit(jax.vmap(
+                lambda s, k, x, y: self.train_step(s, k, x, y)[0], in_axes=in_axes), donate_argnums=0))
+        return self._compiled(f"scan{n}{in_axes}", lambda: jax.jit(jax.vmap(
+            lambda s, k, x, y: self.train_steps(s, k, x, y, n)[0], in_axes=in_axes), donate_argnums=0))
 
 
 def predict_logits(model: nn.Module, params: PyTree, batch_stats: PyTree, images: jax.Array,

@@ -21,6 +21,10 @@ one operation, drawn uniformly from the operations of a *strategy* (operation na
 ``noise``
     Add ``noise * N(0, 1)`` per pixel.
 
+The registry also has ``'jitter'`` (``'jitter:<k>'``): every image shifted by an integer offset drawn uniformly
+from ``{-k, ..., k}`` per axis (k = 2 by default), the vacated border repeating the edge pixels: the "input jitter"
+of Hinton et al.'s MNIST teacher (:func:`jitter_augment`).
+
 The registry (:func:`get_augment`) also serves Differentiable Siamese Augmentation
 (:mod:`jaxdistill.data.dsa`) with per-image draws, as DSA trains evaluation networks: ``'dsa'``
 is the DSA paper's strategy ``color_crop_cutout_flip_scale_rotate`` and ``'dsa:<strategy>'`` any
@@ -66,6 +70,7 @@ __all__ = [
     "dc_augment",
     "default_eval_augmentation",
     "get_augment",
+    "jitter_augment",
     "noise_image",
     "rotate_image",
     "scale_image",
@@ -460,12 +465,14 @@ def get_augment(
     params = {"crop": crop, "scale": scale, "rotate": rotate, "noise": noise}
     if isinstance(name, str) and (name == _DSA or name.startswith(_DSA + ":")):
         return _get_dsa_augment(name, params)
+    if isinstance(name, str) and (name == _JITTER or name.startswith(_JITTER + ":")):
+        return _get_jitter_augment(name, params)
     try:
         _parse_strategy(name)
     except ConfigError as err:
         raise ConfigError(
             f"{err}; or {_DSA!r} (DSA strategy {DSA_STRATEGY}) or '{_DSA}:<strategy>' with "
-            "DSA operations (jaxdistill.data.dsa)"
+            f"DSA operations (jaxdistill.data.dsa); or {_JITTER!r} / '{_JITTER}:<pixels>' (random shifts)"
         ) from None
     _check_magnitudes(crop, scale, rotate, noise)
     if name in AUGMENTATIONS and params == dict(DC_AUG_DEFAULTS):
@@ -474,6 +481,36 @@ def get_augment(
 
 
 _DSA = "dsa"
+_JITTER = "jitter"
+JITTER_DEFAULT_SHIFT = 2
+
+
+def jitter_augment(key: jax.Array, images, max_shift: int = JITTER_DEFAULT_SHIFT) -> jax.Array:
+    """Shift each image of an NHWC batch by (dy, dx), each uniform in {-max_shift..max_shift}; edges repeat."""
+    images = jnp.asarray(images)
+    if max_shift == 0:
+        return images
+    n, h, w, _ = images.shape
+    offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
+    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)), mode="edge")
+
+    def one(image, offset):
+        return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, image.shape[-1]))
+
+    return jax.vmap(one)(padded, offsets)
+
+
+def _get_jitter_augment(name: str, magnitudes: dict) -> Augmentation:
+    if magnitudes != dict(DC_AUG_DEFAULTS):
+        raise ConfigError(f"augmentation {name!r} takes its shift in the name ('jitter:<pixels>'), not DC magnitudes")
+    text = name[len(_JITTER) + 1:] if name != _JITTER else str(JITTER_DEFAULT_SHIFT)
+    try:
+        max_shift = int(text)
+    except ValueError:
+        max_shift = -1
+    if max_shift < 0:
+        raise ConfigError(f"augmentation {name!r}: the jitter shift must be a non-negative integer, e.g. 'jitter:2'")
+    return jax.jit(lambda key, images: jitter_augment(key, images, max_shift))
 
 
 def _get_dsa_augment(name: str, magnitudes: dict) -> Augmentation:

@@ -287,3 +287,24 @@ def test_default_eval_augmentation():
         assert aug.default_eval_augmentation(name) == "none"
     assert aug.default_eval_augmentation("cifar10", model_eval="ConvNetBN") == "crop_noise"
     assert dict(aug.DC_AUG_DEFAULTS) == {"crop": 4, "scale": 0.2, "rotate": 45, "noise": 0.001}
+
+
+# ---- jitter (Hinton et al.'s input jitter) ------------------------------------------------------------------------
+def test_jitter_moves_each_image_by_at_most_k_pixels_and_keeps_its_content():
+    images = np.zeros((64, 9, 9, 1), np.float32)
+    images[:, 4, 4, 0] = 1.0  # one bright pixel in the middle of a zero background
+    out = np.asarray(aug.jitter_augment(jax.random.PRNGKey(0), images, 2))
+    rows, cols = np.nonzero(out[..., 0].reshape(64, -1) > 0)[1] // 9, np.nonzero(out[..., 0].reshape(64, -1) > 0)[1] % 9
+    assert out.sum() == 64.0  # every image keeps its single pixel
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # offsets are drawn per image
+    np.testing.assert_array_equal(np.asarray(aug.get_augment("jitter:0")(jax.random.PRNGKey(0), images)), images)
+
+
+def test_jitter_repeats_edges_and_names_are_checked():
+    images = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    out = np.asarray(aug.get_augment("jitter:1")(jax.random.PRNGKey(3), np.repeat(images, 50, 0)))
+    assert set(np.unique(out)) <= set(np.unique(images))  # no fill value from outside the image
+    for bad in ("jitter:-1", "jitter:x"):
+        with pytest.raises(ConfigError, match="jitter"):
+            aug.get_augment(bad)

@@ -1,0 +1,331 @@
+"""Knowledge distillation (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural network", 2015).
+
+A student network is trained on the transfer set with
+
+    alpha * CE(labels, softmax(z_s)) + (1 - alpha) * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))
+
+where z_t are the teacher's logits (computed once per transfer set and cached: the teacher never runs inside a
+student sweep) and T is the temperature. The T^2 factor keeps the soft term's gradient magnitude roughly constant as T
+grows (its gradient scales as 1/T^2 otherwise), so alpha means the same at every temperature.
+
+The protocol (`run_kd`): K teachers and K students per configuration, one per seed, student k distilled from teacher
+k, all K trained as one program; students trained on hard labels alone are the baseline. Results are test errors
+(out of the test set's size) per seed, mean +- std, and the significance of the KD gain (difference of means over its
+standard error). `omit_class` drops every example of one class from the transfer set (Hinton's "omitted 3"
+experiment); `best_bias_shift` then picks the bias correction of that class on a held-out validation split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxdistill.checkpoint import RunDir
+from jaxdistill.errors import ConfigError
+from jaxdistill.models import make_model
+from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
+from jaxdistill.train import LossFn, Trainer, TrainConfig, cross_entropy, predict_logits, resolve_parallel
+
+
+# ---- the loss -----------------------------------------------------------------------------------------------------
+def check_kd_settings(temperature: float, alpha: float) -> None:
+    """Raise ConfigError unless temperature > 0 and 0 <= alpha <= 1."""
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha (the weight of the hard-label term) must lie in [0, 1], got {alpha}")
+
+
+def soften(logits: jax.Array, temperature: float) -> jax.Array:
+    """softmax(logits / T): the teacher's soft targets at temperature T."""
+    return jax.nn.softmax(logits / temperature, axis=-1)
+
+
+def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, temperature: float,
+            alpha: float, mask: jax.Array | None = None) -> jax.Array:
+    """alpha * CE(labels) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T)), mean over examples.
+
+    student_logits, teacher_logits: (N, C); labels: (N,) int or (N, C) probabilities; mask: optional (N,) 0/1
+    weights (padded rows of a last minibatch). alpha = 1 is plain cross-entropy training.
+    """
+    log_student = jax.nn.log_softmax(student_logits / temperature, axis=-1)
+    log_teacher = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
+    kl = jnp.sum(jnp.exp(log_teacher) * (log_teacher - log_student), axis=-1)
+    if mask is None:
+        soft = kl.mean()
+    else:
+        soft = jnp.sum(kl * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return alpha * cross_entropy(student_logits, labels, mask) + (1.0 - alpha) * temperature ** 2 * soft
+
+
+def kd_objective(temperature: float, alpha: float) -> LossFn:
+    """A `Trainer` loss over targets {"labels": (N,), "teacher_logits": (N, C)}."""
+    check_kd_settings(temperature, alpha)
+
+    def loss(logits, targets, mask):
+        return kd_loss(logits, targets["teacher_logits"], targets["labels"], temperature, alpha, mask)
+    return loss
+
+
+# ---- evaluation helpers -------------------------------------------------------------------------------------------
+def stacked_logits(model, states, images, batch_size: int = 1000) -> np.ndarray:
+    """Inference logits (K, N, C) of every network in `states` (stacked on a leading axis)."""
+    out = []
+    for k in range(states.step.shape[0]):
+        one = jax.tree.map(lambda a: a[k], states)
+        out.append(np.asarray(predict_logits(model, one.params, one.batch_stats, jnp.asarray(images), batch_size)))
+    return np.stack(out)
+
+
+def error_counts(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Number of wrong argmax predictions per network: logits (K, N, C), labels (N,) -> (K,) ints."""
+    return (np.argmax(logits, -1) != np.asarray(labels)[None]).sum(-1)
+
+
+def shift_class_bias(logits: np.ndarray, class_index: int, delta: float) -> np.ndarray:
+    """Logits with `delta` added to one class: the same as raising that class's output bias by delta."""
+    out = np.array(logits, copy=True)
+    out[..., class_index] += delta
+    return out
+
+
+def best_bias_shift(logits: np.ndarray, labels: np.ndarray, class_index: int,
+                    candidates: Sequence[float] = tuple(np.arange(0.0, 20.01, 0.25))) -> float:
+    """The bias shift of `class_index` (from `candidates`) with the fewest errors on (logits (N, C), labels);
+    ties go to the smallest shift. Choose it on validation data, never on the test set."""
+    errors = [int((np.argmax(shift_class_bias(logits, class_index, d), -1) != labels).sum()) for d in candidates]
+    return float(candidates[int(np.argmin(errors))])
+
+
+def compare(errors_a: Sequence[float], errors_b: Sequence[float]) -> dict[str, float]:
+    """Difference of means a - b, its standard error sqrt(s_a^2/n_a + s_b^2/n_b) (sample std, ddof 1) and their
+    ratio z. |z| > 2 is the usual bar for a difference not explained by seed noise."""
+    a, b = np.asarray(errors_a, float), np.asarray(errors_b, float)
+    if a.size < 2 or b.size < 2:
+        raise ConfigError("a significance statement needs at least 2 seeds per group")
+    diff = float(a.mean() - b.mean())
+    se = float(np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size))
+    return {"difference": diff, "standard_error": se, "z": diff / se if se > 0 else float("inf") * np.sign(diff)}
+
+
+def summarize_errors(errors: Sequence[int], num_test: int) -> dict[str, Any]:
+    e = np.asarray(errors, float)
+    return {"test_errors": [int(x) for x in errors], "errors_mean": float(e.mean()), "errors_std": float(e.std()),
+            "accuracy_mean": float(1 - e.mean() / num_test), "accuracy_std": float(e.std() / num_test)}
+
+
+# ---- the protocol -------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class NetSpec:
+    """A network and how it is trained: model name and keyword settings (see jaxdistill.models), TrainConfig."""
+    model: str
+    model_kwargs: tuple = ()  # ((name, value), ...), hashable
+    train: TrainConfig = TrainConfig(epochs=20, batch_size=128, lr=0.05, momentum=0.9, weight_decay=0.0)
+
+    def build(self, num_classes: int):
+        return make_model(self.model, num_classes, **dict(self.model_kwargs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "model_kwargs": dict(self.model_kwargs), "train": dataclasses.asdict(self.train)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferSet:
+    """The examples students learn from (and teachers are trained on): normalised images (N, H, W, C), labels (N,)."""
+    images: np.ndarray
+    labels: np.ndarray
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.images, np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.labels, np.int32).tobytes())
+        return h.hexdigest()[:16]
+
+
+def split_transfer(images: np.ndarray, labels: np.ndarray, *, validation: int = 0, omit_class: int | None = None,
+                   seed: int = 0) -> tuple[TransferSet, TransferSet, TransferSet | None]:
+    """(teacher's training set, students' transfer set, validation split): `validation` random examples held out
+    (all classes) from both; the transfer set further lacks every example of `omit_class`."""
+    labels = np.asarray(labels, np.int32)
+    order = np.random.default_rng(seed).permutation(labels.shape[0])
+    val_idx, train_idx = np.sort(order[:validation]), np.sort(order[validation:])
+    transfer_idx = train_idx
+    if omit_class is not None:
+        if not 0 <= omit_class <= int(labels.max()):
+            raise ConfigError(f"omit_class {omit_class} is not a class of this dataset")
+        transfer_idx = train_idx[labels[train_idx] != omit_class]
+    val = TransferSet(images[val_idx], labels[val_idx]) if validation else None
+    return (TransferSet(images[train_idx], labels[train_idx]), TransferSet(images[transfer_idx], labels[transfer_idx]),
+            val)
+
+
+def train_networks(workdir: Path, net: NetSpec, num_classes: int, seeds: Sequence[int], transfer: TransferSet,
+                   loss: LossFn = cross_entropy, teacher_logits: np.ndarray | None = None, progress: bool = True,
+                   description: str = "train") -> Any:
+    """Train one network per seed on `transfer` (resumable: Orbax checkpoint every epoch in `workdir`).
+
+    With `teacher_logits` (K, N, C), network k trains on targets {"labels", "teacher_logits"[k]} under `loss`.
+    The K networks are one vmapped program, or (net.train.parallel resolving to 'sequential', the CPU default, right
+    for ConvNets there) trained one after another, each checkpointed in workdir/seed<k>. Returns the stacked
+    TrainStates (leading axis K).
+    """
+    if resolve_parallel(net.train.parallel) == "sequential" and len(seeds) > 1:
+        done = [train_networks(workdir / f"seed{s}", net, num_classes, [s], transfer, loss,
+                               None if teacher_logits is None else teacher_logits[k:k + 1], progress,
+                               f"{description} (seed {s})") for k, s in enumerate(seeds)]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *done)
+    model = net.build(num_classes)
+    trainer = Trainer(model, net.train, int(transfer.labels.shape[0]), loss=loss)
+    keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
+    if teacher_logits is None:
+        targets, per_network = jnp.asarray(transfer.labels), False
+    else:
+        labels = jnp.broadcast_to(jnp.asarray(transfer.labels), (len(seeds), transfer.labels.shape[0]))
+        targets, per_network = {"labels": labels, "teacher_logits": jnp.asarray(teacher_logits)}, True
+    config = {"kind": "kd_train", "net": net.to_dict(), "seeds": [int(s) for s in seeds],
+              "transfer": transfer.fingerprint(), "teacher_logits": None if teacher_logits is None else
+              hashlib.sha256(np.ascontiguousarray(teacher_logits, np.float32).tobytes()).hexdigest()[:16]}
+    run = RunDir(workdir)
+    run.open(config)
+    images = jnp.asarray(transfer.images)
+    init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)))(keys, images)
+    restored = run.restore(init)
+    states = init if restored is None else jax.tree.map(jnp.asarray, restored[1])
+    trainer.parallel = "vmap"  # K > 1 here only when the config asked for one vmapped program
+    with tqdm(total=trainer.total_steps * len(seeds), initial=int(states.step[0]) * len(seeds), desc=description,
+              disable=not progress, unit="step", dynamic_ncols=True) as bar:
+        def on_epoch(epoch, st):
+            run.save(epoch * trainer.steps_per_epoch, st)
+        states = trainer.run(keys, images, targets, states=states, progress=bar.update, on_epoch=on_epoch,
+                             per_network_labels=per_network)
+    run.close()
+    return states
+
+
+def cached_logits(path: Path, compute: Callable[[], np.ndarray], fingerprint: dict[str, Any]) -> np.ndarray:
+    """`compute()` once; later calls with the same fingerprint read `path` (an .npz) instead."""
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists() and read_json(meta) == fingerprint:
+        with np.load(path) as f:
+            return f["logits"]
+    logits = np.asarray(compute(), np.float32)
+    write_npz(path, logits=logits)
+    write_json(meta, fingerprint)
+    return logits
+
+
+@dataclasses.dataclass(frozen=True)
+class KDConfig:
+    """One teacher/student comparison. `sweep` lists extra (temperature, alpha) pairs for the students."""
+    teacher: NetSpec
+    student: NetSpec
+    temperature: float = 20.0
+    alpha: float = 0.1
+    seeds: tuple = (0, 1, 2, 3, 4)
+    sweep: tuple = ()  # ((T, alpha), ...)
+    omit_class: int | None = None
+    validation: int = 0  # held-out training examples (used to choose the omitted class's bias shift)
+
+    def __post_init__(self):
+        check_kd_settings(self.temperature, self.alpha)
+        for t, a in self.sweep:
+            check_kd_settings(t, a)
+        if len(self.seeds) < 2:
+            raise ConfigError("give at least 2 seeds: the KD gain is reported against seed-to-seed noise")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct, got {list(self.seeds)}")
+        if self.omit_class is not None and self.validation < 1:
+            raise ConfigError("omit_class needs a validation split (validation > 0) to choose the bias correction")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.to_dict(), "student": self.student.to_dict(),
+                "temperature": self.temperature, "alpha": self.alpha, "seeds": list(self.seeds),
+                "sweep": [list(p) for p in self.sweep], "omit_class": self.omit_class, "validation": self.validation}
+
+
+def _tag(temperature: float, alpha: float) -> str:
+    return f"T{temperature:g}_a{alpha:g}"
+
+
+def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+           test_labels: np.ndarray, num_classes: int, workdir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Teachers, students alone and KD students (at config's and every sweep (T, alpha)); resumable per phase.
+
+    Every trained group is checkpointed under workdir/<phase>/ and its test errors written to
+    workdir/<phase>/errors.json, so a rerun skips finished phases. Returns the whole record.
+    """
+    start = time.time()
+    workdir = Path(workdir)
+    RunDir(workdir).open({"kind": "kd", **config.to_dict()})
+    teacher_set, transfer, val = split_transfer(train_images, train_labels, validation=config.validation,
+                                                omit_class=config.omit_class)
+    test_labels = np.asarray(test_labels)
+    num_test = int(test_labels.shape[0])
+    seeds = list(config.seeds)
+
+    def phase(name: str, net: NetSpec, loss: LossFn = cross_entropy, logits: np.ndarray | None = None,
+              data: TransferSet = transfer):
+        """Train (or reload) a group; returns (states or None, errors dict, model)."""
+        model = net.build(num_classes)
+        done = workdir / name / "errors.json"
+        if done.exists():
+            return None, read_json(done), model
+        states = train_networks(workdir / name, net, num_classes, seeds, data, loss, logits, progress, name)
+        test_logits = stacked_logits(model, states, test_images)
+        rec = summarize_errors(error_counts(test_logits, test_labels).tolist(), num_test)
+        if config.omit_class is not None:
+            rec.update(_omitted_class_report(model, states, test_logits, test_labels, val, config.omit_class))
+        write_json(done, rec)
+        return states, rec, model
+
+    # The teacher learns from all training data (but the validation split); the students only see the transfer set.
+    teacher_states, teacher_rec, teacher_model = phase("teacher", config.teacher, data=teacher_set)
+    fingerprint = {"teacher": config.teacher.to_dict(), "seeds": seeds, "teacher_set": teacher_set.fingerprint(),
+                   "transfer": transfer.fingerprint()}
+
+    def compute_teacher_logits():
+        states = teacher_states
+        if states is None:  # finished in an earlier run: restore the final checkpoint
+            states = train_networks(workdir / "teacher", config.teacher, num_classes, seeds, teacher_set,
+                                    progress=False)
+        return stacked_logits(teacher_model, states, transfer.images)
+
+    teacher_logits = cached_logits(workdir / "teacher_logits.npz", compute_teacher_logits, fingerprint)
+    _, alone_rec, _ = phase("student_alone", config.student)
+    students = {}
+    for t, a in ((config.temperature, config.alpha), *config.sweep):
+        if _tag(t, a) in students:
+            continue
+        _, rec, _ = phase(f"student_kd_{_tag(t, a)}", config.student, kd_objective(t, a), teacher_logits)
+        rec["significance_vs_alone"] = compare(alone_rec["test_errors"], rec["test_errors"])
+        students[_tag(t, a)] = {"temperature": t, "alpha": a, **rec}
+    main = students[_tag(config.temperature, config.alpha)]
+    return {"config": config.to_dict(), "num_test": num_test, "transfer_size": int(transfer.labels.shape[0]),
+            "teacher_train_size": int(teacher_set.labels.shape[0]),
+            "teacher": teacher_rec, "student_alone": alone_rec, "student_kd": main, "sweep": list(students.values()),
+            "versions": versions(), "device": device_info(), "wall_time_s": time.time() - start}
+
+
+def _omitted_class_report(model, states, test_logits, test_labels, val: TransferSet, omitted: int) -> dict[str, Any]:
+    """Correct test examples of the omitted class, before and after a bias shift chosen per network on `val`."""
+    is_omitted = test_labels == omitted
+    val_logits = stacked_logits(model, states, val.images)
+    shifts, errors_after, correct_after = [], [], []
+    for k in range(test_logits.shape[0]):
+        d = best_bias_shift(val_logits[k], val.labels, omitted)
+        shifted = shift_class_bias(test_logits[k], omitted, d)
+        pred = np.argmax(shifted, -1)
+        shifts.append(d)
+        errors_after.append(int((pred != test_labels).sum()))
+        correct_after.append(int((pred[is_omitted] == omitted).sum()))
+    correct_before = (np.argmax(test_logits, -1)[:, is_omitted] == omitted).sum(-1)
+    return {"omitted_class": omitted, "omitted_test_examples": int(is_omitted.sum()),
+            "omitted_correct_before": [int(c) for c in correct_before], "bias_shift": shifts,
+            "omitted_correct_after": correct_after, "test_errors_after_shift": errors_after}
