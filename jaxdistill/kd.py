@@ -112,7 +112,8 @@ def compare(errors_a: Sequence[float], errors_b: Sequence[float]) -> dict[str, f
         raise ConfigError("a significance statement needs at least 2 seeds per group")
     diff = float(a.mean() - b.mean())
     se = float(np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size))
-    return {"difference": diff, "standard_error": se, "z": diff / se if se > 0 else float("inf") * np.sign(diff)}
+    z = diff / se if se > 0 else (0.0 if diff == 0 else float(np.copysign(np.inf, diff)))
+    return {"difference": diff, "standard_error": se, "z": z}
 
 
 def summarize_errors(errors: Sequence[int], num_test: int) -> dict[str, Any]:
@@ -134,6 +135,35 @@ class NetSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "model_kwargs": dict(self.model_kwargs), "train": dataclasses.asdict(self.train)}
+
+
+def parse_model(text: str) -> tuple[str, tuple]:
+    """'mlp:1200,1200,dropout=0.5' or 'convnet:width=32,depth=3' -> (model name, model_kwargs).
+
+    Bare integers are an MLP's hidden widths; key=value pairs are the model's settings (ints, floats or strings).
+    """
+    from jaxdistill.models import MODELS
+    name, _, rest = text.partition(":")
+    name = name.strip().lower()
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r} in {text!r}; choose one of {', '.join(sorted(MODELS))}")
+    widths, kwargs = [], {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq:
+            if not key.isdigit() or name != "mlp":
+                raise ConfigError(f"{part!r} in {text!r}: bare numbers are MLP widths; give other settings as key=value")
+            widths.append(int(key))
+            continue
+        for cast in (int, float, str):
+            try:
+                kwargs[key.strip()] = cast(value.strip())
+                break
+            except ValueError:
+                continue
+    if widths:
+        kwargs["widths"] = tuple(widths)
+    return name, tuple(sorted(kwargs.items()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,11 +285,14 @@ def _tag(temperature: float, alpha: float) -> str:
 
 
 def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
-           test_labels: np.ndarray, num_classes: int, workdir: str | Path, progress: bool = True) -> dict[str, Any]:
+           test_labels: np.ndarray, num_classes: int, workdir: str | Path, progress: bool = True,
+           teacher_dir: str | Path | None = None) -> dict[str, Any]:
     """Teachers, students alone and KD students (at config's and every sweep (T, alpha)); resumable per phase.
 
     Every trained group is checkpointed under workdir/<phase>/ and its test errors written to
-    workdir/<phase>/errors.json, so a rerun skips finished phases. Returns the whole record.
+    workdir/<phase>/errors.json, so a rerun skips finished phases. `teacher_dir` (default workdir/teacher) lets
+    several comparisons share one set of teachers: it refuses a teacher of another config or training set. Returns
+    the whole record.
     """
     start = time.time()
     workdir = Path(workdir)
@@ -270,31 +303,34 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
     num_test = int(test_labels.shape[0])
     seeds = list(config.seeds)
 
+    teacher_path = Path(teacher_dir) if teacher_dir is not None else workdir / "teacher"
+
     def phase(name: str, net: NetSpec, loss: LossFn = cross_entropy, logits: np.ndarray | None = None,
-              data: TransferSet = transfer):
+              data: TransferSet = transfer, folder: Path | None = None):
         """Train (or reload) a group; returns (states or None, errors dict, model)."""
+        folder = folder or workdir / name
         model = net.build(num_classes)
-        done = workdir / name / "errors.json"
+        done = folder / "errors.json"
         if done.exists():
             return None, read_json(done), model
-        states = train_networks(workdir / name, net, num_classes, seeds, data, loss, logits, progress, name)
+        states = train_networks(folder, net, num_classes, seeds, data, loss, logits, progress, name)
         test_logits = stacked_logits(model, states, test_images)
         rec = summarize_errors(error_counts(test_logits, test_labels).tolist(), num_test)
-        if config.omit_class is not None:
+        if config.omit_class is not None and name != "teacher":  # teachers saw the class; and may be shared
             rec.update(_omitted_class_report(model, states, test_logits, test_labels, val, config.omit_class))
         write_json(done, rec)
         return states, rec, model
 
     # The teacher learns from all training data (but the validation split); the students only see the transfer set.
-    teacher_states, teacher_rec, teacher_model = phase("teacher", config.teacher, data=teacher_set)
+    teacher_states, teacher_rec, teacher_model = phase("teacher", config.teacher, data=teacher_set,
+                                                       folder=teacher_path)
     fingerprint = {"teacher": config.teacher.to_dict(), "seeds": seeds, "teacher_set": teacher_set.fingerprint(),
                    "transfer": transfer.fingerprint()}
 
     def compute_teacher_logits():
         states = teacher_states
         if states is None:  # finished in an earlier run: restore the final checkpoint
-            states = train_networks(workdir / "teacher", config.teacher, num_classes, seeds, teacher_set,
-                                    progress=False)
+            states = train_networks(teacher_path, config.teacher, num_classes, seeds, teacher_set, progress=False)
         return stacked_logits(teacher_model, states, transfer.images)
 
     teacher_logits = cached_logits(workdir / "teacher_logits.npz", compute_teacher_logits, fingerprint)

@@ -152,7 +152,8 @@ def test_run_kd_end_to_end_with_an_omitted_class_and_resume(tmp_path):
     cfg = _config(sweep=((1.0, 0.9),), omit_class=2, validation=9)
     rec = kd.run_kd(cfg, images, labels, test_images, test_labels, 3, tmp_path, progress=False)
     assert rec["transfer_size"] < rec["teacher_train_size"] == 27
-    for group in (rec["teacher"], rec["student_alone"], rec["student_kd"]):
+    assert len(rec["teacher"]["test_errors"]) == 2
+    for group in (rec["student_alone"], rec["student_kd"]):
         assert len(group["test_errors"]) == 2 and all(0 <= e <= 12 for e in group["test_errors"])
         assert group["omitted_test_examples"] == 4
         assert len(group["bias_shift"]) == 2
@@ -168,6 +169,38 @@ def test_run_kd_end_to_end_with_an_omitted_class_and_resume(tmp_path):
     with pytest.raises(ConfigError, match="different config"):
         kd.run_kd(_config(sweep=((2.0, 0.9),), omit_class=2, validation=9), images, labels, test_images,
                   test_labels, 3, tmp_path, progress=False)
+
+
+def test_comparisons_share_a_teacher_dir_and_refuse_a_teacher_of_another_config(tmp_path):
+    images, labels = tiny_images(num_per_class=8, num_classes=3, size=4, seed=1)
+    test_images, test_labels = tiny_images(num_per_class=2, num_classes=3, size=4, seed=2)
+    teachers = tmp_path / "teachers"
+    kd.run_kd(_config(validation=6), images, labels, test_images, test_labels, 3, tmp_path / "a", False, teachers)
+    stamp = (teachers / "errors.json").stat().st_mtime_ns
+    kd.run_kd(_config(validation=6, omit_class=1), images, labels, test_images, test_labels, 3, tmp_path / "b",
+              False, teachers)
+    assert (teachers / "errors.json").stat().st_mtime_ns == stamp  # the second comparison reused the teachers
+    assert not (tmp_path / "b" / "teacher").exists()
+    with pytest.raises(ConfigError, match="different config"):  # another validation split: another teacher set
+        kd.run_kd(_config(validation=3), images, labels, test_images, test_labels, 3, tmp_path / "c", False,
+                  teachers)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("mlp:800,800", ("mlp", (("widths", (800, 800)),))),
+    ("MLP:1200,1200,dropout=0.5,input_dropout=0.2",
+     ("mlp", (("dropout", 0.5), ("input_dropout", 0.2), ("widths", (1200, 1200))))),
+    ("convnet:width=32,depth=3,norm=batchnorm", ("convnet", (("depth", 3), ("norm", "batchnorm"), ("width", 32)))),
+    ("convnet", ("convnet", ())),
+])
+def test_parse_model(text, expected):
+    assert kd.parse_model(text) == expected
+
+
+@pytest.mark.parametrize("text", ["resnet:1", "convnet:32", "mlp:x"])
+def test_parse_model_refuses_bad_specs(text):
+    with pytest.raises(ConfigError):
+        kd.parse_model(text)
 
 
 def test_sequential_seeds_equal_vmapped_seeds(tmp_path):
