@@ -149,10 +149,37 @@ class RunDir:
             self._manager = None
 
 
+def save_pytree(path: str | os.PathLike, tree: Any) -> None:
+    """Save a pytree of arrays as one Orbax checkpoint folder at `path` (replacing one that is there); Orbax writes
+    to a temporary name and renames, so a killed save leaves no half-written `path`."""
+    import orbax.checkpoint as ocp
+    path = Path(path).absolute()
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(path, jax.tree.map(np.asarray, tree), force=True)
+        ckpt.wait_until_finished()
+
+
+def restore_pytree(path: str | os.PathLike, template: Any | None = None) -> Any:
+    """Load what `save_pytree` wrote at `path` (as numpy arrays, shaped like `template` when given). Raises
+    WorkdirError naming the folder when it is missing or unreadable."""
+    import orbax.checkpoint as ocp
+    path = Path(path).absolute()
+    if not path.is_dir():
+        raise WorkdirError(f"checkpoint {path} does not exist")
+    abstract = None if template is None else jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), template)
+    try:
+        with ocp.StandardCheckpointer() as ckpt:
+            restored = ckpt.restore(path, abstract) if abstract is not None else ckpt.restore(path)
+    except Exception as e:  # Orbax raises many types; all mean the same thing to the user
+        raise WorkdirError(f"checkpoint {path} cannot be restored ({type(e).__name__}: {e})") from None
+    return jax.tree.map(np.asarray, restored)
+
+
 def write_json_lines(path: Path, lines: list[str]) -> None:
     tmp = Path(str(path) + ".tmp")
     tmp.write_text("".join(line + "\n" for line in lines))
     os.replace(tmp, path)
 
 
-__all__ = ["RunDir", "write_json", "read_json"]
+__all__ = ["RunDir", "restore_pytree", "save_pytree", "write_json", "read_json"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from jaxdistill.compilation_cache import enable_compilation_cache
@@ -40,6 +41,13 @@ def _seed_list(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _pair_list(text: str) -> tuple[tuple[float, float], ...]:
+    try:
+        return tuple((float(t), float(a)) for t, a in (p.split(":") for p in text.split(",") if p.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected T:ALPHA pairs separated by commas, got {text!r}") from None
 
 
 def _existing_dir(text: str) -> str:
@@ -90,6 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
 
+    q = sub.add_parser("kd", help="knowledge distillation: teachers, students alone and students with KD, per seed")
+    q.add_argument("--dataset", required=True, choices=sorted(REGISTRY), metavar="NAME")
+    q.add_argument("--workdir", required=True, help="run folder; rerunning on it resumes")
+    q.add_argument("--teacher", default="mlp:1200,1200,dropout=0.5,input_dropout=0.2",
+                   help="teacher model, e.g. 'mlp:1200,1200,dropout=0.5' or 'convnet:width=32,depth=3'")
+    q.add_argument("--student", default="mlp:800,800", help="student model (same syntax)")
+    q.add_argument("--teacher-epochs", type=_positive_int, default=20)
+    q.add_argument("--student-epochs", type=_positive_int, default=20)
+    q.add_argument("--teacher-augment", default="jitter", help="teacher training augmentation (default jitter)")
+    q.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9, x0.1 at half)")
+    q.add_argument("--batch-size", type=_positive_int, default=128)
+    q.add_argument("--temperature", type=float, default=20.0)
+    q.add_argument("--alpha", type=float, default=0.1, help="weight of the hard-label term (1 = no teacher)")
+    q.add_argument("--sweep", type=_pair_list, default=(), metavar="T:ALPHA,...",
+                   help="more (temperature, alpha) pairs for the students, e.g. 2:0.5,8:0.5")
+    q.add_argument("--seeds", type=_seed_list, default=[0, 1, 2, 3, 4], help="at least 2 (default 0,1,2,3,4)")
+    q.add_argument("--omit-class", type=int, default=None, help="drop this class from the students' transfer set")
+    q.add_argument("--validation", type=_nonnegative_int, default=None,
+                   help="held-out training examples (default 5000 with --omit-class, else 0)")
+    q.add_argument("--no-progress", action="store_true")
+    data_flags(q)
+
     q = sub.add_parser("train", help="train a network on the full training set (the full-data baseline)")
     q.add_argument("--dataset", required=True, choices=sorted(REGISTRY), metavar="NAME")
     q.add_argument("--workdir", required=True)
@@ -133,6 +163,36 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_kd(args) -> int:
+    import numpy as np
+
+    from jaxdistill.kd import KDConfig, NetSpec, parse_model, run_kd
+    from jaxdistill.records import write_json
+    from jaxdistill.report import kd_table
+    from jaxdistill.runner import load_real
+    from jaxdistill.train import TrainConfig
+
+    def net(text, epochs, augment):
+        name, kwargs = parse_model(text)
+        train = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, momentum=0.9, weight_decay=0.0,
+                            augment=augment, parallel="vmap" if name == "mlp" else "auto")
+        return NetSpec(name, kwargs, train)
+
+    validation = args.validation if args.validation is not None else (5000 if args.omit_class is not None else 0)
+    config = KDConfig(net(args.teacher, args.teacher_epochs, args.teacher_augment),
+                      net(args.student, args.student_epochs, "none"), args.temperature, args.alpha,
+                      tuple(args.seeds), sweep=tuple(args.sweep), omit_class=args.omit_class, validation=validation)
+    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress)
+    rec = run_kd(config, np.asarray(data.train.images), np.asarray(data.train.labels), data.test_images,
+                 data.test_labels, data.spec.num_classes, args.workdir, progress=not args.no_progress)
+    write_json(Path(args.workdir) / "result.json", rec)
+    print(kd_table(rec).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    sig = rec["student_kd"]["significance_vs_alone"]
+    print(f"KD gain over the student alone: {sig['difference']:.1f} +- {sig['standard_error']:.1f} test errors "
+          f"(z = {sig['z']:.1f}); wrote {os.path.join(args.workdir, 'result.json')}")
+    return 0
+
+
 def _cmd_train(args) -> int:
     from jaxdistill.runner import train_baseline
     res = train_baseline(args.dataset, args.workdir, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir,
@@ -141,7 +201,8 @@ def _cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd_evaluate, "train": _cmd_train}
+COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd_evaluate, "kd": _cmd_kd,
+            "train": _cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"free space or fix permissions, then rerun", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        resumable = args.command in ("distill", "train")
+        resumable = args.command in ("distill", "train", "kd")
         print("jaxdistill: interrupted; " + ("rerun the same command to resume from the last checkpoint"
                                              if resumable else "rerun the command to start it again"),
               file=sys.stderr)

@@ -263,3 +263,34 @@ def test_no_traceback_reaches_the_user(clean_env, tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert not (tmp_path / "env-cache").exists()  # nothing was downloaded
+
+
+# ---- kd -------------------------------------------------------------------------------------------------------------
+
+
+def kd_argv(workdir, data_dir, *extra):
+    return ["kd", "--dataset", TINY, "--workdir", workdir, "--data-dir", data_dir, "--teacher", "mlp:8",
+            "--student", "mlp:4", "--teacher-epochs", 2, "--student-epochs", 2, "--batch-size", 4, "--seeds", "0,1",
+            "--temperature", 2, "--no-progress", *extra]
+
+
+def test_kd_runs_and_writes_a_result(tiny, tmp_path, capsys):
+    code, out, err = cli(capsys, *kd_argv(tmp_path / "kd", tiny, "--sweep", "4:0.5"))
+    assert code == 0, err
+    assert "KD gain over the student alone" in out and "student + KD" in out
+    rec = json.loads((tmp_path / "kd" / "result.json").read_text())
+    assert len(rec["teacher"]["test_errors"]) == 2
+    assert [(s["temperature"], s["alpha"]) for s in rec["sweep"]] == [(2.0, 0.1), (4.0, 0.5)]
+    assert rec["config"]["teacher"]["train"]["augment"] == "jitter"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (("--alpha", "1.5"), ["alpha", "1.5"]),
+    (("--temperature", "0"), ["temperature", "> 0"]),
+    (("--seeds", "0"), ["at least 2 seeds"]),
+    (("--student", "resnet:3"), ["unknown model", "resnet"]),
+    (("--sweep", "2-0.5"), ["--sweep", "T:ALPHA"]),
+    (("--omit-class", "9"), ["omit_class 9"]),
+], ids=["alpha", "temperature", "one-seed", "model", "sweep", "omit-class"])
+def test_bad_kd_flags(tiny, tmp_path, capsys, extra, words):
+    assert_user_error(cli(capsys, *kd_argv(tmp_path / "kd", tiny, *extra)), *words)

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(not DATA or not Path(DATA, "mnist").is_dir(),
     (["full_data_mnist.py"], "full-data ConvNet, 1 epochs: test accuracy"),
     (["gradient_matching.py", "--method", "dc"], "dc mnist ipc=1 (smoke):"),
     (["gradient_matching.py", "--method", "dsa"], "dsa mnist ipc=1 (smoke):"),
-], ids=["random", "full_data", "dc", "dsa"])
+    (["kd_mnist.py"], "KD (T=4, alpha=0.1)"),
+], ids=["random", "full_data", "dc", "dsa", "kd"])
 def test_smoke_variant_runs(script, expect, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "experiments" / script[0]), *script[1:], "--variant", "smoke",
                            "--workdir", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
