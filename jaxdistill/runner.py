@@ -113,13 +113,25 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     init = jax.jit(jax.vmap(m.init, in_axes=(0, None)))
     fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
     state = init(init_keys, data.train)
-    if resolve_parallel(parallel) == "vmap":
-        step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)), donate_argnums=0)
-    else:
-        step_one = compiled_step(m, jax.tree.map(lambda a: a[0], state), step_keys[0], data.train)
 
-        def step(state, keys, real):
-            outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], real) for s in range(len(seeds))]
+    def step_data(i: int) -> list:
+        """What each seed's step gets besides its state and key: the real data, or the method's host data."""
+        if m.host_batch is None:
+            return [data.train] * len(seeds)
+        return [jax.tree.map(jnp.asarray, m.host_batch(s, i)) for s in seeds]
+
+    if resolve_parallel(parallel) == "vmap":
+        batched = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None if m.host_batch is None else 0)), donate_argnums=0)
+
+        def step(state, keys, per_seed):
+            if m.host_batch is None:
+                return batched(state, keys, per_seed[0])
+            return batched(state, keys, jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed))
+    else:
+        step_one = compiled_step(m, jax.tree.map(lambda a: a[0], state), step_keys[0], step_data(0)[0])
+
+        def step(state, keys, per_seed):
+            outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], per_seed[s]) for s in range(len(seeds))]
             return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
     run.open(config)  # only now: a failed data load or init leaves no workdir behind
     first = 0
@@ -135,7 +147,7 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
                disable=not progress or num_iterations == 0, unit="it", dynamic_ncols=True)
     try:
         for i in range(first, num_iterations):
-            state, metrics = step(state, fold(step_keys, i), data.train)
+            state, metrics = step(state, fold(step_keys, i), step_data(i))
             done = i + 1
             if done % log_every == 0 or done == num_iterations:
                 host = {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}

@@ -49,9 +49,13 @@ def run_loop(loop: StepLoop, state: State, key: jax.Array, real: RealData) -> tu
 
 class Method(NamedTuple):
     init: Callable[[jax.Array, RealData], State]
-    step: Callable[[State, jax.Array, RealData], tuple[State, Metrics]]
+    step: Callable[[State, jax.Array, Any], tuple[State, Metrics]]
     synthetic: Callable[[State], SyntheticSet]
     loop: StepLoop | None = None
+    # Host-side data of an iteration, for methods whose step needs more than the real data: (seed, iteration) ->
+    # a pytree the runner passes to `step` in place of the real data (MTT's expert window, read from disk). It
+    # must depend only on its arguments, so that a resumed run sees the same data.
+    host_batch: Callable[[int, int], Any] | None = None
 
 
 class MethodEntry(NamedTuple):

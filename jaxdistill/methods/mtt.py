@@ -1,0 +1,193 @@
+"""Matching Training Trajectories (MTT; Cazenavette, Wang, Torralba, Efros, Zhu, CVPR 2022).
+
+Per outer iteration (reference code: GeorgeCazenavette/mtt-distillation, `distill.py`): an expert trajectory and a
+start epoch t < max_start_epoch are drawn; a student network starts from the expert's parameters theta*_t and takes
+`syn_steps` SGD steps on minibatches of the synthetic set (DSA augmentation with per-image draws) with the learnable
+learning rate `syn_lr`; the loss is
+
+    ||theta_student - theta*_{t+M}||^2 / ||theta*_t - theta*_{t+M}||^2,        M = expert_epochs,
+
+and the images and `syn_lr` take one SGD step each (momentum 0.5; lr_img and lr_lr). Minibatches walk through random
+permutations of the synthetic set in chunks of `batch_syn` (all images by default), as the reference does.
+
+The student trajectory is a `lax.scan` over the steps whose body is wrapped in `jax.checkpoint`: the backward pass
+keeps only the parameters between steps and recomputes each step's activations, so memory grows by one parameter
+vector per step instead of a whole step's activations (`remat=False` keeps them, for comparison; see
+scripts/bench_mtt.py).
+
+The expert window is host data: the runner calls `Method.host_batch(seed, iteration)` before each step, which reads
+two snapshots from the buffer (`jaxdistill.experts.ExpertBuffer`), and passes them to `step` in place of the real
+data. Deviation from the reference: experts are drawn uniformly at random (seeded by seed and iteration, so a resumed
+run draws the same windows) instead of walking shuffled buffer files.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdistill.data.arrays import RealData
+from jaxdistill.data.dsa import DSAParams, default_dsa_strategy, dsa_augment, parse_dsa_strategy
+from jaxdistill.errors import ConfigError
+from jaxdistill.methods.base import Method, register_method
+from jaxdistill.models import make_model
+from jaxdistill.synthetic import SyntheticSet, init_synthetic
+from jaxdistill.train import apply_model, cross_entropy, epoch_batch_indices
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class MTTConfig:
+    """Defaults: the reference's flag defaults (its CIFAR-10 settings per ipc are in experiments/)."""
+    ipc: int = 1
+    iterations: int = 5000
+    buffer_dir: str = ""  # a folder made by `jaxdistill experts` (required)
+    syn_steps: int = 20
+    expert_epochs: int = 3
+    max_start_epoch: int = 25
+    lr_img: float = 1000.0
+    lr_lr: float = 1e-5
+    lr_teacher: float = 0.01  # the initial syn_lr
+    momentum: float = 0.5
+    batch_syn: int | None = None  # None: all synthetic images every step
+    init: str = "real"
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    model: str = "convnet"
+    model_kwargs: tuple = ()  # must match the experts'
+    remat: bool = True
+    unroll: int = 1
+
+    TEST_OVERRIDES: ClassVar[dict] = {"syn_steps": 3, "expert_epochs": 1, "max_start_epoch": 2,
+                                      "model_kwargs": (("depth", 1), ("width", 4)), "lr_img": 10.0}
+
+    def __post_init__(self):
+        if self.ipc < 1:
+            raise ConfigError(f"ipc must be >= 1, got {self.ipc}")
+        for name in ("syn_steps", "expert_epochs", "max_start_epoch", "unroll"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_syn is not None and self.batch_syn < 1:
+            raise ConfigError(f"batch_syn must be >= 1 (or None for all images), got {self.batch_syn}")
+        parse_dsa_strategy(self.dsa_strategy)
+
+
+class MTTState(NamedTuple):
+    synthetic: SyntheticSet
+    syn_lr: jax.Array  # scalar, learned
+    opt_images: PyTree
+    opt_lr: PyTree
+
+
+class ExpertWindow(NamedTuple):
+    """One matching target: the expert's parameters at the start epoch and expert_epochs later."""
+    start: PyTree
+    target: PyTree
+
+
+def squared_norm(tree: PyTree) -> jax.Array:
+    return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree))
+
+
+def trajectory_loss(student: PyTree, start: PyTree, target: PyTree) -> jax.Array:
+    """||student - target||^2 / ||start - target||^2 over all parameters."""
+    diff = jax.tree.map(jnp.subtract, student, target)
+    span = jax.tree.map(jnp.subtract, start, target)
+    return squared_norm(diff) / squared_norm(span)
+
+
+def student_trajectory(model, images: jax.Array, labels: jax.Array, syn_lr: jax.Array, start: PyTree,
+                       key: jax.Array, syn_steps: int, batch_syn: int, augment, remat: bool = True,
+                       unroll: int = 1) -> PyTree:
+    """The student's parameters after `syn_steps` SGD steps (lr `syn_lr`) from `start` on (augmented) minibatches
+    of (images, labels); differentiable w.r.t. images, labels (soft) and syn_lr."""
+    shuffle_key, aug_key = jax.random.split(key)
+    n = images.shape[0]
+
+    def step(params, t):
+        idx, mask = epoch_batch_indices(shuffle_key, t, n, batch_syn)
+        x = augment(jax.random.fold_in(aug_key, t), images[idx])
+        y = labels[idx]
+        grad = jax.grad(lambda p: cross_entropy(apply_model(model, p, {}, x, True)[0], y, mask))(params)
+        return jax.tree.map(lambda p, g: p - syn_lr * g, params, grad), None
+
+    if remat:
+        step = jax.checkpoint(step)
+    final, _ = jax.lax.scan(step, start, jnp.arange(syn_steps, dtype=jnp.int32), unroll=unroll)
+    return final
+
+
+@register_method("mtt", MTTConfig, "matching training trajectories (Cazenavette et al., CVPR 2022)",
+                 dataset_defaults=lambda dataset: {"dsa_strategy": default_dsa_strategy(dataset)})
+def mtt(config: MTTConfig) -> Method:
+    dsa_params = DSAParams()
+    use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
+    opt_images = optax.sgd(config.lr_img, momentum=config.momentum)
+    opt_lr = optax.sgd(config.lr_lr, momentum=config.momentum)
+    buffer = _LazyBuffer(config.buffer_dir)
+
+    def augment(key, x):
+        return dsa_augment(key, x, config.dsa_strategy, dsa_params, siamese=False) if use_dsa else x
+
+    def init(key: jax.Array, real: RealData) -> MTTState:
+        syn = init_synthetic(key, real, config.ipc, config.init)
+        syn_lr = jnp.asarray(config.lr_teacher, jnp.float32)
+        return MTTState(syn, syn_lr, opt_images.init(syn.images), opt_lr.init(syn_lr))
+
+    def matching_loss(images, syn_lr, labels, window: ExpertWindow, key, num_classes):
+        net = make_model(config.model, num_classes, **dict(config.model_kwargs))
+        batch = config.batch_syn or images.shape[0]
+        final = student_trajectory(net, images, labels, syn_lr, window.start, key, config.syn_steps,
+                                   min(batch, images.shape[0]), augment, config.remat, config.unroll)
+        return trajectory_loss(final, window.start, window.target)
+
+    def step(state: MTTState, key: jax.Array, window: ExpertWindow):
+        syn = state.synthetic
+        num_classes = _num_classes(window)
+        loss, (g_images, g_lr) = jax.value_and_grad(matching_loss, argnums=(0, 1))(
+            syn.images, state.syn_lr, syn.labels, window, key, num_classes)
+        upd, opt_i = opt_images.update(g_images, state.opt_images, syn.images)
+        upd_lr, opt_l = opt_lr.update(g_lr, state.opt_lr, state.syn_lr)
+        new = MTTState(syn._replace(images=optax.apply_updates(syn.images, upd)),
+                       optax.apply_updates(state.syn_lr, upd_lr), opt_i, opt_l)
+        return new, {"match_loss": loss, "syn_lr": new.syn_lr}
+
+    def host_batch(seed: int, iteration: int) -> ExpertWindow:
+        rng = np.random.default_rng([int(seed), int(iteration), 0x4D5454])
+        _, _, start, target = buffer.get().sample_window(rng, config.expert_epochs, config.max_start_epoch)
+        return ExpertWindow(start, target)
+
+    return Method(init, step, lambda state: state.synthetic, host_batch=host_batch)
+
+
+def _num_classes(window: ExpertWindow) -> int:
+    """Classes = output width of the network's last dense layer (2-D kernels are dense; the highest index is last)."""
+    import re
+    dense = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(window.start)[0]:
+        name = jax.tree_util.keystr(path)
+        if name.endswith("['kernel']") and np.ndim(leaf) == 2:
+            dense.append(([int(i) for i in re.findall(r"Dense_(\d+)", name)], leaf.shape[-1]))
+    if not dense:
+        raise ConfigError("the expert parameters hold no dense layer, so the number of classes is unknown")
+    return int(max(dense)[1])
+
+
+class _LazyBuffer:
+    """Opens the expert buffer on first use (building the method must not need the files)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._buffer = None
+
+    def get(self):
+        if self._buffer is None:
+            if not self.path:
+                raise ConfigError("MTT needs buffer_dir: a folder of expert trajectories made by `jaxdistill experts`")
+            from jaxdistill.experts import ExpertBuffer
+            self._buffer = ExpertBuffer(self.path)
+        return self._buffer

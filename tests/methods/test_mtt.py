@@ -1,0 +1,81 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdistill.methods.mtt import ExpertWindow, MTTConfig, mtt, student_trajectory, trajectory_loss
+from jaxdistill.models import ConvNet
+from jaxdistill.train import apply_model, cross_entropy
+from tests.helpers import tiny_images
+
+NET = ConvNet(2, width=4, depth=1)
+IMAGES, LABELS = tiny_images(num_per_class=3, num_classes=2)
+START = NET.init(jax.random.PRNGKey(0), IMAGES[:1])["params"]
+NO_AUG = lambda key, x: x  # noqa: E731
+
+
+def test_trajectory_loss_is_zero_at_the_target_and_one_at_the_start():
+    target = jax.tree.map(lambda a: a + 1.0, START)
+    assert float(trajectory_loss(target, START, target)) == pytest.approx(0.0)
+    assert float(trajectory_loss(START, START, target)) == pytest.approx(1.0)
+
+
+def test_student_steps_are_plain_sgd_on_the_synthetic_batches():
+    lr, steps = 0.1, 3
+    got = student_trajectory(NET, jnp.asarray(IMAGES), jnp.asarray(LABELS), jnp.float32(lr), START,
+                             jax.random.PRNGKey(1), steps, len(LABELS), NO_AUG)
+    params = START
+    for _ in range(steps):  # full batch: every step sees all images, whatever the permutation
+        g = jax.grad(lambda p: cross_entropy(apply_model(NET, p, {}, jnp.asarray(IMAGES), True)[0], LABELS))(params)
+        params = jax.tree.map(lambda p, d: p - lr * d, params, g)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    zero = student_trajectory(NET, jnp.asarray(IMAGES), jnp.asarray(LABELS), jnp.float32(0.0), START,
+                              jax.random.PRNGKey(1), steps, 2, NO_AUG)
+    for a, b in zip(jax.tree.leaves(zero), jax.tree.leaves(START)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rematerialisation_changes_neither_the_loss_nor_its_gradients():
+    target = jax.tree.map(lambda a: a * 0.9, START)
+
+    def loss(images, lr, remat):
+        final = student_trajectory(NET, images, jnp.asarray(LABELS), lr, START, jax.random.PRNGKey(2), 4, 4,
+                                   NO_AUG, remat=remat)
+        return trajectory_loss(final, START, target)
+    grads = [jax.value_and_grad(loss, argnums=(0, 1))(jnp.asarray(IMAGES), jnp.float32(0.05), r) for r in (True, False)]
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert float(jnp.abs(grads[0][1][1])) > 0  # the learning rate is learned
+
+
+def test_an_update_lowers_the_matching_loss_on_the_same_window_and_key():
+    from tests.helpers import tiny_real
+    real = tiny_real(num_per_class=3, num_classes=2)
+    cfg = MTTConfig(ipc=2, syn_steps=3, dsa_strategy="none", model_kwargs=(("depth", 1), ("width", 4)), lr_img=1.0,
+                    lr_lr=0.0, buffer_dir="unused")
+    m = mtt(cfg)
+    target = jax.tree.map(lambda a: a * 0.5, START)
+    window = ExpertWindow(START, target)
+    state = m.init(jax.random.PRNGKey(0), real)
+    key = jax.random.PRNGKey(3)
+    step = jax.jit(m.step)
+    s1, metrics1 = step(state, key, window)
+    _, metrics2 = step(s1, key, window)
+    assert float(metrics2["match_loss"]) < float(metrics1["match_loss"])
+    assert float(metrics1["syn_lr"]) == pytest.approx(0.01)  # lr_lr = 0 keeps it
+
+
+def test_without_a_buffer_the_error_says_how_to_make_one():
+    from jaxdistill.errors import ConfigError
+    m = mtt(MTTConfig())
+    with pytest.raises(ConfigError, match="jaxdistill experts"):
+        m.host_batch(0, 0)
+
+
+@pytest.mark.parametrize("field,value", [("syn_steps", 0), ("expert_epochs", 0), ("batch_syn", 0),
+                                         ("dsa_strategy", "warp")])
+def test_bad_settings_are_refused(field, value):
+    from jaxdistill.errors import ConfigError
+    with pytest.raises(ConfigError):
+        MTTConfig(**{field: value})
