@@ -180,15 +180,16 @@ class ExpertBuffer:
                                f"delete expert_{seed:04d} and rerun `jaxdistill experts` to retrain it")
         return params
 
-    def sample_window(self, rng: np.random.Generator, expert_epochs: int, max_start_epoch: int
-                      ) -> tuple[int, int, Any, Any]:
+    def sample_window(self, rng: np.random.Generator, expert_epochs: int, max_start_epoch: int,
+                      min_start_epoch: int = 0) -> tuple[int, int, Any, Any]:
         """(expert seed, start epoch, params at start, params at start + expert_epochs) for a random expert and a
-        start epoch uniform in [0, max_start_epoch)."""
-        if expert_epochs < 1 or max_start_epoch < 1 or max_start_epoch - 1 + expert_epochs > self.epochs:
-            raise ConfigError(f"a window of {expert_epochs} epochs starting before epoch {max_start_epoch} does not "
-                              f"fit experts of {self.epochs} epochs")
+        start epoch uniform in [min_start_epoch, max_start_epoch)."""
+        if (expert_epochs < 1 or not 0 <= min_start_epoch < max_start_epoch
+                or max_start_epoch - 1 + expert_epochs > self.epochs):
+            raise ConfigError(f"a window of {expert_epochs} epochs starting in [{min_start_epoch}, {max_start_epoch}) "
+                              f"does not fit experts of {self.epochs} epochs")
         seed = int(rng.choice(self.experts))
-        start = int(rng.integers(0, max_start_epoch))
+        start = int(rng.integers(min_start_epoch, max_start_epoch))
         return seed, start, self.load(seed, start), self.load(seed, start + expert_epochs)
 
     def verify(self) -> list[str]:

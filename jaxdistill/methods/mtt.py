@@ -23,7 +23,7 @@ run draws the same windows) instead of walking shuffled buffer files.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -121,47 +121,58 @@ def student_trajectory(model, images: jax.Array, labels: jax.Array, syn_lr: jax.
     return final
 
 
+def matching_loss(config: MTTConfig, images: jax.Array, syn_lr: jax.Array, targets: jax.Array,
+                  window: ExpertWindow, key: jax.Array) -> jax.Array:
+    """MTT's loss for one window: the student (from window.start, `syn_steps` steps of lr `syn_lr` on the
+    DSA-augmented synthetic set with `targets`, int labels or probabilities) against window.target."""
+    net = make_model(config.model, _num_classes(window), **dict(config.model_kwargs))
+    use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
+
+    def augment(k, x):
+        return dsa_augment(k, x, config.dsa_strategy, DSAParams(), siamese=False) if use_dsa else x
+    batch = min(config.batch_syn or images.shape[0], images.shape[0])
+    final = student_trajectory(net, images, targets, syn_lr, window.start, key, config.syn_steps, batch, augment,
+                               config.remat, config.unroll)
+    return trajectory_loss(final, window.start, window.target)
+
+
+def window_sampler(config: MTTConfig, bounds=None) -> Callable[[int, int], ExpertWindow]:
+    """host_batch(seed, iteration) -> the iteration's expert window, drawn from (seed, iteration) alone.
+    `bounds(iteration) -> (min_start, max_start)` narrows the start epochs (DATM); default [0, max_start_epoch)."""
+    buffer = _LazyBuffer(config.buffer_dir)
+
+    def host_batch(seed: int, iteration: int) -> ExpertWindow:
+        rng = np.random.default_rng([int(seed), int(iteration), 0x4D5454])
+        low, high = bounds(iteration) if bounds is not None else (0, config.max_start_epoch)
+        _, _, start, target = buffer.get().sample_window(rng, config.expert_epochs, high, low)
+        return ExpertWindow(start, target)
+    host_batch.buffer = buffer
+    return host_batch
+
+
 @register_method("mtt", MTTConfig, "matching training trajectories (Cazenavette et al., CVPR 2022)",
                  dataset_defaults=lambda dataset: {"dsa_strategy": default_dsa_strategy(dataset)})
 def mtt(config: MTTConfig) -> Method:
-    dsa_params = DSAParams()
-    use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
     opt_images = optax.sgd(config.lr_img, momentum=config.momentum)
     opt_lr = optax.sgd(config.lr_lr, momentum=config.momentum)
-    buffer = _LazyBuffer(config.buffer_dir)
-
-    def augment(key, x):
-        return dsa_augment(key, x, config.dsa_strategy, dsa_params, siamese=False) if use_dsa else x
 
     def init(key: jax.Array, real: RealData) -> MTTState:
         syn = init_synthetic(key, real, config.ipc, config.init)
         syn_lr = jnp.asarray(config.lr_teacher, jnp.float32)
         return MTTState(syn, syn_lr, opt_images.init(syn.images), opt_lr.init(syn_lr))
 
-    def matching_loss(images, syn_lr, labels, window: ExpertWindow, key, num_classes):
-        net = make_model(config.model, num_classes, **dict(config.model_kwargs))
-        batch = config.batch_syn or images.shape[0]
-        final = student_trajectory(net, images, labels, syn_lr, window.start, key, config.syn_steps,
-                                   min(batch, images.shape[0]), augment, config.remat, config.unroll)
-        return trajectory_loss(final, window.start, window.target)
-
     def step(state: MTTState, key: jax.Array, window: ExpertWindow):
         syn = state.synthetic
-        num_classes = _num_classes(window)
-        loss, (g_images, g_lr) = jax.value_and_grad(matching_loss, argnums=(0, 1))(
-            syn.images, state.syn_lr, syn.labels, window, key, num_classes)
+        loss, (g_images, g_lr) = jax.value_and_grad(
+            lambda x, lr: matching_loss(config, x, lr, syn.labels, window, key), argnums=(0, 1))(
+            syn.images, state.syn_lr)
         upd, opt_i = opt_images.update(g_images, state.opt_images, syn.images)
         upd_lr, opt_l = opt_lr.update(g_lr, state.opt_lr, state.syn_lr)
         new = MTTState(syn._replace(images=optax.apply_updates(syn.images, upd)),
                        optax.apply_updates(state.syn_lr, upd_lr), opt_i, opt_l)
         return new, {"match_loss": loss, "syn_lr": new.syn_lr}
 
-    def host_batch(seed: int, iteration: int) -> ExpertWindow:
-        rng = np.random.default_rng([int(seed), int(iteration), 0x4D5454])
-        _, _, start, target = buffer.get().sample_window(rng, config.expert_epochs, config.max_start_epoch)
-        return ExpertWindow(start, target)
-
-    return Method(init, step, lambda state: state.synthetic, host_batch=host_batch)
+    return Method(init, step, lambda state: state.synthetic, host_batch=window_sampler(config))
 
 
 def _num_classes(window: ExpertWindow) -> int:
