@@ -50,6 +50,18 @@ def _pair_list(text: str) -> tuple[tuple[float, float], ...]:
         raise argparse.ArgumentTypeError(f"expected T:ALPHA pairs separated by commas, got {text!r}") from None
 
 
+def _setting(text: str) -> tuple[str, object]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    import ast
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        parsed = value.strip()  # a bare word is a string
+    return name.strip(), parsed
+
+
 def _existing_dir(text: str) -> str:
     if not os.path.isdir(text) or not os.access(text, os.R_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r} is not a readable directory")
@@ -85,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--checkpoint-every", type=_positive_int, default=50)
     q.add_argument("--parallel", choices=("auto", "vmap", "sequential"), default="auto",
                    help="seeds as one vmapped program or one after another (default: sequential on CPU)")
+    q.add_argument("--buffer", default=None, help="expert trajectories for mtt / datm (made by `jaxdistill experts`)")
+    q.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="NAME=VALUE",
+                   help="a method setting, e.g. --set syn_steps=40 (repeatable; see the method's config)")
+    q.add_argument("--no-progress", action="store_true")
+    data_flags(q)
+
+    q = sub.add_parser("experts", help="train expert trajectories for trajectory matching (resumable)")
+    q.add_argument("--dataset", required=True, choices=sorted(REGISTRY), metavar="NAME")
+    q.add_argument("--buffer", required=True, help="buffer folder (rerunning on it resumes)")
+    q.add_argument("--num-experts", type=_positive_int, default=10)
+    q.add_argument("--first-seed", type=_nonnegative_int, default=0)
+    q.add_argument("--epochs", type=_positive_int, default=50)
+    q.add_argument("--lr", type=float, default=0.01)
+    q.add_argument("--model", default="convnet", help="e.g. 'convnet' or 'convnet:width=64,depth=3'")
+    q.add_argument("--augment", default=None, help="default: DSA with the dataset's strategy (the MTT protocol)")
+    q.add_argument("--verify", action="store_true", help="only check the buffer: every snapshot present and intact")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
 
@@ -145,9 +173,12 @@ def _cmd_datasets(args) -> int:
 def _cmd_distill(args) -> int:
     from jaxdistill.runner import distill
     seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
+    overrides = dict(args.settings)
+    if args.buffer is not None:
+        overrides["buffer_dir"] = os.path.abspath(args.buffer)
     rec = distill(args.method, args.dataset, args.ipc, seeds, args.workdir, iterations=args.iterations,
                   data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-                  parallel=args.parallel)
+                  parallel=args.parallel, method_overrides=overrides)
     print(f"wrote {os.path.join(args.workdir, 'synthetic.npz')} ({rec['iterations']} iterations, "
           f"{rec['wall_time_s']:.1f} s)")
     return 0
@@ -160,6 +191,30 @@ def _cmd_evaluate(args) -> int:
     n = len(res["accuracies"])
     print(f"test accuracy {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
           f"over {n} networks ({res['num_sets']} synthetic set(s)); wrote {os.path.join(args.workdir, 'eval.json')}")
+    return 0
+
+
+def _cmd_experts(args) -> int:
+    from jaxdistill.experts import ExpertBuffer, ExpertConfig, train_experts
+    from jaxdistill.kd import parse_model
+    if args.verify:
+        problems = ExpertBuffer(args.buffer).verify()
+        for line in problems:
+            print(line)
+        print(f"{args.buffer}: " + ("every snapshot present and intact" if not problems else
+                                    f"{len(problems)} problem(s)"))
+        return 0 if not problems else EXIT_USAGE
+    import numpy as np
+
+    from jaxdistill.runner import load_real
+    model, kwargs = parse_model(args.model)
+    config = ExpertConfig(model=model, model_kwargs=kwargs, epochs=args.epochs, lr=args.lr, augment=args.augment)
+    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress)
+    seeds = list(range(args.first_seed, args.first_seed + args.num_experts))
+    manifest = train_experts(args.buffer, np.asarray(data.train.images), np.asarray(data.train.labels),
+                             args.dataset, data.spec.num_classes, seeds, config, progress=not args.no_progress)
+    done = sum(1 for e in manifest["experts"].values() if e["complete"])
+    print(f"{args.buffer}: {done} complete expert(s) of {args.epochs} epochs")
     return 0
 
 
@@ -201,8 +256,8 @@ def _cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd_evaluate, "kd": _cmd_kd,
-            "train": _cmd_train}
+COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd_evaluate,
+            "experts": _cmd_experts, "kd": _cmd_kd, "train": _cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"free space or fix permissions, then rerun", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        resumable = args.command in ("distill", "train", "kd")
+        resumable = args.command in ("distill", "train", "kd", "experts")
         print("jaxdistill: interrupted; " + ("rerun the same command to resume from the last checkpoint"
                                              if resumable else "rerun the command to start it again"),
               file=sys.stderr)

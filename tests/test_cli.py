@@ -294,3 +294,40 @@ def test_kd_runs_and_writes_a_result(tiny, tmp_path, capsys):
 ], ids=["alpha", "temperature", "one-seed", "model", "sweep", "omit-class"])
 def test_bad_kd_flags(tiny, tmp_path, capsys, extra, words):
     assert_user_error(cli(capsys, *kd_argv(tmp_path / "kd", tiny, *extra)), *words)
+
+
+# ---- experts and trajectory matching ----------------------------------------------------------------------------
+
+
+def test_experts_then_mtt_and_datm_distillation(tiny, tmp_path, capsys):
+    buffer = tmp_path / "buffer"
+    code, out, err = cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--num-experts", 2, "--epochs", 3,
+                         "--model", "convnet:width=4,depth=1", "--augment", "none", "--data-dir", tiny,
+                         "--no-progress")
+    assert code == 0, err
+    assert "2 complete expert(s)" in out
+    code, out, _ = cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--verify")
+    assert code == 0 and "intact" in out
+    common = ["--set", "syn_steps=2", "--set", "expert_epochs=1", "--set", "max_start_epoch=2",
+              "--set", "model_kwargs=(('width', 4), ('depth', 1))", "--set", "dsa_strategy=none",
+              "--buffer", buffer, "--iterations", 2]
+    code, out, err = cli(capsys, *distill_argv(tmp_path / "mtt", tiny, method="mtt"), *common)
+    assert code == 0, err
+    code, out, err = cli(capsys, *distill_argv(tmp_path / "datm", tiny, method="datm"), *common,
+                         "--set", "current_max_start_epoch=1", "--set", "candidate_pool=3")
+    assert code == 0, err
+    with np.load(tmp_path / "datm" / "synthetic.npz") as z:
+        assert z["labels"].shape == (6, 3)  # soft labels
+    (buffer / "expert_0001" / "0002").rename(buffer / "moved")
+    code, out, _ = cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--verify")
+    assert code == 2 and "expert_0001/0002 is missing" in out and "1 problem(s)" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--method", "dc", "--buffer", "b"], ["has no setting", "buffer_dir"]),
+    (["--method", "mtt"], ["buffer_dir", "jaxdistill experts"]),
+    (["--method", "random", "--set", "ipcs"], ["--set", "NAME=VALUE"]),
+], ids=["buffer-for-dc", "mtt-without-buffer", "bad-set"])
+def test_bad_trajectory_flags(tiny, tmp_path, capsys, argv, words):
+    base = distill_argv(tmp_path / "w", tiny, method=None)
+    assert_user_error(cli(capsys, *base, *argv), *words)
