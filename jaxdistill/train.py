@@ -120,9 +120,20 @@ def epoch_batch_indices(shuffle_key: jax.Array, step: jax.Array, num_examples: i
     rows repeat real examples (so batch-norm statistics see real data) and carry mask 0 (no loss).
     """
     steps_per_epoch = -(-num_examples // batch_size)
-    epoch, batch = step // steps_per_epoch, step % steps_per_epoch
-    perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
-    pos = batch * batch_size + jnp.arange(batch_size)
+    perm = epoch_permutation(shuffle_key, step // steps_per_epoch, num_examples)
+    return batch_from_permutation(perm, step, num_examples, batch_size)
+
+
+def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
+    """The order in which epoch `epoch` visits the examples."""
+    return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
+
+
+def batch_from_permutation(perm: jax.Array, step: jax.Array, num_examples: int, batch_size: int
+                           ) -> tuple[jax.Array, jax.Array]:
+    """Minibatch `step` (indices and 0/1 mask) of the epoch whose order is `perm` (see epoch_batch_indices)."""
+    steps_per_epoch = -(-num_examples // batch_size)
+    pos = (step % steps_per_epoch) * batch_size + jnp.arange(batch_size)
     mask = (pos < num_examples).astype(jnp.float32)
     return perm[pos % num_examples], mask
 
@@ -167,11 +178,17 @@ class Trainer:
         batch_stats = variables.get("batch_stats", {})
         return TrainState(params, batch_stats, self.tx.init(params), jnp.zeros((), jnp.int32))
 
-    def train_step(self, state: TrainState, key: jax.Array, images: jax.Array, labels: jax.Array
-                   ) -> tuple[TrainState, jax.Array]:
-        """One SGD step of the run keyed by `key` (the run's key; the step's randomness is fold_in(key, step))."""
+    def train_step(self, state: TrainState, key: jax.Array, images: jax.Array, labels: jax.Array,
+                   perm: jax.Array | None = None) -> tuple[TrainState, jax.Array]:
+        """One SGD step of the run keyed by `key` (the run's key; the step's randomness is fold_in(key, step)).
+
+        `perm`: this epoch's `epoch_order(key, epoch)`, when the caller computed it once for the epoch (a sort of
+        the whole training set per step otherwise: the cost of a small network's step on a large set)."""
         shuffle_key, step_key = jax.random.split(key)
-        idx, mask = epoch_batch_indices(shuffle_key, state.step, self.num_examples, self.batch_size)
+        if perm is None:
+            idx, mask = epoch_batch_indices(shuffle_key, state.step, self.num_examples, self.batch_size)
+        else:
+            idx, mask = batch_from_permutation(perm, state.step, self.num_examples, self.batch_size)
         aug_key, dropout_key = jax.random.split(jax.random.fold_in(step_key, state.step))
         batch = self.augment(aug_key, images[idx])
         batch_labels = jax.tree.map(lambda a: a[idx], labels)
@@ -184,6 +201,10 @@ class Trainer:
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, new_stats, opt_state, state.step + 1), loss
+
+    def epoch_order(self, key: jax.Array, epoch: jax.Array) -> jax.Array:
+        """The example order of epoch `epoch` of the run keyed by `key` (what train_step computes itself)."""
+        return epoch_permutation(jax.random.split(key)[0], epoch, self.num_examples)
 
     def train_steps(self, state: TrainState, key: jax.Array, images: jax.Array, labels: jax.Array,
                     num_steps: int, unroll: int | bool = 1) -> tuple[TrainState, jax.Array]:
@@ -238,15 +259,31 @@ class Trainer:
         # exactly one epoch when the caller wants to see every epoch.
         epochs_per_call = 1 if on_epoch else max(1, -(-100 // self.steps_per_epoch))
         chunk = self.steps_per_epoch * epochs_per_call if self.driver == "scan" else 1
+        # The Python driver computes each epoch's example order once, not in every step.
+        per_epoch_order = self.driver == "python" and self.steps_per_epoch > 1
+        order_fn = self._compiled("order", lambda: jax.jit(jax.vmap(self.epoch_order, in_axes=(0, None))))
+        order, order_epoch = None, -1
         while step < self.total_steps:
             n = min(chunk, self.total_steps - step)
-            states = self._steps_fn(n, per_network_labels)(states, keys, images, labels)
+            if per_epoch_order:
+                if step // self.steps_per_epoch != order_epoch:
+                    order_epoch = step // self.steps_per_epoch
+                    order = order_fn(keys, order_epoch)
+                states = self._ordered_step_fn(per_network_labels)(states, keys, images, labels, order)
+            else:
+                states = self._steps_fn(n, per_network_labels)(states, keys, images, labels)
             step += n
             if progress:
                 progress(n * keys.shape[0])
             if on_epoch and step % self.steps_per_epoch == 0:
                 on_epoch(step // self.steps_per_epoch, states)
         return states
+
+    def _ordered_step_fn(self, per_network_labels: bool) -> Callable:
+        """Compiled (states, keys, images, labels, orders) -> states: one step given the epoch's example orders."""
+        in_axes = (0, 0, None, 0 if per_network_labels else None, 0)
+        return self._compiled(f"ordered{in_axes}", lambda: jax.jit(jax.vmap(
+            lambda s, k, x, y, p: self.train_step(s, k, x, y, p)[0], in_axes=in_axes), donate_argnums=0))
 
     def _steps_fn(self, n: int, per_network_labels: bool = False) -> Callable:
         """Compiled (states, keys, images, labels) -> states doing n steps for each vmapped network."""

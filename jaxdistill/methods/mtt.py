@@ -121,11 +121,21 @@ def student_trajectory(model, images: jax.Array, labels: jax.Array, syn_lr: jax.
     return final
 
 
+def student_model_kwargs(config: MTTConfig) -> dict[str, Any]:
+    """The student network's settings. On CPU a ConvNet's convolutions default to the im2col-matmul kernel: the
+    student's steps are differentiated twice, and there XLA:CPU's own convolution gradients are 9x (10 images) to
+    16x (100 images) slower (measured with scripts/bench_mtt.py's setting, README "Performance")."""
+    kwargs = dict(config.model_kwargs)
+    if config.model == "convnet" and "conv_impl" not in kwargs and jax.default_backend() == "cpu":
+        kwargs["conv_impl"] = "matmul"
+    return kwargs
+
+
 def matching_loss(config: MTTConfig, images: jax.Array, syn_lr: jax.Array, targets: jax.Array,
                   window: ExpertWindow, key: jax.Array) -> jax.Array:
     """MTT's loss for one window: the student (from window.start, `syn_steps` steps of lr `syn_lr` on the
     DSA-augmented synthetic set with `targets`, int labels or probabilities) against window.target."""
-    net = make_model(config.model, _num_classes(window), **dict(config.model_kwargs))
+    net = make_model(config.model, _num_classes(window), **student_model_kwargs(config))
     use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
 
     def augment(k, x):
