@@ -47,7 +47,7 @@ def plot_kd_sweep(record: dict[str, Any], path: str | Path, title: str | None = 
 
     fig, ax = plt.subplots(figsize=(6, 4))
     temps = sorted({r["temperature"] for r in record["sweep"]})
-    for name, key, color in (("student alone", "student_alone", "black"), ("teacher", "teacher", "tab:green")):
+    for name, key, color in (("student alone", "student_alone", "black"), ("teacher", "teacher", "tab:purple")):
         e = np.asarray(record[key]["test_errors"], float)
         ax.axhline(e.mean(), color=color, ls="--", lw=1, label=f"{name} ({e.mean():.0f} +- {e.std():.0f})")
         ax.axhspan(e.mean() - e.std(), e.mean() + e.std(), color=color, alpha=0.1)
