@@ -96,8 +96,9 @@ def main() -> None:
         pick = np.random.default_rng(0).permutation(train_labels.shape[0])[:1000]
         train_images, train_labels = train_images[pick], train_labels[pick]
         test_images, test_labels = test_images[:500], test_labels[:500]
+    # Variants that name the same teachers share them, unless the run goes to a workdir of its own.
     shared = SHARED_TEACHERS.get(args.variant)
-    teacher_dir = (workdir.parent / shared if args.workdir is None else workdir / "teacher") if shared else None
+    teacher_dir = ROOT / "runs" / shared if shared and args.workdir is None else None
     rec = run_kd(config, train_images, train_labels, test_images, test_labels, 10, workdir,
                  progress=not args.no_progress, teacher_dir=teacher_dir)
     table = kd_table(rec)

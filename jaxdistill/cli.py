@@ -196,7 +196,7 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_experts(args) -> int:
     from jaxdistill.experts import ExpertBuffer, ExpertConfig, train_experts
-    from jaxdistill.kd import parse_model
+    from jaxdistill.models import parse_model
     if args.verify:
         problems = ExpertBuffer(args.buffer).verify()
         for line in problems:
@@ -221,7 +221,8 @@ def _cmd_experts(args) -> int:
 def _cmd_kd(args) -> int:
     import numpy as np
 
-    from jaxdistill.kd import KDConfig, NetSpec, parse_model, run_kd
+    from jaxdistill.kd import KDConfig, NetSpec, run_kd
+    from jaxdistill.models import parse_model
     from jaxdistill.records import write_json
     from jaxdistill.report import kd_table
     from jaxdistill.runner import load_real

@@ -17,6 +17,7 @@ experiment); `best_bias_shift` then picks the bias correction of that class on a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -137,42 +138,15 @@ class NetSpec:
         return {"model": self.model, "model_kwargs": dict(self.model_kwargs), "train": dataclasses.asdict(self.train)}
 
 
-def parse_model(text: str) -> tuple[str, tuple]:
-    """'mlp:1200,1200,dropout=0.5' or 'convnet:width=32,depth=3' -> (model name, model_kwargs).
-
-    Bare integers are an MLP's hidden widths; key=value pairs are the model's settings (ints, floats or strings).
-    """
-    from jaxdistill.models import MODELS
-    name, _, rest = text.partition(":")
-    name = name.strip().lower()
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r} in {text!r}; choose one of {', '.join(sorted(MODELS))}")
-    widths, kwargs = [], {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq:
-            if not key.isdigit() or name != "mlp":
-                raise ConfigError(f"{part!r} in {text!r}: bare numbers are MLP widths; give other settings as key=value")
-            widths.append(int(key))
-            continue
-        for cast in (int, float, str):
-            try:
-                kwargs[key.strip()] = cast(value.strip())
-                break
-            except ValueError:
-                continue
-    if widths:
-        kwargs["widths"] = tuple(widths)
-    return name, tuple(sorted(kwargs.items()))
-
-
 @dataclasses.dataclass(frozen=True)
 class TransferSet:
     """The examples students learn from (and teachers are trained on): normalised images (N, H, W, C), labels (N,)."""
     images: np.ndarray
     labels: np.ndarray
 
+    @functools.cached_property
     def fingerprint(self) -> str:
+        """Short sha256 of the arrays (hashed once: every phase's config and the logits cache name it)."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.images, np.float32).tobytes())
         h.update(np.ascontiguousarray(self.labels, np.int32).tobytes())
@@ -220,7 +194,7 @@ def train_networks(workdir: Path, net: NetSpec, num_classes: int, seeds: Sequenc
         labels = jnp.broadcast_to(jnp.asarray(transfer.labels), (len(seeds), transfer.labels.shape[0]))
         targets, per_network = {"labels": labels, "teacher_logits": jnp.asarray(teacher_logits)}, True
     config = {"kind": "kd_train", "net": net.to_dict(), "seeds": [int(s) for s in seeds],
-              "transfer": transfer.fingerprint(), "teacher_logits": None if teacher_logits is None else
+              "transfer": transfer.fingerprint, "teacher_logits": None if teacher_logits is None else
               hashlib.sha256(np.ascontiguousarray(teacher_logits, np.float32).tobytes()).hexdigest()[:16]}
     run = RunDir(workdir)
     run.open(config)
@@ -228,7 +202,6 @@ def train_networks(workdir: Path, net: NetSpec, num_classes: int, seeds: Sequenc
     init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)))(keys, images)
     restored = run.restore(init)
     states = init if restored is None else jax.tree.map(jnp.asarray, restored[1])
-    trainer.parallel = "vmap"  # K > 1 here only when the config asked for one vmapped program
     with tqdm(total=trainer.total_steps * len(seeds), initial=int(states.step[0]) * len(seeds), desc=description,
               disable=not progress, unit="step", dynamic_ncols=True) as bar:
         def on_epoch(epoch, st):
@@ -324,8 +297,8 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
     # The teacher learns from all training data (but the validation split); the students only see the transfer set.
     teacher_states, teacher_rec, teacher_model = phase("teacher", config.teacher, data=teacher_set,
                                                        folder=teacher_path)
-    fingerprint = {"teacher": config.teacher.to_dict(), "seeds": seeds, "teacher_set": teacher_set.fingerprint(),
-                   "transfer": transfer.fingerprint()}
+    fingerprint = {"teacher": config.teacher.to_dict(), "seeds": seeds, "teacher_set": teacher_set.fingerprint,
+                   "transfer": transfer.fingerprint}
 
     def compute_teacher_logits():
         states = teacher_states

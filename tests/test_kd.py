@@ -186,23 +186,6 @@ def test_comparisons_share_a_teacher_dir_and_refuse_a_teacher_of_another_config(
                   teachers)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("mlp:800,800", ("mlp", (("widths", (800, 800)),))),
-    ("MLP:1200,1200,dropout=0.5,input_dropout=0.2",
-     ("mlp", (("dropout", 0.5), ("input_dropout", 0.2), ("widths", (1200, 1200))))),
-    ("convnet:width=32,depth=3,norm=batchnorm", ("convnet", (("depth", 3), ("norm", "batchnorm"), ("width", 32)))),
-    ("convnet", ("convnet", ())),
-])
-def test_parse_model(text, expected):
-    assert kd.parse_model(text) == expected
-
-
-@pytest.mark.parametrize("text", ["resnet:1", "convnet:32", "mlp:x"])
-def test_parse_model_refuses_bad_specs(text):
-    with pytest.raises(ConfigError):
-        kd.parse_model(text)
-
-
 def test_sequential_seeds_equal_vmapped_seeds(tmp_path):
     images, labels = tiny_images(num_per_class=6, num_classes=2, size=4)
     net = _config().student
