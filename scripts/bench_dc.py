@@ -53,7 +53,13 @@ def iteration_flops(m, state, real) -> float:
     import jax
 
     def cost(f, *args) -> float:
-        return float(jax.jit(f).lower(*args).cost_analysis().get("flops", float("nan")))
+        lowered = jax.jit(f).lower(*args)
+        analysis = lowered.cost_analysis()  # None on GPU before compilation: ask the compiled program there
+        if analysis is None:
+            analysis = lowered.compile().cost_analysis()
+        if isinstance(analysis, (list, tuple)):
+            analysis = analysis[0] if analysis else {}
+        return float((analysis or {}).get("flops", float("nan")))
 
     key = jax.random.PRNGKey(0)
     carry = jax.eval_shape(m.loop.begin, state, key, real)
@@ -91,7 +97,9 @@ def worker(ipc: int, iterations: int, data_dir: str | None) -> None:
     t0 = time.perf_counter()
     jax.block_until_ready(mm(a, a))
     matmul_rate = 2 * 4096**3 / (time.perf_counter() - t0)
-    print(json.dumps({"ipc": ipc, "setup_s": setup, "compile_s": compile_s, "first_iteration_s": times[0],
+    stats = jax.devices()[0].memory_stats() or {}  # None on CPU; the accelerator's allocator peak elsewhere
+    device_peak = stats["peak_bytes_in_use"] / 2**30 if "peak_bytes_in_use" in stats else None
+    print(json.dumps({"backend": jax.default_backend(), "device_peak_gib": device_peak,"ipc": ipc, "setup_s": setup, "compile_s": compile_s, "first_iteration_s": times[0],
                       "iteration_s": steady, "iteration_s_median": float(np.median(steady)),
                       "flops_per_iteration": flops, "achieved_flop_rate": flops / float(np.median(steady)),
                       "matmul_flop_rate_4096": matmul_rate, "match_loss": float(metrics["match_loss"])}))
@@ -149,10 +157,13 @@ def main() -> None:
         _, rss, out = child_rusage(cmd, env)
         ours = json.loads(out.strip().splitlines()[-1])
         ours["peak_rss_gib"] = rss
+        ours["projected_1000_iterations_min"] = (ours["compile_s"] + 1000 * ours["iteration_s_median"]) / 60
         row = {"ipc": ipc, "jaxdistill": ours}
         print(f"jaxdistill ipc {ipc}: {ours['iteration_s_median']:.2f} s/iteration (compile {ours['compile_s']:.1f} s),"
               f" peak {rss:.2f} GiB, {ours['achieved_flop_rate'] / 1e9:.0f} GFLOP/s of "
-              f"{ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)", flush=True)
+              f"{ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)"
+              + (f", device peak {ours['device_peak_gib']:.2f} GiB" if ours["device_peak_gib"] else "")
+              + f"; 1000 iterations ~{ours['projected_1000_iterations_min']:.1f} min", flush=True)
         if args.reference_dir:
             n, k = ref_counts.get(ipc, (0, 1))
             row["reference"] = reference_seconds(args, ipc, n, k, env)
