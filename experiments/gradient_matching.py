@@ -45,9 +45,11 @@ VARIANTS = {
     "ipc1_reduced": dict(ipc=1, iterations=200, seeds=[0, 1, 2], models=20, epochs=1000),
     "ipc10_reduced": dict(ipc=10, iterations=20, seeds=[0], models=20, epochs=1000),
     "ipc50_reduced": dict(ipc=50, iterations=2, seeds=[0], models=20, epochs=1000),
-    # Smoke: the whole pipeline on real MNIST in seconds (a narrow network and small real batches).
+    # Smoke: the whole pipeline on real MNIST in seconds (a narrow network, small real batches, and the class loop
+    # as a scan, which compiles 3x faster than the unrolled default).
     "smoke": dict(ipc=1, iterations=2, seeds=[0, 1], models=1, epochs=2,
-                  method_overrides={"batch_real": 8, "width": 16}, eval_model_kwargs={"width": 16}),
+                  method_overrides={"batch_real": 8, "width": 16, "class_loop": "scan"},
+                  eval_model_kwargs={"width": 16}),
 }
 
 

@@ -67,7 +67,7 @@ def iteration_flops(m, state, real) -> float:
     return cost(m.loop.begin, state, key, real) + body + cost(m.loop.end, carry, real)
 
 
-def worker(ipc: int, iterations: int, data_dir: str | None) -> None:
+def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "unroll") -> None:
     """One jaxdistill configuration in this process; prints one JSON line."""
     import jax
     import numpy as np
@@ -78,12 +78,13 @@ def worker(ipc: int, iterations: int, data_dir: str | None) -> None:
     t0 = time.perf_counter()
     data = load_real("mnist", data_dir, progress=False)
     setup = time.perf_counter() - t0
-    m = make_method("dc", ipc=ipc)
+    m = make_method("dc", ipc=ipc, class_loop=class_loop)
     state = jax.jit(m.init)(jax.random.PRNGKey(0), data.train)
     t0 = time.perf_counter()
     compiled = compiled_step(m, state, jax.random.PRNGKey(1), data.train)  # what `jaxdistill distill` runs
     compile_s = time.perf_counter() - t0
-    flops = iteration_flops(m, state, data.train)
+    # Cost analysis counts a scan's body once: the FLOPs come from the unrolled program (the same computation).
+    flops = iteration_flops(make_method("dc", ipc=ipc, class_loop="unroll"), state, data.train)
     times = []
     for i in range(iterations + 1):  # the first run also pays one-time allocation; not counted
         t0 = time.perf_counter()
@@ -132,12 +133,14 @@ def main() -> None:
                    help="per ipc, N+k: the reference runs --Iteration N and N+k")
     p.add_argument("--reference-plain", default="", help="ipcs (e.g. 1) at which the reference also runs without "
                                                        "GLIBC_TUNABLES, as it runs out of the box")
+    p.add_argument("--class-loop", default="unroll", choices=("unroll", "scan"),
+                   help="DCConfig.class_loop for jaxdistill (the reference always loops in Python)")
     p.add_argument("--out", default=None)
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-iterations", type=int, default=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker is not None:
-        worker(args.worker, args.worker_iterations, args.data_dir)
+        worker(args.worker, args.worker_iterations, args.data_dir, args.class_loop)
         return
     reexec_with_malloc_tuning()
 
@@ -153,7 +156,8 @@ def main() -> None:
     rows = []
     for ipc in ipcs:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(ipc),
-               "--worker-iterations", str(counts.get(ipc, 2))] + (["--data-dir", args.data_dir] if args.data_dir else [])
+               "--worker-iterations", str(counts.get(ipc, 2)), "--class-loop", args.class_loop] + \
+            (["--data-dir", args.data_dir] if args.data_dir else [])
         _, rss, out = child_rusage(cmd, env)
         ours = json.loads(out.strip().splitlines()[-1])
         ours["peak_rss_gib"] = rss

@@ -63,22 +63,21 @@ def test_noise_init_is_standard_normal_class_major():
 def test_network_trains_between_matches_only():
     # With one match there is nothing in between, so inner_loop changes nothing; with two it changes the second match.
     def images_after(outer, inner):
-        m = make_method("dc", DCConfig(ipc=1, **{**TINY, "outer_loop": outer, "inner_loop": inner}))
-        state, _ = jax.jit(m.step)(m.init(jax.random.PRNGKey(0), REAL), jax.random.PRNGKey(1), REAL)
-        return np.asarray(state.synthetic.images)
+        return np.asarray(_one_step("dc", outer_loop=outer, inner_loop=inner)[1].synthetic.images)
 
     np.testing.assert_array_equal(images_after(1, 0), images_after(1, 3))
-    assert not np.allclose(images_after(2, 0), images_after(2, 3))
+    assert not np.allclose(images_after(2, 0), images_after(2, TINY["inner_loop"]))  # the second shared by others
 
 
 def _one_step(method, key=1, **overrides):
     """(initial state, state after one step, metrics); cached, since several tests compare the same runs."""
-    return _cached_step(method, key, tuple(sorted(overrides.items())))
+    config = {"ipc": 1, **TINY, **overrides}  # the full config is the cache key: equal configs share a run
+    return _cached_step(method, key, tuple(sorted(config.items())))
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_step(method, key, overrides):
-    m = make_method(method, **{"ipc": 1, **TINY, **dict(overrides)})
+def _cached_step(method, key, config):
+    m = make_method(method, **dict(config))
     state = m.init(jax.random.PRNGKey(0), REAL)
     new_state, metrics = jax.jit(m.step)(state, jax.random.PRNGKey(key), REAL)
     return state, new_state, metrics
@@ -150,3 +149,17 @@ def test_host_driven_loop_equals_the_one_program_step():
     np.testing.assert_allclose(b.synthetic.images, a.synthetic.images, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(mb["match_loss"]), float(ma["match_loss"]), rtol=1e-5)
     assert int(b.iteration) == int(a.iteration) == 1
+
+
+@pytest.mark.parametrize("method", ["dc", "dsa"])
+def test_class_loop_as_a_scan_equals_the_unrolled_loop(method):
+    # The tests above run the scan (TEST_OVERRIDES); the default unrolls the classes. Same keys, same batches,
+    # same chunks: the same update up to float summation order. ipc 2 checks the class-major reshape.
+    kw = dict(ipc=2, batch_real=4, real_chunks=2, **({"dsa_strategy": "crop_rotate"} if method == "dsa" else {}))
+    before, scanned, ms = _one_step(method, **kw)
+    _, unrolled, mu = _one_step(method, class_loop="unroll", **kw)
+    np.testing.assert_allclose(unrolled.synthetic.images, scanned.synthetic.images, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(mu["match_loss"]), float(ms["match_loss"]), rtol=1e-5)
+    assert not np.allclose(scanned.synthetic.images, before.synthetic.images)
+    with pytest.raises(ConfigError, match="class_loop"):
+        DCConfig(class_loop="vmap")
