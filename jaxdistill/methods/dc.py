@@ -77,8 +77,8 @@ class DCConfig:
     real_chunks: int | None = None
     # How the per-class work runs inside a match: 'unroll' (each class its own code, as in the reference's Python
     # loop) or 'scan' (one `lax.scan` over classes and chunks: the same computation in a program about num_classes
-    # times smaller, which compiles several times faster; on a 2-core CPU an ipc-1 MNIST iteration runs 1.8x slower
-    # that way, in 0.85 instead of 1.53 GiB: scripts/bench_dc.py --class-loop).
+    # times smaller, which compiles 3-4x faster; on a 2-core CPU an ipc-1 MNIST iteration runs 2x slower that way,
+    # in 1.0 instead of 1.6 GiB: scripts/bench_dc.py --class-loop).
     class_loop: str = "unroll"
 
     # Tests compile the class loop as a scan (tests/methods/test_dc.py checks it equals the unrolled loop).
