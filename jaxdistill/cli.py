@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--parallel", choices=("auto", "vmap", "sequential"), default="auto",
                    help="seeds as one vmapped program or one after another (default: sequential on CPU)")
     q.add_argument("--buffer", default=None, help="expert trajectories for mtt / datm (made by `jaxdistill experts`)")
+    q.add_argument("--zca", action="store_true",
+                   help="distil on ZCA-whitened data (trajectory matching's CIFAR protocol; evaluation follows)")
     q.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="NAME=VALUE",
                    help="a method setting, e.g. --set syn_steps=40 (repeatable; see the method's config)")
     q.add_argument("--no-progress", action="store_true")
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--lr", type=float, default=0.01)
     q.add_argument("--model", default="convnet", help="e.g. 'convnet' or 'convnet:width=64,depth=3'")
     q.add_argument("--augment", default=None, help="default: DSA with the dataset's strategy (the MTT protocol)")
+    q.add_argument("--zca", action="store_true", help="train on ZCA-whitened data (distil with --zca then)")
     q.add_argument("--verify", action="store_true", help="only check the buffer: every snapshot present and intact")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
@@ -178,7 +181,7 @@ def _cmd_distill(args) -> int:
         overrides["buffer_dir"] = os.path.abspath(args.buffer)
     rec = distill(args.method, args.dataset, args.ipc, seeds, args.workdir, iterations=args.iterations,
                   data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-                  parallel=args.parallel, method_overrides=overrides)
+                  parallel=args.parallel, method_overrides=overrides, zca=args.zca)
     print(f"wrote {os.path.join(args.workdir, 'synthetic.npz')} ({rec['iterations']} iterations, "
           f"{rec['wall_time_s']:.1f} s)")
     return 0
@@ -208,8 +211,9 @@ def _cmd_experts(args) -> int:
 
     from jaxdistill.runner import load_real
     model, kwargs = parse_model(args.model)
-    config = ExpertConfig(model=model, model_kwargs=kwargs, epochs=args.epochs, lr=args.lr, augment=args.augment)
-    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress)
+    config = ExpertConfig(model=model, model_kwargs=kwargs, epochs=args.epochs, lr=args.lr, augment=args.augment,
+                          zca=args.zca)
+    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress, zca=args.zca)
     seeds = list(range(args.first_seed, args.first_seed + args.num_experts))
     manifest = train_experts(args.buffer, np.asarray(data.train.images), np.asarray(data.train.labels),
                              args.dataset, data.spec.num_classes, seeds, config, progress=not args.no_progress)

@@ -49,6 +49,7 @@ class ExpertConfig:
     batch_size: int = 256
     augment: str | None = None
     parallel: str = "auto"  # experts as one vmapped program, or one after another (the CPU default)
+    zca: bool = False  # trained on ZCA-whitened data (runner.load_real(zca=True)); recorded so distillation matches
 
     def __post_init__(self):
         if self.epochs < 1:

@@ -24,6 +24,7 @@ from jaxdistill.data.augment import default_eval_augmentation
 from jaxdistill.data.registry import DatasetSpec
 from jaxdistill.data.dsa import parse_dsa_strategy
 from jaxdistill.data.sources import load_dataset
+from jaxdistill.data.zca import fit_zca
 from jaxdistill.errors import ConfigError, WorkdirError
 from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
 from jaxdistill.methods import get_entry, make_method, method_config
@@ -44,14 +45,25 @@ class LoadedData:
     test_labels: np.ndarray
 
 
-def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: str = "files", progress: bool = True
-              ) -> LoadedData:
-    """Load a registered dataset, normalise it per its spec, and index the training split by class on device."""
+def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: str = "files", progress: bool = True,
+              zca: bool = False) -> LoadedData:
+    """Load a registered dataset, normalise it per its spec, and index the training split by class on device.
+
+    zca=True: instead of the spec's mean/std, pixels in [0, 1] whitened by ZCA fitted on the training split
+    (`data/zca.py`; trajectory matching's CIFAR protocol)."""
     ds = load_dataset(dataset, data_dir, source=source, progress=progress)
     spec = ds.spec
-    train = make_real_data(ds.train_images, ds.train_labels, spec.num_classes, spec.mean, spec.std)
-    loaded = LoadedData(spec, train, normalize(ds.test_images, spec.mean, spec.std),
-                        np.asarray(ds.test_labels, np.int32))
+    if zca:
+        zero, one = (0.0,) * len(spec.mean), (1.0,) * len(spec.std)
+        train_01 = normalize(ds.train_images, zero, one)
+        whiten = fit_zca(train_01)
+        train = make_real_data(whiten(train_01), ds.train_labels, spec.num_classes)
+        del train_01
+        test_images = whiten(normalize(ds.test_images, zero, one))
+    else:
+        train = make_real_data(ds.train_images, ds.train_labels, spec.num_classes, spec.mean, spec.std)
+        test_images = normalize(ds.test_images, spec.mean, spec.std)
+    loaded = LoadedData(spec, train, test_images, np.asarray(ds.test_labels, np.int32))
     del ds
     release_free_memory()
     return loaded
@@ -79,8 +91,12 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
             iterations: int | None = None, data_dir: str | None = None, source: str = "files",
             checkpoint_every: int = 50, log_every: int = 10, progress: bool = True,
             method_overrides: dict[str, Any] | None = None, data: LoadedData | None = None,
-            on_iteration: Callable[[int], None] | None = None, parallel: str = "auto") -> dict[str, Any]:
+            on_iteration: Callable[[int], None] | None = None, parallel: str = "auto", zca: bool = False
+            ) -> dict[str, Any]:
     """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed.
+
+    zca=True distils (and `evaluate_workdir` then evaluates) on ZCA-whitened data (`load_real`); a trajectory
+    method's expert buffer must have been trained on the same preprocessing.
 
     parallel='vmap' runs all seeds as one vmapped program (the GPU/TPU default); 'sequential' runs the jitted step
     once per seed (the CPU default: per-seed networks under vmap turn convolutions into grouped ones, which XLA:CPU
@@ -102,11 +118,18 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     cfg = method_config(method, dataset=dataset, **overrides)
     num_iterations = cfg.iterations
     config = {"kind": "distill", "method": method, "method_config": dataclasses.asdict(cfg),
-              "dataset": dataset.lower(), "source": source, "seeds": seeds}
+              "dataset": dataset.lower(), "source": source, "seeds": seeds, **({"zca": True} if zca else {})}
+    buffer_dir = overrides.get("buffer_dir")
+    from jaxdistill.experts import MANIFEST
+    if buffer_dir and Path(buffer_dir, MANIFEST).is_file():
+        expert_zca = bool(read_json(Path(buffer_dir, MANIFEST)).get("config", {}).get("zca", False))
+        if expert_zca != zca:
+            raise ConfigError(f"the experts in {buffer_dir} were trained {'with' if expert_zca else 'without'} ZCA "
+                              f"whitening; distil {'with' if expert_zca else 'without'} it too (zca={expert_zca})")
     run = RunDir(workdir)
     run.check_config(config)  # refuse a different run before the (slow) data load
     start = time.time()
-    data = data or load_real(dataset, data_dir, source, progress)
+    data = data or load_real(dataset, data_dir, source, progress, zca=zca)
     m = make_method(method, cfg)
 
     init_keys, step_keys = seed_keys(seeds)
@@ -166,7 +189,10 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     images, labels = np.asarray(syn.images), np.asarray(syn.labels)
     if len(seeds) == 1:
         images, labels = images[0], labels[0]
-    write_npz(run.path / SYNTHETIC_FILE, images=images, labels=labels, seeds=np.asarray(seeds))
+    extra = {}
+    if getattr(state, "syn_lr", None) is not None:  # trajectory matching's learned lr: evaluation trains with it
+        extra["lr"] = np.asarray(state.syn_lr, np.float32).reshape(len(seeds))
+    write_npz(run.path / SYNTHETIC_FILE, images=images, labels=labels, seeds=np.asarray(seeds), **extra)
     record = {"config": config, "iterations": num_iterations, "resumed_from": first, "versions": versions(),
               "device": device_info(), "wall_time_s": time.time() - start,
               "method_description": get_entry(method).description}
@@ -235,6 +261,12 @@ def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.
     return config, images, labels, seeds
 
 
+def learned_lrs(workdir: str | Path) -> np.ndarray | None:
+    """Per synthetic set, the training lr its method learned (MTT / DATM's syn_lr), or None."""
+    with np.load(Path(workdir) / SYNTHETIC_FILE) as z:
+        return np.asarray(z["lr"], np.float64).reshape(-1) if "lr" in z.files else None
+
+
 def default_augmentation_for(config: dict[str, Any]) -> str:
     """The evaluation augmentation for a distill run's config.json (see `evaluate_workdir`)."""
     strategy = config.get("method_config", {}).get("dsa_strategy", "none")
@@ -251,13 +283,15 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
 
     The default augmentation is the one the set's method is evaluated with in its paper: DSA's own strategy (with
-    per-image draws) for a set distilled with DSA, DC's per-dataset setting otherwise.
+    per-image draws) for a set distilled with DSA, DC's per-dataset setting otherwise. A set whose method learned a
+    training lr (MTT, DATM) is trained with that lr, as in their papers, unless train_overrides names one.
     """
     config, images, labels, seeds = load_synthetic(workdir)
     if not os.access(workdir, os.W_OK):
         raise WorkdirError(f"workdir {workdir} is not writable, so {EVAL_FILE} could not be saved; "
                            f"fix its permissions first")
-    data = data or load_real(config["dataset"], data_dir, config.get("source", "files"), progress)
+    data = data or load_real(config["dataset"], data_dir, config.get("source", "files"), progress,
+                             zca=config.get("zca", False))
     augment = default_augmentation_for(config) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
     eval_cfg = EvalConfig(model=model, model_kwargs=tuple(sorted((model_kwargs or {}).items())),
@@ -267,9 +301,12 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     per_set = []
     with tqdm(total=total, desc=f"evaluate {Path(workdir).name}", disable=not progress, unit="step",
               dynamic_ncols=True) as bar:
+        lrs = None if "lr" in (train_overrides or {}) else learned_lrs(workdir)
         for s in range(len(seeds)):
+            cfg_s = eval_cfg if lrs is None else dataclasses.replace(
+                eval_cfg, train=dataclasses.replace(train_cfg, lr=float(lrs[s])))
             rec = evaluate_set(images[s], labels[s], data.test_images, data.test_labels, data.spec.num_classes,
-                               eval_cfg, progress=bar.update)
+                               cfg_s, progress=bar.update)
             rec["seed"] = seeds[s]
             per_set.append(rec)
             bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")

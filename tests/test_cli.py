@@ -313,11 +313,20 @@ def test_experts_then_mtt_and_datm_distillation(tiny, tmp_path, capsys):
               "--buffer", buffer, "--iterations", 2]
     code, out, err = cli(capsys, *distill_argv(tmp_path / "mtt", tiny, method="mtt"), *common)
     assert code == 0, err
+    with np.load(tmp_path / "mtt" / "synthetic.npz") as z:
+        learned = float(z["lr"][0])  # the learned syn_lr, moved from its initial 0.01 by lr_lr steps
+    code, out, err = cli(capsys, "evaluate", tmp_path / "mtt", "--models", 1, "--epochs", 1, "--data-dir", tiny,
+                         "--no-progress")
+    assert code == 0, err
+    evaluated = json.loads((tmp_path / "mtt" / "eval.json").read_text())["per_set"][0]["config"]["train"]["lr"]
+    assert evaluated == pytest.approx(learned) and learned != 0.01
     code, out, err = cli(capsys, *distill_argv(tmp_path / "datm", tiny, method="datm"), *common,
                          "--set", "current_max_start_epoch=1", "--set", "candidate_pool=3")
     assert code == 0, err
     with np.load(tmp_path / "datm" / "synthetic.npz") as z:
         assert z["labels"].shape == (6, 3)  # soft labels
+    code, out, err = cli(capsys, *distill_argv(tmp_path / "mtt_zca", tiny, method="mtt"), *common, "--zca")
+    assert_user_error((code, out, err), "trained without ZCA")
     (buffer / "expert_0001" / "0002").rename(buffer / "moved")
     code, out, _ = cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--verify")
     assert code == 2 and "expert_0001/0002 is missing" in out and "1 problem(s)" in out
@@ -331,3 +340,21 @@ def test_experts_then_mtt_and_datm_distillation(tiny, tmp_path, capsys):
 def test_bad_trajectory_flags(tiny, tmp_path, capsys, argv, words):
     base = distill_argv(tmp_path / "w", tiny, method=None)
     assert_user_error(cli(capsys, *base, *argv), *words)
+
+
+def test_zca_distillation_is_recorded_and_its_evaluation_whitens_too(tiny, tmp_path, capsys, monkeypatch):
+    from jaxdistill import runner
+    seen = []
+    real_load = runner.load_real
+    monkeypatch.setattr(runner, "load_real", lambda *a, **k: seen.append(k.get("zca")) or real_load(*a, **k))
+    plain, white = tmp_path / "plain", tmp_path / "white"
+    assert cli(capsys, *distill_argv(plain, tiny))[0] == 0
+    code, _, err = cli(capsys, *distill_argv(white, tiny), "--zca")
+    assert code == 0, err
+    assert json.loads((white / "config.json").read_text())["zca"] is True
+    assert "zca" not in json.loads((plain / "config.json").read_text())
+    with np.load(plain / "synthetic.npz") as a, np.load(white / "synthetic.npz") as b:
+        assert not np.allclose(a["images"], b["images"])  # the same selection, other pixels
+    code, _, err = cli(capsys, "evaluate", white, "--models", 1, "--epochs", 1, "--data-dir", tiny, "--no-progress")
+    assert code == 0, err
+    assert seen == [False, True, True]  # distil plain, distil whitened, evaluate whitened

@@ -197,3 +197,21 @@ def test_trajectory_matching_runs_on_host_data_vmapped_sequential_and_resumed(tm
     assert not np.allclose(runs["vmap"][0], runs["vmap"][1])  # the seeds drew different windows
     np.testing.assert_allclose(runs["seq"], runs["vmap"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(runs["cut"], runs["vmap"], rtol=1e-6, atol=1e-6)
+
+
+def test_load_real_with_zca_whitens_both_splits_with_the_training_fit(tiny_idx, tmp_path, monkeypatch):
+    from jaxdistill.data.arrays import normalize
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.data.sources import load_dataset
+    from jaxdistill.data.zca import fit_zca
+    from jaxdistill.runner import load_real
+    spec = tiny_idx(tmp_path / "data", name="zca_tiny")
+    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    data = load_real(spec.name, str(tmp_path / "data"), progress=False, zca=True)
+    raw = load_dataset(spec.name, str(tmp_path / "data"), progress=False)
+    ones = (1.0,) * len(spec.mean)
+    zca = fit_zca(normalize(raw.train_images, (0.0,) * len(spec.mean), ones))
+    np.testing.assert_allclose(data.test_images, zca(normalize(raw.test_images, (0.0,) * len(spec.mean), ones)),
+                               rtol=1e-5, atol=1e-5)
+    train = np.asarray(data.train.images).reshape(len(raw.train_labels), -1)
+    np.testing.assert_allclose(train.mean(0), 0.0, atol=1e-4)  # centred by the training mean
