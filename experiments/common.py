@@ -33,3 +33,43 @@ def write_record(out: Path, experiment: str, variant: str, config: dict[str, Any
                      "result": result, "versions": versions(), "device": device_info(),
                      "wall_time_s": time.time() - started})
     print(f"wrote {out}")
+
+
+def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_record: dict[str, Any], *, name: str,
+                        experiment: str, paper: tuple[float, float] | None, started: float,
+                        record_config: dict[str, Any], full_command: str) -> None:
+    """After a distillation: evaluate its sets (skipped when an earlier run of the command finished that), print the
+    result, and for a non-smoke variant draw every set and the loss curve and write the record."""
+    import json
+
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.runner import evaluate_workdir, load_synthetic
+    from jaxdistill.visualize import save_image_grid, save_loss_curve
+
+    eval_file = workdir / "eval.json"
+    if eval_file.exists() and json.loads(eval_file.read_text()).get("config", {}).get("num_models") == cfg["models"]:
+        res = json.loads(eval_file.read_text())
+    else:
+        res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
+                               progress=not args.no_progress, model_kwargs=cfg.get("eval_model_kwargs",
+                                                                                   cfg.get("model_kwargs")))
+    print(f"{args.method} {args.dataset} ipc={cfg['ipc']} ({args.variant}): {100 * res['accuracy_mean']:.2f} +- "
+          f"{100 * res['accuracy_std']:.2f} % over {len(res['accuracies'])} networks"
+          + (f" (paper {paper[0]} +- {paper[1]})" if paper else ""))
+    if args.variant == "smoke":
+        return
+    spec = REGISTRY[args.dataset]
+    figures = ROOT / "results" / "figures"
+    config, images, labels, seeds = load_synthetic(workdir)
+    mean, std = (0.0,) * len(spec.mean), (1.0,) * len(spec.std)
+    if not config.get("zca"):
+        mean, std = spec.mean, spec.std
+    for s, seed in enumerate(seeds):
+        hard = labels[s] if labels[s].ndim == 1 else labels[s].argmax(-1)  # soft labels: drawn by their argmax
+        save_image_grid(figures / f"{name}_seed{seed}.png", images[s], hard, spec.num_classes, mean, std,
+                        spec.class_names, title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']}, seed {seed}")
+    save_loss_curve(figures / f"{name}_loss.png", workdir,
+                    title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']} (mean over seeds)")
+    write_record(Path(args.out or ROOT / "results" / f"{name}.json"), experiment, args.variant, record_config,
+                 {**res, "paper_mean_std": paper, "distill_record": distill_record},
+                 reduced=args.variant.endswith("_reduced"), full_command=full_command, started=started)

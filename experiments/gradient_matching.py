@@ -22,11 +22,10 @@ PNG grid of every synthetic set and the matching-loss curve under results/figure
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from common import ROOT, prepare_process, write_record
+from common import ROOT, finish_distillation, prepare_process
 
 PAPER = {  # (method, dataset, ipc) -> (mean, std) in %
     ("dc", "mnist", 1): (91.7, 0.5), ("dc", "mnist", 10): (97.4, 0.2), ("dc", "mnist", 50): (98.8, 0.2),
@@ -59,9 +58,7 @@ def run_name(method: str, dataset: str, variant: str) -> str:
 
 def main() -> None:
     prepare_process()
-    from jaxdistill.data.registry import REGISTRY
-    from jaxdistill.runner import distill, evaluate_workdir, load_real, load_synthetic
-    from jaxdistill.visualize import save_image_grid, save_loss_curve
+    from jaxdistill.runner import distill, load_real
 
     p = argparse.ArgumentParser(description="DC / DSA on MNIST and Fashion-MNIST")
     p.add_argument("--method", choices=("dc", "dsa"), required=True)
@@ -84,34 +81,11 @@ def main() -> None:
     rec = distill(args.method, args.dataset, cfg["ipc"], cfg["seeds"], workdir, iterations=cfg["iterations"],
                   data=data, method_overrides=cfg.get("method_overrides"), progress=not args.no_progress,
                   checkpoint_every=args.checkpoint_every)
-    eval_file = workdir / "eval.json"
-    if eval_file.exists() and json.loads(eval_file.read_text()).get("config", {}).get("num_models") == cfg["models"]:
-        res = json.loads(eval_file.read_text())  # evaluation finished in an earlier run of this command
-    else:
-        res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
-                               progress=not args.no_progress, model_kwargs=cfg.get("eval_model_kwargs"))
-    paper = PAPER.get((args.method, args.dataset, cfg["ipc"]))
-    print(f"{args.method} {args.dataset} ipc={cfg['ipc']} ({args.variant}): {100 * res['accuracy_mean']:.2f} +- "
-          f"{100 * res['accuracy_std']:.2f} % over {len(res['accuracies'])} networks"
-          + (f" (paper {paper[0]} +- {paper[1]})" if paper else ""))
-    if args.variant == "smoke":
-        return
-    spec = REGISTRY[args.dataset]
-    figures = ROOT / "results" / "figures"
-    _, images, labels, seeds = load_synthetic(workdir)
-    for s, seed in enumerate(seeds):
-        save_image_grid(figures / f"{name}_seed{seed}.png", images[s], labels[s], spec.num_classes, spec.mean,
-                        spec.std, spec.class_names, title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']}, "
-                                                          f"seed {seed}")
-    save_loss_curve(figures / f"{name}_loss.png", workdir, title=f"{args.method.upper()} {args.dataset} "
-                                                                  f"ipc {cfg['ipc']} (mean over seeds)")
-    full = args.variant.replace("_reduced", "")
-    result = {**res, "paper_mean_std": paper, "distill_record": rec}
-    write_record(Path(args.out or ROOT / "results" / f"{name}.json"), "gradient_matching", args.variant,
-                 {"method": args.method, "dataset": args.dataset, **cfg}, result,
-                 reduced=args.variant.endswith("_reduced"),
-                 full_command=f"python experiments/gradient_matching.py --method {args.method} "
-                              f"--dataset {args.dataset} --variant {full}", started=started)
+    finish_distillation(args, cfg, workdir, data, rec, name=name, experiment="gradient_matching",
+                        paper=PAPER.get((args.method, args.dataset, cfg["ipc"])), started=started,
+                        record_config={"method": args.method, "dataset": args.dataset, **cfg},
+                        full_command=f"python experiments/gradient_matching.py --method {args.method} "
+                                     f"--dataset {args.dataset} --variant {args.variant.replace('_reduced', '')}")
 
 
 if __name__ == "__main__":

@@ -8,17 +8,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("JAXDISTILL_DATA")
-pytestmark = pytest.mark.skipif(not DATA or not Path(DATA, "mnist").is_dir(),
+needs_mnist = pytest.mark.skipif(not DATA or not Path(DATA, "mnist").is_dir(),
                                 reason="needs the MNIST files: set JAXDISTILL_DATA to a folder holding mnist/")
 
 
+@needs_mnist
 @pytest.mark.parametrize("script,expect", [
     (["random_mnist.py"], "random ipc=1:"),
     (["full_data_mnist.py"], "full-data ConvNet, 1 epochs: test accuracy"),
     (["gradient_matching.py", "--method", "dc"], "dc mnist ipc=1 (smoke):"),
     (["gradient_matching.py", "--method", "dsa"], "dsa mnist ipc=1 (smoke):"),
     (["kd_mnist.py"], "KD (T=4, alpha=0.1)"),
-], ids=["random", "full_data", "dc", "dsa", "kd"])
+    (["trajectory_matching.py", "--method", "mtt"], "mtt mnist ipc=1 (smoke):"),
+    (["trajectory_matching.py", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
+], ids=["random", "full_data", "dc", "dsa", "kd", "mtt", "datm"])
 def test_smoke_variant_runs(script, expect, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "experiments" / script[0]), *script[1:], "--variant", "smoke",
                            "--workdir", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
@@ -26,3 +29,30 @@ def test_smoke_variant_runs(script, expect, tmp_path):
     assert expect in done.stdout
     assert (tmp_path / "run" / "config.json").exists()
     assert not list((ROOT / "results").glob("*smoke*"))  # smoke runs never write result records
+
+
+def test_every_trajectory_matching_variant_builds_a_valid_config():
+    # The CIFAR-10 rows cannot run here; their settings must still make valid MTT / DATM configs.
+    import importlib.util
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        spec = importlib.util.spec_from_file_location("trajectory_matching", ROOT / "experiments" /
+                                                      "trajectory_matching.py")
+        tm = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tm)
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    from jaxdistill.methods import method_config
+    built = 0
+    for (method, dataset, ipc) in tm.SETTINGS:
+        for variant, cfg in tm.VARIANTS.items():
+            if cfg["ipc"] != ipc:
+                continue
+            settings, zca = tm.method_settings(method, dataset, variant)
+            iterations = settings.pop("iterations")
+            c = method_config(method, dataset=dataset, ipc=ipc, buffer_dir="b", iterations=iterations, **settings)
+            assert c.syn_steps >= 1 and c.iterations == iterations
+            assert zca == (dataset == "cifar10" and not (method == "mtt" and ipc == 50))
+            built += 1
+    assert built >= 20
+    assert tm.method_settings("mtt", "cifar10", "ipc10")[0]["lr_img"] == 1e5  # the MTT paper's table
