@@ -155,8 +155,8 @@ def main() -> None:
     finish_distillation(
         args, cfg, workdir, data, rec, name=name, experiment="trajectory_matching",
         paper=PAPER.get((args.method, args.dataset, cfg["ipc"])), started=started,
-        record_config={"method": args.method, "dataset": args.dataset, "zca": zca, "method_settings": settings,
-                       "experts": {"number": num_experts, **expert_cfg.to_dict(), "buffer": str(buffer)}, **cfg},
+        record_config={**cfg, "method": args.method, "dataset": args.dataset, "zca": zca, "method_settings": settings,
+                       "experts": {"number": num_experts, **expert_cfg.to_dict(), "buffer": str(buffer)}},
         full_command=f"python experiments/trajectory_matching.py --method {args.method} --dataset {args.dataset} "
                      f"--variant {args.variant.replace('_reduced', '')}")
 
