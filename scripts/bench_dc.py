@@ -116,9 +116,13 @@ def reference_seconds(args, ipc: int, n: int, k: int, env: dict[str, str]) -> di
             wall, rss, _ = child_rusage(cmd, env, cwd=args.reference_dir)
             rows.append({"iterations_arg": iterations, "wall_s": wall, "peak_rss_gib": rss})
             print(f"  reference ipc {ipc} --Iteration {iterations}: {wall:.1f} s, peak {rss:.2f} GiB", flush=True)
-    return {"runs": rows, "iteration_s": (rows[1]["wall_s"] - rows[0]["wall_s"]) / k,
-            "peak_rss_gib": max(r["peak_rss_gib"] for r in rows),
-            "command": " ".join(cmd[:-6] + ["--Iteration", "N"] + cmd[-4:])}
+    per_iteration = (rows[1]["wall_s"] - rows[0]["wall_s"]) / k
+    out = {"runs": rows, "iteration_s": per_iteration, "peak_rss_gib": max(r["peak_rss_gib"] for r in rows),
+           "command": " ".join(cmd[:-6] + ["--Iteration", "N"] + cmd[-4:])}
+    if per_iteration <= 0:  # the setup's run-to-run variation exceeded k iterations: no measurement
+        out.update(iteration_s=None, note=f"{k} iterations took less than the setup's run-to-run variation; "
+                                          f"rerun with a larger k in --reference-iterations")
+    return out
 
 
 def main() -> None:
@@ -171,12 +175,16 @@ def main() -> None:
         if args.reference_dir:
             n, k = ref_counts.get(ipc, (0, 1))
             row["reference"] = reference_seconds(args, ipc, n, k, env)
-            row["speedup"] = row["reference"]["iteration_s"] / ours["iteration_s_median"]
+            ref_s = row["reference"]["iteration_s"]
+            row["speedup"] = ref_s / ours["iteration_s_median"] if ref_s else None
             if str(ipc) in args.reference_plain.split(","):
                 plain = {key: v for key, v in env.items() if key != "GLIBC_TUNABLES"}
                 row["reference_without_glibc_tunables"] = reference_seconds(args, ipc, n, k, plain)
-            print(f"reference ipc {ipc}: {row['reference']['iteration_s']:.2f} s/iteration, peak "
-                  f"{row['reference']['peak_rss_gib']:.2f} GiB -> jaxdistill {row['speedup']:.2f}x", flush=True)
+            if ref_s:
+                print(f"reference ipc {ipc}: {ref_s:.2f} s/iteration, peak {row['reference']['peak_rss_gib']:.2f} "
+                      f"GiB -> jaxdistill {row['speedup']:.2f}x", flush=True)
+            else:
+                print(f"reference ipc {ipc}: not resolved ({row['reference']['note']})", flush=True)
         rows.append(row)
     ref_versions = None
     if args.reference_dir:
