@@ -37,9 +37,10 @@ def write_record(out: Path, experiment: str, variant: str, config: dict[str, Any
 
 def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_record: dict[str, Any], *, name: str,
                         experiment: str, paper: tuple[float, float] | None, started: float,
-                        record_config: dict[str, Any], full_command: str) -> None:
+                        record_config: dict[str, Any], full_command: str, figures: Path | None = None) -> None:
     """After a distillation: evaluate its sets (skipped when an earlier run of the command finished that), print the
-    result, and for a non-smoke variant draw every set and the loss curve and write the record."""
+    result, and for a non-smoke variant draw every set and the loss curve (into `figures`, default
+    results/figures) and write the record."""
     import json
 
     from jaxdistill.data.registry import REGISTRY
@@ -47,8 +48,10 @@ def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_
     from jaxdistill.visualize import save_image_grid, save_loss_curve
 
     eval_file = workdir / "eval.json"
-    if eval_file.exists() and json.loads(eval_file.read_text()).get("config", {}).get("num_models") == cfg["models"]:
-        res = json.loads(eval_file.read_text())
+    done = json.loads(eval_file.read_text()) if eval_file.exists() else {}
+    done_cfg = done.get("eval_config", {})
+    if done_cfg.get("num_models") == cfg["models"] and done_cfg.get("train", {}).get("epochs") == cfg["epochs"]:
+        res = done  # evaluated by an earlier run of this command
     else:
         res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
                                progress=not args.no_progress, model_kwargs=cfg.get("eval_model_kwargs",
@@ -59,7 +62,7 @@ def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_
     if args.variant == "smoke":
         return
     spec = REGISTRY[args.dataset]
-    figures = ROOT / "results" / "figures"
+    figures = figures or ROOT / "results" / "figures"
     config, images, labels, seeds = load_synthetic(workdir)
     mean, std = (0.0,) * len(spec.mean), (1.0,) * len(spec.std)
     if not config.get("zca"):

@@ -56,3 +56,44 @@ def test_every_trajectory_matching_variant_builds_a_valid_config():
             built += 1
     assert built >= 20
     assert tm.method_settings("mtt", "cifar10", "ipc10")[0]["lr_img"] == 1e5  # the MTT paper's table
+
+
+def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_path, monkeypatch, capsys):
+    # The part of a long run that smoke variants skip: figures (here of a ZCA-whitened set with soft labels, drawn
+    # by their argmax) and the record, after an evaluation that a rerun does not repeat.
+    import argparse
+    import json
+
+    import numpy as np
+
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.records import write_npz
+    from jaxdistill.runner import distill, load_real
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        from common import finish_distillation
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    spec = tiny_idx(tmp_path / "data", name="exp_tiny")
+    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    data = load_real(spec.name, str(tmp_path / "data"), progress=False, zca=True)
+    work = tmp_path / "run"
+    rec = distill("random", spec.name, 2, [0, 1], work, progress=False, zca=True, data=data)
+    with np.load(work / "synthetic.npz") as z:
+        soft = np.eye(3, dtype=np.float32)[z["labels"]] * 0.9 + 0.1 / 3
+        write_npz(work / "synthetic.npz", images=z["images"], labels=soft, seeds=z["seeds"])
+    (work / "metrics.jsonl").write_text('{"step": 1, "match_loss": 2.0}\n{"step": 2, "match_loss": 1.5}\n')
+    args = argparse.Namespace(method="random", dataset=spec.name, variant="ipc2_reduced", no_progress=True,
+                              out=str(tmp_path / "rec.json"))
+    cfg = dict(ipc=2, models=2, epochs=2)
+    kw = dict(name="t", experiment="test", paper=(1.0, 0.5), started=0.0, record_config=cfg, full_command="full",
+              figures=tmp_path / "figures")
+    finish_distillation(args, cfg, work, data, rec, **kw)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["t_loss.png", "t_seed0.png", "t_seed1.png"]
+    record = json.loads((tmp_path / "rec.json").read_text())
+    assert record["reduced_protocol"] is True and record["full_protocol_command"] == "full"
+    assert len(record["result"]["accuracies"]) == 4 and record["result"]["distill_config"]["zca"] is True
+    assert "(paper 1.0 +- 0.5)" in capsys.readouterr().out
+    (work / "eval.json").write_text(json.dumps({**json.loads((work / "eval.json").read_text()), "accuracy_mean": 0.5}))
+    finish_distillation(args, cfg, work, data, rec, **kw)  # the finished evaluation is reused, not redone
+    assert json.loads((tmp_path / "rec.json").read_text())["result"]["accuracy_mean"] == 0.5
