@@ -29,6 +29,7 @@ variants that ask for the same; every stage resumes when the command is rerun.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -95,11 +96,10 @@ def method_settings(method: str, dataset: str, variant: str) -> tuple[dict, bool
     key = (method, dataset, cfg["ipc"])
     if key not in SETTINGS:
         raise SystemExit(f"no settings for {method} on {dataset} at ipc {cfg['ipc']}")
-    settings = {**SETTINGS[key], **cfg.get("settings", {})}
-    if method == "mtt":
-        settings = {k: v for k, v in settings.items() if k not in ("min_start_epoch", "current_max_start_epoch",
-                                                                      "expansion_end_epoch", "candidate_pool",
-                                                                      "label_experts")}
+    from jaxdistill.methods import get_entry
+    fields = {f.name for f in dataclasses.fields(get_entry(method).config_cls)}
+    # a variant's settings serve both methods: each keeps those its config has (SETTINGS stay exact per method)
+    settings = {**SETTINGS[key], **{k: v for k, v in cfg.get("settings", {}).items() if k in fields}}
     if cfg.get("model_kwargs"):
         settings["model_kwargs"] = tuple(sorted(cfg["model_kwargs"].items()))
     settings["iterations"] = cfg["iterations"] or ITERATIONS[method]
