@@ -24,11 +24,23 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 
 
-def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+_ABSENT = "<absent>"
+
+
+def _diff(a: Any, b: Any, path: str = "", defaults: dict[str, Any] | None = None) -> list[str]:
+    """Differences between a stored config `a` and a command's `b`, as readable lines.
+
+    `defaults` maps a dotted key path to the value a stored config that lacks the key is taken to have: a config field
+    added in a later version, whose default reproduces what earlier versions did, does not block resuming their runs.
+    """
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}" if path else k)
+            sub = f"{path}.{k}" if path else k
+            stored = a.get(k, _ABSENT)
+            if stored is _ABSENT and defaults and sub in defaults:
+                stored = _to_jsonable(defaults[sub])
+            out += _diff(stored, b.get(k, _ABSENT), sub, defaults)
         return out
     return [] if a == b else [f"{path}: workdir has {a!r}, this command has {b!r}"]
 
@@ -42,8 +54,12 @@ class RunDir:
         self._manager = None
 
     # ---- config -----------------------------------------------------------------------------------------------
-    def check_config(self, config: dict[str, Any]) -> bool:
-        """Raise ConfigError when the workdir holds a run with another config; True when it holds this one."""
+    def check_config(self, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> bool:
+        """Raise ConfigError when the workdir holds a run with another config; True when it holds this one.
+
+        `defaults`: dotted key path -> the value a stored config without that key had (see `_diff`); a run accepted
+        through them gets its config.json completed with the command's config.
+        """
         config = _to_jsonable(config)
         if self.path.exists() and not self.path.is_dir():
             raise WorkdirError(f"workdir {self.path} is a file, not a folder; choose another --workdir")
@@ -54,15 +70,18 @@ class RunDir:
             existing = read_json(cfg_path)
         except (OSError, ValueError) as e:
             raise WorkdirError(f"{cfg_path} is unreadable ({e}); delete the workdir or choose another") from None
-        diffs = _diff(existing, config)
+        diffs = _diff(existing, config, defaults=defaults)
         if diffs:
             raise ConfigError(
                 f"workdir {self.path} holds a run with a different config ({'; '.join(diffs[:3])}"
                 f"{'; ...' if len(diffs) > 3 else ''}); use a new --workdir or rerun with the same settings")
+        if existing != config:  # equal once the defaults were filled in: record the complete config
+            write_json(cfg_path, config)
         return True
 
-    def open(self, config: dict[str, Any]) -> bool:
-        """Create the workdir (or check the existing one's config). Returns True when it already held this run."""
+    def open(self, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> bool:
+        """Create the workdir (or check the existing one's config, see `check_config`). Returns True when it already
+        held this run."""
         config = _to_jsonable(config)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -70,7 +89,7 @@ class RunDir:
             raise WorkdirError(f"cannot create workdir {self.path}: {e.strerror}; choose another --workdir") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise WorkdirError(f"workdir {self.path} is not writable; fix its permissions or choose another --workdir")
-        if self.check_config(config):
+        if self.check_config(config, defaults):
             return True
         try:
             write_json(self.path / CONFIG_FILE, config)

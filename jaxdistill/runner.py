@@ -126,8 +126,11 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
         if expert_zca != zca:
             raise ConfigError(f"the experts in {buffer_dir} were trained {'with' if expert_zca else 'without'} ZCA "
                               f"whitening; distil {'with' if expert_zca else 'without'} it too (zca={expert_zca})")
+    # a method-config field added after a run began defaults to what that run did: resuming it stays allowed
+    defaults = {f"method_config.{f.name}": f.default for f in dataclasses.fields(cfg)
+                if f.default is not dataclasses.MISSING}
     run = RunDir(workdir)
-    run.check_config(config)  # refuse a different run before the (slow) data load
+    run.check_config(config, defaults)  # refuse a different run before the (slow) data load
     start = time.time()
     data = data or load_real(dataset, data_dir, source, progress, zca=zca)
     m = make_method(method, cfg)
@@ -156,7 +159,7 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
         def step(state, keys, per_seed):
             outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], per_seed[s]) for s in range(len(seeds))]
             return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
-    run.open(config)  # only now: a failed data load or init leaves no workdir behind
+    run.open(config, defaults)  # only now: a failed data load or init leaves no workdir behind
     first = 0
     restored = run.restore(state)
     if restored is not None:

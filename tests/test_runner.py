@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -94,6 +95,22 @@ def test_workdir_with_another_config_is_refused(tmp_path):
     walk(tmp_path, iterations=2)
     with pytest.raises(ConfigError, match="different config.*iterations"):
         walk(tmp_path, iterations=3)
+
+
+def test_run_older_than_a_config_field_resumes_when_the_field_keeps_its_default(tmp_path, uninterrupted):
+    # a run begun before `step_size` existed: its config.json lacks the field, whose default is what it did
+    with pytest.raises(Crash):
+        walk(tmp_path, on_iteration=crash_at(5))
+    config_path = tmp_path / "config.json"
+    stored = json.loads(config_path.read_text())
+    del stored["method_config"]["step_size"]
+    config_path.write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match="step_size: workdir has 0.1, this command has 0.2"):
+        walk(tmp_path, method_overrides={"step_size": 0.2})  # another value is another run
+    record = walk(tmp_path)
+    assert record["resumed_from"] == 4
+    np.testing.assert_array_equal(load_synthetic(tmp_path)[1], uninterrupted[1])
+    assert json.loads(config_path.read_text())["method_config"]["step_size"] == 0.1  # the record is completed
 
 
 def test_evaluate_writes_per_network_accuracies(tmp_path):
