@@ -5,7 +5,9 @@
 
 jaxdistill: every configuration runs in a fresh process (so its peak RSS is its own), compiles the DC step first
 (timed separately), then times steady-state iterations one by one. Its FLOP count is XLA's cost analysis of the
-compiled step; the achieved rate is set beside a float32 4096^3 matmul timed in the same run.
+compiled step; the achieved rate is set beside a float32 4096^3 matmul timed in the same run. `--conv-impls auto,fastgrad`
+times several convolution kernels in one run (Winograd's program does fewer FLOPs than the direct convolution the
+reference computes, so each rate is also given on the direct-convolution count).
 
 Reference: the unmodified `main.py` of VICO-UoE/DatasetCondensation (a checkout outside this repository, run with
 its own Python that has torch, torchvision and scipy), `--method DC --dataset MNIST --model ConvNet --num_eval 0`,
@@ -67,7 +69,8 @@ def iteration_flops(m, state, real) -> float:
     return cost(m.loop.begin, state, key, real) + body + cost(m.loop.end, carry, real)
 
 
-def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "unroll") -> None:
+def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "unroll", conv_impl: str = "auto"
+           ) -> None:
     """One jaxdistill configuration in this process; prints one JSON line."""
     import jax
     import numpy as np
@@ -78,13 +81,17 @@ def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "u
     t0 = time.perf_counter()
     data = load_real("mnist", data_dir, progress=False)
     setup = time.perf_counter() - t0
-    m = make_method("dc", ipc=ipc, class_loop=class_loop)
+    m = make_method("dc", ipc=ipc, class_loop=class_loop, conv_impl=conv_impl)
     state = jax.jit(m.init)(jax.random.PRNGKey(0), data.train)
     t0 = time.perf_counter()
     compiled = compiled_step(m, state, jax.random.PRNGKey(1), data.train)  # what `jaxdistill distill` runs
     compile_s = time.perf_counter() - t0
     # Cost analysis counts a scan's body once: the FLOPs come from the unrolled program (the same computation).
-    flops = iteration_flops(make_method("dc", ipc=ipc, class_loop="unroll"), state, data.train)
+    flops = iteration_flops(make_method("dc", ipc=ipc, class_loop="unroll", conv_impl=conv_impl), state, data.train)
+    # The same iteration with direct convolutions (the reference's algorithm): Winograd's programs do fewer FLOPs,
+    # so their rate is also given on this count, comparable across kernels and with the reference.
+    direct = flops if jax.default_backend() != "cpu" else iteration_flops(
+        make_method("dc", ipc=ipc, class_loop="unroll", conv_impl="fastgrad"), state, data.train)
     times = []
     for i in range(iterations + 1):  # the first run also pays one-time allocation; not counted
         t0 = time.perf_counter()
@@ -102,7 +109,9 @@ def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "u
     device_peak = stats["peak_bytes_in_use"] / 2**30 if "peak_bytes_in_use" in stats else None
     print(json.dumps({"backend": jax.default_backend(), "device_peak_gib": device_peak,"ipc": ipc, "setup_s": setup, "compile_s": compile_s, "first_iteration_s": times[0],
                       "iteration_s": steady, "iteration_s_median": float(np.median(steady)),
-                      "flops_per_iteration": flops, "achieved_flop_rate": flops / float(np.median(steady)),
+                      "conv_impl": conv_impl, "flops_per_iteration": flops,
+                      "achieved_flop_rate": flops / float(np.median(steady)), "direct_conv_flops_per_iteration": direct,
+                      "direct_conv_flop_rate": direct / float(np.median(steady)),
                       "matmul_flop_rate_4096": matmul_rate, "match_loss": float(metrics["match_loss"])}))
 
 
@@ -139,12 +148,16 @@ def main() -> None:
                                                        "GLIBC_TUNABLES, as it runs out of the box")
     p.add_argument("--class-loop", default="unroll", choices=("unroll", "scan"),
                    help="DCConfig.class_loop for jaxdistill (the reference always loops in Python)")
+    p.add_argument("--conv-impls", default="auto", help="comma-separated DCConfig.conv_impl values, each timed in "
+                                                       "this run (the first is the row's `jaxdistill`)")
+    p.add_argument("--rounds", type=int, default=1, help="time every configuration this many times, in turn; "
+                                                          "each figure is the median over the rounds")
     p.add_argument("--out", default=None)
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-iterations", type=int, default=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker is not None:
-        worker(args.worker, args.worker_iterations, args.data_dir, args.class_loop)
+        worker(args.worker, args.worker_iterations, args.data_dir, args.class_loop, args.conv_impls)
         return
     reexec_with_malloc_tuning()
 
@@ -157,34 +170,64 @@ def main() -> None:
     ref_counts = {int(k): tuple(int(x) for x in v.split("+"))
                   for k, v in (s.split(":") for s in args.reference_iterations.split(","))}
     env = dict(os.environ)
-    rows = []
-    for ipc in ipcs:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(ipc),
-               "--worker-iterations", str(counts.get(ipc, 2)), "--class-loop", args.class_loop] + \
-            (["--data-dir", args.data_dir] if args.data_dir else [])
-        _, rss, out = child_rusage(cmd, env)
-        ours = json.loads(out.strip().splitlines()[-1])
-        ours["peak_rss_gib"] = rss
-        ours["projected_1000_iterations_min"] = (ours["compile_s"] + 1000 * ours["iteration_s_median"]) / 60
-        row = {"ipc": ipc, "jaxdistill": ours}
-        print(f"jaxdistill ipc {ipc}: {ours['iteration_s_median']:.2f} s/iteration (compile {ours['compile_s']:.1f} s),"
-              f" peak {rss:.2f} GiB, {ours['achieved_flop_rate'] / 1e9:.0f} GFLOP/s of "
-              f"{ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)"
-              + (f", device peak {ours['device_peak_gib']:.2f} GiB" if ours["device_peak_gib"] else "")
-              + f"; 1000 iterations ~{ours['projected_1000_iterations_min']:.1f} min", flush=True)
+    def one_round(ipc: int) -> dict:
+        row = {"ipc": ipc}
+        for impl in args.conv_impls.split(","):
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(ipc), "--worker-iterations",
+                   str(counts.get(ipc, 2)), "--class-loop", args.class_loop, "--conv-impls", impl] + \
+                (["--data-dir", args.data_dir] if args.data_dir else [])
+            _, rss, out = child_rusage(cmd, env)
+            ours = json.loads(out.strip().splitlines()[-1])
+            ours["peak_rss_gib"] = rss
+            ours["projected_1000_iterations_min"] = (ours["compile_s"] + 1000 * ours["iteration_s_median"]) / 60
+            row.setdefault("jaxdistill_by_conv_impl", {})[impl] = ours
+            print(f"jaxdistill ipc {ipc}, conv {impl}: {ours['iteration_s_median']:.2f} s/iteration "
+                  f"(compile {ours['compile_s']:.1f} s), peak {rss:.2f} GiB, "
+                  f"{ours['achieved_flop_rate'] / 1e9:.0f} GFLOP/s ({ours['direct_conv_flop_rate'] / 1e9:.0f} "
+                  f"direct-conv equivalent) of {ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)"
+                  + (f", device peak {ours['device_peak_gib']:.2f} GiB" if ours["device_peak_gib"] else "")
+                  + f"; 1000 iterations ~{ours['projected_1000_iterations_min']:.1f} min", flush=True)
         if args.reference_dir:
             n, k = ref_counts.get(ipc, (0, 1))
             row["reference"] = reference_seconds(args, ipc, n, k, env)
-            ref_s = row["reference"]["iteration_s"]
-            row["speedup"] = ref_s / ours["iteration_s_median"] if ref_s else None
             if str(ipc) in args.reference_plain.split(","):
                 plain = {key: v for key, v in env.items() if key != "GLIBC_TUNABLES"}
                 row["reference_without_glibc_tunables"] = reference_seconds(args, ipc, n, k, plain)
+        return row
+
+    import numpy as np
+    rows = []
+    for ipc in ipcs:
+        rounds = [one_round(ipc) for _ in range(args.rounds)]
+        # The machine's speed drifts between runs by more than the effects measured: with several rounds (each
+        # timing every configuration once, in turn) a configuration's figure is its median over the rounds.
+        row = {"ipc": ipc, "rounds": rounds, "jaxdistill_by_conv_impl": {}}
+        for impl in args.conv_impls.split(","):
+            per_round = [r["jaxdistill_by_conv_impl"][impl] for r in rounds]
+            summary = dict(per_round[0], iteration_s_rounds=[o["iteration_s_median"] for o in per_round],
+                           iteration_s_median=float(np.median([o["iteration_s_median"] for o in per_round])),
+                           peak_rss_gib=max(o["peak_rss_gib"] for o in per_round))
+            summary["achieved_flop_rate"] = summary["flops_per_iteration"] / summary["iteration_s_median"]
+            summary["direct_conv_flop_rate"] = summary["direct_conv_flops_per_iteration"] / summary["iteration_s_median"]
+            row["jaxdistill_by_conv_impl"][impl] = summary
+        row["jaxdistill"] = ours = row["jaxdistill_by_conv_impl"][args.conv_impls.split(",")[0]]
+        if args.reference_dir:
+            refs = [r["reference"] for r in rounds]
+            resolved = [r["iteration_s"] for r in refs if r["iteration_s"]]
+            row["reference"] = {"command": refs[0]["command"], "iteration_s_rounds": [r["iteration_s"] for r in refs],
+                                "iteration_s": float(np.median(resolved)) if resolved else None,
+                                "peak_rss_gib": max(r["peak_rss_gib"] for r in refs)}
+            ref_s = row["reference"]["iteration_s"]
+            row["speedup"] = ref_s / ours["iteration_s_median"] if ref_s else None
+            for impl, o in row["jaxdistill_by_conv_impl"].items():
+                o["speedup"] = ref_s / o["iteration_s_median"] if ref_s else None
             if ref_s:
-                print(f"reference ipc {ipc}: {ref_s:.2f} s/iteration, peak {row['reference']['peak_rss_gib']:.2f} "
-                      f"GiB -> jaxdistill {row['speedup']:.2f}x", flush=True)
+                print(f"ipc {ipc} over {args.rounds} round(s): reference {ref_s:.2f} s/iteration, peak "
+                      f"{row['reference']['peak_rss_gib']:.2f} GiB; jaxdistill " + ", ".join(
+                          f"{impl} {o['iteration_s_median']:.2f} s ({o['speedup']:.2f}x), peak {o['peak_rss_gib']:.2f} GiB"
+                          for impl, o in row["jaxdistill_by_conv_impl"].items()), flush=True)
             else:
-                print(f"reference ipc {ipc}: not resolved ({row['reference']['note']})", flush=True)
+                print(f"reference ipc {ipc}: not resolved ({refs[0].get('note')})", flush=True)
         rows.append(row)
     ref_versions = None
     if args.reference_dir:

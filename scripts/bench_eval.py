@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
     backend = jax.default_backend()
-    convs = ["fastgrad", "matmul", "xla"] if backend == "cpu" else ["xla"]
+    convs = ["winograd", "fastgrad", "matmul", "xla"] if backend == "cpu" else ["xla"]
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         for conv in convs:

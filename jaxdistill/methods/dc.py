@@ -69,11 +69,12 @@ class DCConfig:
     depth: int = 3
     norm: str = "instancenorm"
     pooling: str = "avgpooling"
-    conv_impl: str = "auto"  # models/layers.py: 'auto' (per backend and batch), 'xla', 'fastgrad' or 'matmul'
+    conv_impl: str = "auto"  # models/layers.py: 'auto' (per backend and shape) or a name in CONV_IMPLS
     dsa_strategy: str = "none"  # DSA: augmentation names joined by '_' (jaxdistill.data.dsa); 'none' is plain DC
     batch_bn: int = 16  # real images per class that set a batch-norm network's statistics before each match
     # Split each class's real batch into this many equal parts, taken one after another: the same gradient in less
-    # memory. None: 4 on CPU (with cpu_tuning, an ipc-1 MNIST run peaks at 1.5 GiB instead of 2.7), 1 elsewhere.
+    # memory. None: 2 on CPU (with cpu_tuning and Winograd convolutions an ipc-1 MNIST iteration peaks at 1.50 GiB,
+    # against 1.84 with 1 chunk and 1.81 with 4), 1 elsewhere.
     real_chunks: int | None = None
     # How the per-class work runs inside a match: 'unroll' (each class its own code, as in the reference's Python
     # loop) or 'scan' (one `lax.scan` over classes and chunks: the same computation in a program about num_classes
@@ -138,7 +139,7 @@ def gradient_matching(config: DCConfig) -> Method:
     use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
     real_chunks = config.real_chunks
     if real_chunks is None:
-        real_chunks = 4 if jax.default_backend() == "cpu" and config.batch_real % 4 == 0 else 1
+        real_chunks = 2 if jax.default_backend() == "cpu" and config.batch_real % 2 == 0 else 1
     dsa_params = DSAParams()
     scan_classes = config.class_loop == "scan"
 

@@ -13,6 +13,9 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from jaxdistill.errors import ConfigError
 
 # PyTorch's kaiming_uniform_(a=sqrt(5)) is uniform with bound sqrt(6 / ((1 + 5) * fan_in)) = 1/sqrt(fan_in).
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -32,11 +35,19 @@ def torch_bias_init(fan_in: int) -> Callable:
 # faster (38 vs 54 ms per ConvNet training step); from a few dozen images on, its slow weight gradient dominates and
 # the matmul form wins (575 vs 754 ms at 100 images).
 MATMUL_MIN_BATCH = 32
+# Winograd's transforms cost about as much as its matmuls save when there are few input channels (the first layer).
+WINOGRAD_MIN_CHANNELS = 16
 
 
-def default_conv_impl(batch_size: int) -> str:
-    """'fastgrad' on CPU for batches of MATMUL_MIN_BATCH or more; XLA's own conv otherwise and on GPU/TPU (cuDNN)."""
-    return "fastgrad" if jax.default_backend() == "cpu" and batch_size >= MATMUL_MIN_BATCH else "xla"
+def default_conv_impl(batch_size: int, in_channels: int | None = None, kernel_size: int = 3) -> str:
+    """The convolution for a layer, by backend and shape: XLA's own on GPU/TPU (cuDNN) and for small CPU batches; on
+    CPU for MATMUL_MIN_BATCH images or more, 'winograd' for 3x3 kernels over WINOGRAD_MIN_CHANNELS channels or more
+    (`in_channels` None: assumed many), 'fastgrad' otherwise."""
+    if jax.default_backend() != "cpu" or batch_size < MATMUL_MIN_BATCH:
+        return "xla"
+    if kernel_size == 3 and (in_channels is None or in_channels >= WINOGRAD_MIN_CHANNELS):
+        return "winograd"
+    return "fastgrad"
 
 
 def conv_matmul(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
@@ -108,11 +119,59 @@ def _conv_fastgrad_bwd(padding, residuals, dy):
 
 conv_fastgrad.defvjp(_conv_fastgrad_fwd, _conv_fastgrad_bwd)
 
-CONV_IMPLS = {"matmul": conv_matmul, "xla": conv_xla, "fastgrad": conv_fastgrad}
+
+# Winograd F(4x4, 3x3) (Lavin and Gray, CVPR 2016; interpolation points 0, +-1, +-2): a 6x6 input tile gives a 4x4
+# output tile with 36 multiplications per (input, output) channel pair instead of 144.
+_WINO_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                     [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float32)
+_WINO_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                    [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float32)
+_WINO_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float32)
+_WINO_IN = np.kron(_WINO_BT, _WINO_BT).reshape(36, 6, 6)  # tile (a, b) -> transformed position p
+_WINO_OUT = np.kron(_WINO_AT, _WINO_AT).reshape(4, 4, 36)  # position p -> output pixel (q, k) of the tile
+
+
+def _tiles(xp: jax.Array, th: int, tw: int) -> jax.Array:
+    """(N, 4(th+1), 4(tw+1), C) -> the overlapping 6x6 tiles at stride 4, (N, th, 6, tw, 6, C).
+
+    Built from contiguous blocks of 4 rows (columns) plus the next block's first 2, so the transpose in the gradient
+    is block-wise adds rather than 36 strided scatters."""
+    n, _, _, c = xp.shape
+    rows = xp.reshape(n, th + 1, 4, 4 * (tw + 1), c)
+    rows = jnp.concatenate([rows[:, :th], rows[:, 1:, :2]], axis=2).reshape(n, th, 6, tw + 1, 4, c)
+    return jnp.concatenate([rows[:, :, :, :tw], rows[:, :, :, 1:, :2]], axis=4)
+
+
+def conv_winograd(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+    """Stride-1 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3); equal to `conv_xla` up to float32
+    rounding (relative error ~1e-5).
+
+    The work is 36 matmuls of (tiles, Cin) x (Cin, Cout), 4x fewer multiply-adds than the direct convolution, plus
+    linear tile transforms written as small dense contractions. Everything is plain jnp, so the weight and input
+    gradients (and the second-order gradients gradient matching takes) are matmuls of the same reduced size; on a
+    2-core CPU a DC ipc-1 iteration runs 1.36x faster than with `conv_fastgrad` (scripts/bench_dc.py, README
+    "Performance"). Any height and width: the output is computed in whole 4x4 tiles and cropped.
+    """
+    kh, kw, cin, cout = kernel.shape
+    if (kh, kw) != (3, 3):
+        raise ValueError(f"conv_winograd computes 3x3 convolutions, got a {kh}x{kw} kernel")
+    n, h, w, _ = x.shape
+    out_h, out_w = h + 2 * padding - 2, w + 2 * padding - 2
+    th, tw = -(-out_h // 4), -(-out_w // 4)
+    xp = jnp.pad(x, ((0, 0), (padding, 4 * (th + 1) - h - padding), (padding, 4 * (tw + 1) - w - padding), (0, 0)))
+    v = jnp.einsum("pab,ntasbc->pntsc", _WINO_IN, _tiles(xp, th, tw)).reshape(36, n * th * tw, cin)
+    u = jnp.einsum("ka,abio,lb->klio", _WINO_G, kernel, _WINO_G).reshape(36, cin, cout)
+    m = jnp.matmul(v, u).reshape(36, n, th, tw, cout)
+    y = jnp.einsum("qkp,pntso->ntqsko", _WINO_OUT, m).reshape(n, 4 * th, 4 * tw, cout)
+    return y[:, :out_h, :out_w]
+
+
+CONV_IMPLS = {"matmul": conv_matmul, "xla": conv_xla, "fastgrad": conv_fastgrad, "winograd": conv_winograd}
 
 
 class Conv(nn.Module):
-    """3x3 (by default) stride-1 conv with PyTorch init; `impl` picks the kernel ('auto', 'xla', 'matmul')."""
+    """3x3 (by default) stride-1 conv with PyTorch init; `impl` picks the kernel: 'auto' (`default_conv_impl`) or a
+    name in CONV_IMPLS."""
     features: int
     kernel_size: int = 3
     padding: int = 1
@@ -125,7 +184,9 @@ class Conv(nn.Module):
         kernel = self.param("kernel", torch_kernel_init,
                             (self.kernel_size, self.kernel_size, cin, self.features))
         bias = self.param("bias", torch_bias_init(fan_in), (self.features,))
-        impl = default_conv_impl(x.shape[0]) if self.impl == "auto" else self.impl
+        impl = default_conv_impl(x.shape[0], cin, self.kernel_size) if self.impl == "auto" else self.impl
+        if impl not in CONV_IMPLS:
+            raise ConfigError(f"unknown conv_impl {self.impl!r}; choose 'auto' or one of {', '.join(CONV_IMPLS)}")
         return CONV_IMPLS[impl](x, kernel, self.padding) + bias
 
 

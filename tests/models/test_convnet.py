@@ -5,7 +5,7 @@ import pytest
 
 from jaxdistill.errors import ConfigError
 from jaxdistill.models import ConvNet, MLP, make_model
-from jaxdistill.models.layers import InstanceNorm, conv_fastgrad, conv_matmul, conv_xla
+from jaxdistill.models.layers import InstanceNorm, conv_fastgrad, conv_matmul, conv_winograd, conv_xla
 
 
 def n_params(variables):
@@ -27,11 +27,13 @@ def test_feature_map_sizes_mnist_pads_to_32():
     assert dense_kernel.shape == (4 * 4 * 4, 10)  # 28 + 2*3 - 2 = 32 -> 16 -> 8 -> 4
 
 
-@pytest.mark.parametrize("conv", [conv_matmul, conv_fastgrad], ids=["matmul", "fastgrad"])
-@pytest.mark.parametrize("cin", [1, 5, 16])
-def test_conv_kernels_equal_xla_conv_values_grads_and_second_order_grads(conv, cin):
+@pytest.mark.parametrize("conv", [conv_matmul, conv_fastgrad, conv_winograd], ids=["matmul", "fastgrad", "winograd"])
+@pytest.mark.parametrize("cin,size", [(1, (6, 6)), (5, (6, 6)), (16, (6, 6)), (3, (7, 5))])
+def test_conv_kernels_equal_xla_conv_values_grads_and_second_order_grads(conv, cin, size):
+    # 6x6 with padding 3 (the 1-channel first layer) gives 10x10 outputs and 7x5 gives 7x5: Winograd's 4x4 output
+    # tiles are cropped at the borders
     kx, kw, kv = jax.random.split(jax.random.PRNGKey(cin), 3)
-    x = jax.random.normal(kx, (2, 6, 6, cin))
+    x = jax.random.normal(kx, (2, *size, cin))
     w = jax.random.normal(kw, (3, 3, cin, 4)) / np.sqrt(9 * cin)  # O(1) outputs, as in a real net
     pad = 3 if cin == 1 else 1
     np.testing.assert_allclose(conv(x, w, pad), conv_xla(x, w, pad), rtol=1e-5, atol=1e-4)
@@ -90,10 +92,26 @@ def test_instancenorm_equals_flax_groupnorm_with_one_group_per_channel_values_an
     np.testing.assert_allclose(second(ours), second(ref), rtol=1e-3, atol=1e-4)
 
 
-def test_auto_conv_picks_fastgrad_for_large_cpu_batches_and_xla_otherwise():
-    from jaxdistill.models.layers import MATMUL_MIN_BATCH, default_conv_impl
+def test_winograd_is_exact_in_tile_layout_and_vmaps_over_per_network_kernels():
+    # one 4x4 tile and several; per-network kernels under vmap (seed sweeps, evaluation nets) as batched matmuls
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 8, 12, 4))
+    w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 3, 4, 6)) / 6
+    ours = jax.vmap(conv_winograd, in_axes=(0, 0, None))(x, w, 1)
+    ref = jax.vmap(conv_xla, in_axes=(0, 0, None))(x, w, 1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="3x3"):
+        conv_winograd(x[0], jnp.zeros((5, 5, 4, 2)), 2)
+
+
+def test_auto_conv_by_backend_batch_and_channels():
+    from jaxdistill.models.layers import MATMUL_MIN_BATCH, WINOGRAD_MIN_CHANNELS, default_conv_impl
+    cpu = jax.default_backend() == "cpu"
     assert default_conv_impl(1) == "xla"
-    assert default_conv_impl(MATMUL_MIN_BATCH) == ("fastgrad" if jax.default_backend() == "cpu" else "xla")
+    assert default_conv_impl(MATMUL_MIN_BATCH, WINOGRAD_MIN_CHANNELS) == ("winograd" if cpu else "xla")
+    assert default_conv_impl(MATMUL_MIN_BATCH, 1) == ("fastgrad" if cpu else "xla")  # the first layer
+    assert default_conv_impl(MATMUL_MIN_BATCH, 128, kernel_size=5) == ("fastgrad" if cpu else "xla")
+    with pytest.raises(ConfigError, match="conv_impl"):
+        ConvNet(2, width=4, depth=1, conv_impl="fft").init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
 
 
 def test_torch_default_init_bounds():
