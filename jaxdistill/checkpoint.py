@@ -38,7 +38,7 @@ def _diff(a: Any, b: Any, path: str = "", defaults: dict[str, Any] | None = None
         for k in sorted(set(a) | set(b)):
             sub = f"{path}.{k}" if path else k
             stored = a.get(k, _ABSENT)
-            if stored is _ABSENT and defaults and sub in defaults:
+            if k not in a and defaults and sub in defaults:
                 stored = _to_jsonable(defaults[sub])
             out += _diff(stored, b.get(k, _ABSENT), sub, defaults)
         return out
@@ -57,8 +57,8 @@ class RunDir:
     def check_config(self, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> bool:
         """Raise ConfigError when the workdir holds a run with another config; True when it holds this one.
 
-        `defaults`: dotted key path -> the value a stored config without that key had (see `_diff`); a run accepted
-        through them gets its config.json completed with the command's config.
+        `defaults`: dotted key path -> the value a stored config without that key had (see `_diff`). Reads only;
+        `open` completes such a run's config.json.
         """
         config = _to_jsonable(config)
         if self.path.exists() and not self.path.is_dir():
@@ -75,8 +75,6 @@ class RunDir:
             raise ConfigError(
                 f"workdir {self.path} holds a run with a different config ({'; '.join(diffs[:3])}"
                 f"{'; ...' if len(diffs) > 3 else ''}); use a new --workdir or rerun with the same settings")
-        if existing != config:  # equal once the defaults were filled in: record the complete config
-            write_json(cfg_path, config)
         return True
 
     def open(self, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> bool:
@@ -89,13 +87,12 @@ class RunDir:
             raise WorkdirError(f"cannot create workdir {self.path}: {e.strerror}; choose another --workdir") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise WorkdirError(f"workdir {self.path} is not writable; fix its permissions or choose another --workdir")
-        if self.check_config(config, defaults):
-            return True
-        try:
+        held = self.check_config(config, defaults)
+        try:  # for a held run, the same config (completed where `defaults` filled in fields it predates)
             write_json(self.path / CONFIG_FILE, config)
         except OSError as e:
             raise WorkdirError(f"cannot write to workdir {self.path}: {e.strerror}; choose another --workdir") from None
-        return False
+        return held
 
     # ---- metrics ------------------------------------------------------------------------------------------------
     def log_metrics(self, step: int, metrics: dict[str, Any]) -> None:

@@ -90,7 +90,7 @@ def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "u
     flops = iteration_flops(make_method("dc", ipc=ipc, class_loop="unroll", conv_impl=conv_impl), state, data.train)
     # The same iteration with direct convolutions (the reference's algorithm): Winograd's programs do fewer FLOPs,
     # so their rate is also given on this count, comparable across kernels and with the reference.
-    direct = flops if jax.default_backend() != "cpu" else iteration_flops(
+    direct = flops if jax.default_backend() != "cpu" or conv_impl not in ("auto", "winograd") else iteration_flops(
         make_method("dc", ipc=ipc, class_loop="unroll", conv_impl="fastgrad"), state, data.train)
     times = []
     for i in range(iterations + 1):  # the first run also pays one-time allocation; not counted
@@ -162,6 +162,7 @@ def main() -> None:
     reexec_with_malloc_tuning()
 
     import jax
+    import numpy as np
 
     from jaxdistill.records import device_info, versions, write_json
 
@@ -195,7 +196,6 @@ def main() -> None:
                 row["reference_without_glibc_tunables"] = reference_seconds(args, ipc, n, k, plain)
         return row
 
-    import numpy as np
     rows = []
     for ipc in ipcs:
         rounds = [one_round(ipc) for _ in range(args.rounds)]
