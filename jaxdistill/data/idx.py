@@ -293,6 +293,12 @@ def read_idx(
             f"allocating it failed",
             "free memory or check that the file is the intended one",
         ) from None
+    except ValueError:  # an empty array whose other dimensions multiply past NumPy's index range
+        raise _fail(
+            path,
+            f"the header's shape {_shape_str(shape)} is larger than NumPy can index",
+            _HINT_CORRUPT,
+        ) from None
 
     if max_label is not None:
         _check_labels(path, array, int(max_label))
