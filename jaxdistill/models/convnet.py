@@ -2,7 +2,8 @@
 
 depth x [conv 3x3 (width channels) -> norm -> ReLU -> 2x2 pool], then one linear layer. For 1-channel inputs
 the first conv pads by 3 (as the reference does), so the network sees 32x32 as it does for CIFAR. Parameter counts equal the reference
-PyTorch ConvNet's (317,706 for MNIST, 320,010 for CIFAR-10 at width 128, depth 3, instance norm).
+PyTorch ConvNet's (317,706 for MNIST, 320,010 for CIFAR-10 at width 128, depth 3, instance norm). With instance norm
+the conv biases are parameters that the network does not add (the norm removes them; `layers.Conv.bias_cancels`).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class ConvNet(nn.Module):
             raise ConfigError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         for d in range(self.depth):
             pad = 3 if (d == 0 and x.shape[-1] == 1) else 1  # as the reference: 1-channel nets pad 3
-            x = Conv(self.width, padding=pad, impl=self.conv_impl)(x)
+            x = Conv(self.width, padding=pad, impl=self.conv_impl, bias_cancels=self.norm == "instancenorm")(x)
             x = _norm(self.norm, self.width, train)(x)
             x = nn.relu(x)
             if self.pooling == "avgpooling":

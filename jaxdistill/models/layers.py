@@ -171,11 +171,19 @@ CONV_IMPLS = {"matmul": conv_matmul, "xla": conv_xla, "fastgrad": conv_fastgrad,
 
 class Conv(nn.Module):
     """3x3 (by default) stride-1 conv with PyTorch init; `impl` picks the kernel: 'auto' (`default_conv_impl`) or a
-    name in CONV_IMPLS."""
+    name in CONV_IMPLS.
+
+    `bias_cancels`: the next layer subtracts every per-image, per-channel constant (instance norm), so adding the
+    bias changes nothing but float rounding. The parameter is kept (same parameters as the reference network) but not
+    added, which saves a pass over the activations forward and a reduction over them backward (the first layer's are
+    the largest tensors of a real-data gradient); its gradient is then exactly zero, where adding it gives rounding
+    noise.
+    """
     features: int
     kernel_size: int = 3
     padding: int = 1
     impl: str = "auto"
+    bias_cancels: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -187,7 +195,8 @@ class Conv(nn.Module):
         impl = default_conv_impl(x.shape[0], cin, self.kernel_size) if self.impl == "auto" else self.impl
         if impl not in CONV_IMPLS:
             raise ConfigError(f"unknown conv_impl {self.impl!r}; choose 'auto' or one of {', '.join(CONV_IMPLS)}")
-        return CONV_IMPLS[impl](x, kernel, self.padding) + bias
+        y = CONV_IMPLS[impl](x, kernel, self.padding)
+        return y if self.bias_cancels else y + bias
 
 
 class Dense(nn.Module):

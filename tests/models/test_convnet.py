@@ -92,6 +92,42 @@ def test_instancenorm_equals_flax_groupnorm_with_one_group_per_channel_values_an
     np.testing.assert_allclose(second(ours), second(ref), rtol=1e-3, atol=1e-4)
 
 
+def test_conv_bias_before_instance_norm_is_a_parameter_that_changes_nothing():
+    # The instance-norm net does not add its conv biases (the norm removes them): it equals the same net written out
+    # with the biases added, in logits and in every other parameter's gradient, and the biases' gradient is exactly
+    # zero. Under another norm the bias is added.
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 8, 1))
+    onehot = jax.nn.one_hot(jnp.array([0, 1, 2]), 3)
+    net = ConvNet(3, width=4, depth=2)
+    params = net.init(jax.random.PRNGKey(1), x)["params"]
+    for layer in ("Conv_0", "Conv_1"):  # large biases, so that adding one would show in float32
+        params[layer]["bias"] = params[layer]["bias"] + 1.0
+
+    def written_out(p, x):
+        for d in range(2):
+            x = conv_xla(x, p[f"Conv_{d}"]["kernel"], 3 if d == 0 else 1) + p[f"Conv_{d}"]["bias"]
+            x = InstanceNorm().apply({"params": p[f"InstanceNorm_{d}"]}, x)
+            x = nn.avg_pool(nn.relu(x), (2, 2), (2, 2))
+        dense = p["Dense_0"]["Dense_0"]
+        return x.reshape(x.shape[0], -1) @ dense["kernel"] + dense["bias"]
+
+    loss = lambda f: lambda p: -jnp.mean(jnp.sum(jax.nn.log_softmax(f(p, x)) * onehot, -1))
+    ours = lambda p, x: net.apply({"params": p}, x)
+    np.testing.assert_allclose(ours(params, x), written_out(params, x), rtol=1e-4, atol=1e-4)
+    g, g_ref = jax.grad(loss(ours))(params), jax.grad(loss(written_out))(params)
+    for layer in ("Conv_0", "Conv_1"):
+        assert not np.any(np.asarray(g[layer]["bias"]))
+        assert float(jnp.abs(g_ref[layer]["bias"]).max()) < 1e-5  # rounding noise where the bias is added
+        g[layer]["bias"] = g_ref[layer]["bias"] = jnp.zeros(4)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g, g_ref)
+
+    other = ConvNet(3, width=4, depth=1, norm="none")
+    p = other.init(jax.random.PRNGKey(1), x)["params"]
+    shifted = {**p, "Conv_0": {**p["Conv_0"], "bias": p["Conv_0"]["bias"] + 5.0}}
+    assert not np.allclose(other.apply({"params": p}, x), other.apply({"params": shifted}, x))
+
+
 def test_winograd_is_exact_in_tile_layout_and_vmaps_over_per_network_kernels():
     # one 4x4 tile and several; per-network kernels under vmap (seed sweeps, evaluation nets) as batched matmuls
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 8, 12, 4))
