@@ -75,4 +75,4 @@ def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_
                     title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']} (mean over seeds)")
     write_record(Path(args.out or ROOT / "results" / f"{name}.json"), experiment, args.variant, record_config,
                  {**res, "paper_mean_std": paper, "distill_record": distill_record},
-                 reduced=args.variant.endswith("_reduced"), full_command=full_command, started=started)
+                 reduced="_reduced" in args.variant, full_command=full_command, started=started)

@@ -83,7 +83,7 @@ def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_p
         soft = np.eye(3, dtype=np.float32)[z["labels"]] * 0.9 + 0.1 / 3
         write_npz(work / "synthetic.npz", images=z["images"], labels=soft, seeds=z["seeds"])
     (work / "metrics.jsonl").write_text('{"step": 1, "match_loss": 2.0}\n{"step": 2, "match_loss": 1.5}\n')
-    args = argparse.Namespace(method="random", dataset=spec.name, variant="ipc2_reduced", no_progress=True,
+    args = argparse.Namespace(method="random", dataset=spec.name, variant="ipc2_reduced_cpu", no_progress=True,
                               out=str(tmp_path / "rec.json"))
     cfg = dict(ipc=2, models=2, epochs=2)
     kw = dict(name="t", experiment="test", paper=(1.0, 0.5), started=0.0, record_config=cfg, full_command="full",
