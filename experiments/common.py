@@ -20,6 +20,11 @@ def prepare_process() -> None:
     enable_compilation_cache()
 
 
+def is_reduced(variant: str) -> bool:
+    """Whether a variant runs less than its paper protocol: every such variant name contains "_reduced"."""
+    return "_reduced" in variant
+
+
 def command_line() -> str:
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
@@ -75,4 +80,4 @@ def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_
                     title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']} (mean over seeds)")
     write_record(Path(args.out or ROOT / "results" / f"{name}.json"), experiment, args.variant, record_config,
                  {**res, "paper_mean_std": paper, "distill_record": distill_record},
-                 reduced="_reduced" in args.variant, full_command=full_command, started=started)
+                 reduced=is_reduced(args.variant), full_command=full_command, started=started)

@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import ROOT, prepare_process, write_record
+from common import ROOT, is_reduced, prepare_process, write_record
 
 from jaxdistill.runner import distill, evaluate_workdir
 
@@ -51,7 +51,7 @@ def main() -> None:
     full = args.variant.replace("_reduced", "")
     out = Path(args.out or ROOT / "results" / f"random_mnist_{args.variant}.json")
     if args.variant != "smoke":
-        write_record(out, "random_mnist", args.variant, cfg, res, reduced=args.variant.endswith("_reduced"),
+        write_record(out, "random_mnist", args.variant, cfg, res, reduced=is_reduced(args.variant),
                      full_command=f"python experiments/random_mnist.py --variant {full}", started=started)
 
 
