@@ -89,6 +89,11 @@ def write_npz(path: Path, **arrays: Any) -> None:
     _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
+def as_read_back(obj: Any) -> Any:
+    """What `write_json` then `read_json` give for obj (tuples become lists, numpy scalars Python numbers, ...)."""
+    return json.loads(json.dumps(_to_jsonable(obj)))
+
+
 def read_json(path: Path) -> Any:
     with open(path) as f:
         return json.load(f)

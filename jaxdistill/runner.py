@@ -6,6 +6,7 @@ rerunning the same call resumes from the newest checkpoint. The CLI (`cli.py`) i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 import zipfile
@@ -30,11 +31,12 @@ from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accura
 from jaxdistill.methods import get_entry, make_method, method_config
 from jaxdistill.methods.base import Method, StepLoop
 from jaxdistill.models import make_model
-from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
+from jaxdistill.records import as_read_back, device_info, read_json, versions, write_json, write_npz
 from jaxdistill.train import Trainer, TrainConfig, resolve_driver, resolve_parallel
 
 SYNTHETIC_FILE = "synthetic.npz"
 EVAL_FILE = "eval.json"
+EVAL_PARTIAL_FILE = "eval_partial.json"  # the sets evaluated so far, while an evaluation runs
 
 
 @dataclasses.dataclass
@@ -301,6 +303,10 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                           num_models=num_models, train=train_cfg, seed=seed)
     total = len(seeds) * num_models * Trainer(make_model(model, data.spec.num_classes), train_cfg,
                                               images.shape[1]).total_steps
+    # Each set's result is saved as soon as it is known (EVAL_PARTIAL_FILE), so an evaluation stopped part-way
+    # resumes with the next set; a saved result is reused only for the same evaluation config and the same images.
+    partial_path = Path(workdir) / EVAL_PARTIAL_FILE
+    saved = read_json(partial_path) if partial_path.exists() else {}
     per_set = []
     with tqdm(total=total, desc=f"evaluate {Path(workdir).name}", disable=not progress, unit="step",
               dynamic_ncols=True) as bar:
@@ -308,16 +314,33 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
         for s in range(len(seeds)):
             cfg_s = eval_cfg if lrs is None else dataclasses.replace(
                 eval_cfg, train=dataclasses.replace(train_cfg, lr=float(lrs[s])))
-            rec = evaluate_set(images[s], labels[s], data.test_images, data.test_labels, data.spec.num_classes,
-                               cfg_s, progress=bar.update)
-            rec["seed"] = seeds[s]
+            digest = set_digest(images[s], labels[s])
+            rec = saved.get(str(seeds[s]))
+            if rec is not None and rec.get("set_sha256") == digest and rec.get("config") == as_read_back(cfg_s.to_dict()):
+                bar.update(total // len(seeds))
+            else:
+                rec = evaluate_set(images[s], labels[s], data.test_images, data.test_labels, data.spec.num_classes,
+                                   cfg_s, progress=bar.update)
+                rec.update(seed=seeds[s], set_sha256=digest)
+                saved[str(seeds[s])] = rec
+                write_json(partial_path, saved)
             per_set.append(rec)
             bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")
     result = {**summarize(per_set), "per_set": per_set, "distill_config": config, "eval_config": eval_cfg.to_dict(),
               "versions": versions(), "device": device_info(),
               "wall_time_s": float(sum(r["wall_time_s"] for r in per_set))}
     write_json(Path(workdir) / EVAL_FILE, result)
+    partial_path.unlink(missing_ok=True)
     return result
+
+
+def set_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of a synthetic set's images and labels (dtype, shape and bytes)."""
+    h = hashlib.sha256()
+    for a in (np.asarray(images), np.asarray(labels)):
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed: int = 0,

@@ -124,6 +124,54 @@ def test_evaluate_writes_per_network_accuracies(tmp_path):
     assert (tmp_path / "eval.json").exists()
 
 
+def test_evaluation_stopped_after_a_set_resumes_with_the_next_and_redoes_a_changed_config(tmp_path, monkeypatch):
+    import jaxdistill.runner as runner
+    distill("random", "tiny", 3, [0, 1], tmp_path, data=DATA, progress=False)
+    kw = dict(num_models=2, augment="none", data=DATA, progress=False, model_kwargs=dict(SMALL_CONVNET))
+    real_evaluate_set = runner.evaluate_set
+    evaluated = []
+
+    def evaluate_then_crash_on(crash_call):
+        def fake(images, labels, *args, **kwargs):
+            evaluated.append(kwargs.get("config", args[-1] if args else None).train.epochs)
+            if len(evaluated) == crash_call:
+                raise Crash
+            return real_evaluate_set(images, labels, *args, **kwargs)
+        return fake
+
+    partial = tmp_path / "eval_partial.json"
+    monkeypatch.setattr(runner, "evaluate_set", evaluate_then_crash_on(2))
+    with pytest.raises(Crash):
+        evaluate_workdir(tmp_path, epochs=20, **kw)
+    assert list(json.loads(partial.read_text())) == ["0"]  # the first set's result was kept
+
+    evaluated.clear()  # another config: the kept result is not reused
+    with pytest.raises(Crash):
+        evaluate_workdir(tmp_path, epochs=21, **kw)
+    assert evaluated == [21, 21]
+    kept = json.loads(partial.read_text())["0"]
+    assert kept["config"]["train"]["epochs"] == 21
+
+    evaluated.clear()
+    monkeypatch.setattr(runner, "evaluate_set", evaluate_then_crash_on(None))
+    res = evaluate_workdir(tmp_path, epochs=21, **kw)
+    assert evaluated == [21]  # only the second set was trained
+    assert res["per_set"][0] == kept and res["per_set"][1]["seed"] == 1
+    assert len(res["accuracies"]) == 4 and not partial.exists()
+
+
+def test_set_digest_changes_with_any_pixel_or_label():
+    from jaxdistill.runner import set_digest
+    images, labels = np.zeros((4, 3, 3, 1), np.float32), np.arange(4)
+    base = set_digest(images, labels)
+    changed = images.copy()
+    changed[2, 1, 1, 0] = 1e-6
+    assert set_digest(changed, labels) != base
+    assert set_digest(images, labels[::-1]) != base
+    assert set_digest(images, labels.astype(np.int64)) != set_digest(images, labels.astype(np.int32))
+    assert set_digest(images.copy(), labels.copy()) == base
+
+
 def test_train_baseline_interrupted_after_an_epoch_resumes_to_the_same_network(tmp_path, monkeypatch):
     from jaxdistill.checkpoint import RunDir
     from jaxdistill.runner import train_baseline
