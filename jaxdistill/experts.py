@@ -16,7 +16,6 @@ manifest is reported as corrupt, naming the file and the fix.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +29,7 @@ from jaxdistill.checkpoint import RunDir, restore_pytree, save_pytree
 from jaxdistill.data.dsa import default_dsa_strategy
 from jaxdistill.errors import ConfigError, WorkdirError
 from jaxdistill.models import make_model
-from jaxdistill.records import read_json, write_json
+from jaxdistill.records import arrays_checksum, read_json, write_json
 from jaxdistill.train import Trainer, TrainConfig, resolve_parallel
 
 MANIFEST = "manifest.json"
@@ -63,16 +62,6 @@ class ExpertConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "model_kwargs": dict(self.model_kwargs)}
-
-
-def params_checksum(params: Any) -> str:
-    """sha256 over the snapshot's arrays (tree order, dtype and shape included)."""
-    h = hashlib.sha256()
-    for leaf in jax.tree.leaves(params):
-        a = np.ascontiguousarray(np.asarray(leaf))
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def _expert_dir(buffer: Path, seed: int) -> Path:
@@ -145,7 +134,7 @@ def _save_snapshots(buffer: Path, manifest: dict, seeds: list[int], epoch: int, 
         params = jax.tree.map(lambda a: np.asarray(a[k]), states.params)
         save_pytree(_snapshot_dir(buffer, seed, epoch), params)
         entry = manifest["experts"].setdefault(str(seed), {"seed": seed, "checksums": {}, "complete": False})
-        entry["checksums"][str(epoch)] = params_checksum(params)
+        entry["checksums"][str(epoch)] = arrays_checksum(params)
         entry["complete"] = all(str(e) in entry["checksums"] for e in range(epochs + 1))
     write_json(buffer / MANIFEST, manifest)  # after the snapshots: the manifest never names a missing one
 
@@ -176,7 +165,7 @@ class ExpertBuffer:
         except WorkdirError as e:
             raise WorkdirError(f"expert snapshot {folder} is missing or corrupt ({e}); delete expert_{seed:04d} "
                                f"and its manifest entry, or rerun `jaxdistill experts` on a new buffer") from None
-        if params_checksum(params) != entry["checksums"][str(epoch)]:
+        if arrays_checksum(params) != entry["checksums"][str(epoch)]:
             raise WorkdirError(f"expert snapshot {folder} is corrupt (its checksum differs from {MANIFEST}); "
                                f"delete expert_{seed:04d} and rerun `jaxdistill experts` to retrain it")
         return params

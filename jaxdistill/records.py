@@ -89,6 +89,21 @@ def write_npz(path: Path, **arrays: Any) -> None:
     _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
+def arrays_checksum(tree: Any) -> str:
+    """sha256 over the arrays of a pytree (tree order, dtype and shape included): expert snapshots' checksums and
+    the identity of an evaluated synthetic set."""
+    import hashlib
+
+    import jax
+
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def as_read_back(obj: Any) -> Any:
     """What `write_json` then `read_json` give for obj (tuples become lists, numpy scalars Python numbers, ...)."""
     return json.loads(json.dumps(_to_jsonable(obj)))

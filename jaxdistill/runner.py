@@ -6,7 +6,6 @@ rerunning the same call resumes from the newest checkpoint. The CLI (`cli.py`) i
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 import zipfile
@@ -31,7 +30,7 @@ from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accura
 from jaxdistill.methods import get_entry, make_method, method_config
 from jaxdistill.methods.base import Method, StepLoop
 from jaxdistill.models import make_model
-from jaxdistill.records import as_read_back, device_info, read_json, versions, write_json, write_npz
+from jaxdistill.records import arrays_checksum, as_read_back, device_info, read_json, versions, write_json, write_npz
 from jaxdistill.train import Trainer, TrainConfig, resolve_driver, resolve_parallel
 
 SYNTHETIC_FILE = "synthetic.npz"
@@ -314,9 +313,10 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
         for s in range(len(seeds)):
             cfg_s = eval_cfg if lrs is None else dataclasses.replace(
                 eval_cfg, train=dataclasses.replace(train_cfg, lr=float(lrs[s])))
-            digest = set_digest(images[s], labels[s])
+            digest = arrays_checksum((images[s], labels[s]))
             rec = saved.get(str(seeds[s]))
-            if rec is not None and rec.get("set_sha256") == digest and rec.get("config") == as_read_back(cfg_s.to_dict()):
+            reusable = rec is not None and rec.get("set_sha256") == digest
+            if reusable and rec.get("config") == as_read_back(cfg_s.to_dict()):
                 bar.update(total // len(seeds))
             else:
                 rec = evaluate_set(images[s], labels[s], data.test_images, data.test_labels, data.spec.num_classes,
@@ -332,15 +332,6 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     write_json(Path(workdir) / EVAL_FILE, result)
     partial_path.unlink(missing_ok=True)
     return result
-
-
-def set_digest(images: np.ndarray, labels: np.ndarray) -> str:
-    """SHA-256 of a synthetic set's images and labels (dtype, shape and bytes)."""
-    h = hashlib.sha256()
-    for a in (np.asarray(images), np.asarray(labels)):
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
 
 
 def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed: int = 0,

@@ -32,3 +32,15 @@ def test_versions_name_the_libraries_and_the_source_commit():
         assert len(v["jaxdistill_commit"].split("-")[0]) == 40
     else:
         assert "jaxdistill_commit" not in v
+
+
+def test_arrays_checksum_changes_with_any_pixel_label_or_dtype():
+    images, labels = np.zeros((4, 3, 3, 1), np.float32), np.arange(4)
+    base = records.arrays_checksum((images, labels))
+    changed = images.copy()
+    changed[2, 1, 1, 0] = 1e-6
+    assert records.arrays_checksum((changed, labels)) != base
+    assert records.arrays_checksum((images, labels[::-1])) != base
+    assert (records.arrays_checksum((images, labels.astype(np.int64)))
+            != records.arrays_checksum((images, labels.astype(np.int32))))
+    assert records.arrays_checksum((images.copy(), labels.copy())) == base
