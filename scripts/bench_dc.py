@@ -227,12 +227,11 @@ def main() -> None:
             if "reference_without_glibc_tunables" in rounds[0]:
                 plain = row["reference_without_glibc_tunables"] = reference_over_rounds(
                     [r["reference_without_glibc_tunables"] for r in rounds])
-                row["speedup_vs_reference_without_glibc_tunables"] = (
-                    plain["iteration_s"] / ours["iteration_s_median"] if plain["iteration_s"] else None)
-                if plain["iteration_s"]:
+                plain_speedup = plain["iteration_s"] / ours["iteration_s_median"] if plain["iteration_s"] else None
+                row["speedup_vs_reference_without_glibc_tunables"] = plain_speedup
+                if plain_speedup:
                     print(f"ipc {ipc}: reference without GLIBC_TUNABLES {plain['iteration_s']:.2f} s/iteration, "
-                          f"peak {plain['peak_rss_gib']:.2f} GiB ({row['speedup_vs_reference_without_glibc_tunables']:.2f}x)",
-                          flush=True)
+                          f"peak {plain['peak_rss_gib']:.2f} GiB ({plain_speedup:.2f}x)", flush=True)
             ref_s = row["reference"]["iteration_s"]
             row["speedup"] = ref_s / ours["iteration_s_median"] if ref_s else None
             for impl, o in row["jaxdistill_by_conv_impl"].items():
