@@ -1,6 +1,7 @@
 """Shared plumbing of the experiment scripts: run a config variant, write its record under results/."""
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -40,14 +41,76 @@ def write_record(out: Path, experiment: str, variant: str, config: dict[str, Any
     print(f"wrote {out}")
 
 
+def seeds_part(variant_seeds: list[int], arg: str | None) -> tuple[list[int], str]:
+    """The seeds a run distils and its name suffix: all the variant's seeds (suffix ""), or those `arg` lists
+    ("1" or "0,2": suffix "_seed1", "_seed0-2"), which must be some of the variant's."""
+    if arg is None:
+        return list(variant_seeds), ""
+    try:
+        seeds = [int(s) for s in arg.split(",")]
+    except ValueError:
+        raise SystemExit(f"--seeds takes comma-separated integers, got {arg!r}") from None
+    if len(set(seeds)) != len(seeds) or not set(seeds) <= set(variant_seeds):
+        raise SystemExit(f"--seeds {arg}: give distinct seeds out of this variant's {variant_seeds}")
+    return sorted(seeds), "_seed" + "-".join(str(s) for s in sorted(seeds))
+
+
+def merge_seed_records(parts: list[Path], out: Path, variant_seeds: list[int]) -> dict[str, Any]:
+    """Pool the records of runs that each distilled some of a variant's seeds (`--seeds`) into the variant's record.
+
+    The parts must share everything but their seeds (experiment, variant, config, evaluation config, paper value)
+    and together cover `variant_seeds` once each. The pooled result is what one run over all the seeds gives: the same
+    sets (every seed's keys depend on that seed alone) evaluated by the same networks (the evaluation seed is shared),
+    summarised over all of them. Each part's command, versions, device and wall time are kept under "parts".
+    """
+    from jaxdistill.evaluate import summarize
+
+    missing = [str(p) for p in parts if not p.exists()]
+    if missing:
+        raise SystemExit(f"cannot merge: no record at {', '.join(missing)} (run those --seeds first)")
+    recs = [json.loads(p.read_text()) for p in parts]
+
+    def shared(r: dict[str, Any]) -> dict[str, Any]:
+        res = r["result"]
+        return {"experiment": r["experiment"], "variant": r["variant"], "reduced": r["reduced_protocol"],
+                "config": {k: v for k, v in r["config"].items() if k != "seeds"},
+                "eval_config": res["eval_config"], "paper": res.get("paper_mean_std"),
+                "distill": {k: v for k, v in res["distill_config"].items() if k != "seeds"}}
+    for p, r in zip(parts[1:], recs[1:]):
+        if shared(r) != shared(recs[0]):
+            diff = sorted(k for k, v in shared(r).items() if v != shared(recs[0])[k])
+            raise SystemExit(f"cannot merge {parts[0]} and {p}: they differ in {', '.join(diff)}")
+    seeds = [s for r in recs for s in r["config"]["seeds"]]
+    if sorted(seeds) != sorted(variant_seeds):
+        raise SystemExit(f"cannot merge: the parts distilled seeds {sorted(seeds)}, the variant's are {variant_seeds}")
+    per_set = sorted((ps for r in recs for ps in r["result"]["per_set"]), key=lambda ps: ps["seed"])
+    first = recs[0]
+    result = {**summarize(per_set), "per_set": per_set, "eval_config": first["result"]["eval_config"],
+              "distill_config": {**first["result"]["distill_config"], "seeds": sorted(seeds)},
+              "paper_mean_std": first["result"].get("paper_mean_std"),
+              "distill_records": [r["result"]["distill_record"] for r in recs]}
+    record = {"experiment": first["experiment"], "variant": first["variant"],
+              "reduced_protocol": first["reduced_protocol"], "command": command_line(),
+              "full_protocol_command": first["full_protocol_command"],
+              "config": {**first["config"], "seeds": sorted(seeds)}, "result": result,
+              "parts": [{"record": p.name, "seeds": r["config"]["seeds"], "command": r["command"],
+                         "versions": r["versions"], "device": r["device"], "wall_time_s": r["wall_time_s"]}
+                        for p, r in zip(parts, recs)],
+              "wall_time_s": float(sum(r["wall_time_s"] for r in recs))}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, record)
+    print(f"merged {len(parts)} records over seeds {sorted(seeds)}: {100 * result['accuracy_mean']:.2f} +- "
+          f"{100 * result['accuracy_std']:.2f} % over {len(result['accuracies'])} networks; wrote {out}")
+    return record
+
+
 def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_record: dict[str, Any], *, name: str,
                         experiment: str, paper: tuple[float, float] | None, started: float,
-                        record_config: dict[str, Any], full_command: str, figures: Path | None = None) -> None:
+                        record_config: dict[str, Any], full_command: str, figures: Path | None = None,
+                        grid_name: str | None = None) -> None:
     """After a distillation: evaluate its sets (skipped when an earlier run of the command finished that), print the
-    result, and for a non-smoke variant draw every set and the loss curve (into `figures`, default
-    results/figures) and write the record."""
-    import json
-
+    result, and for a non-smoke variant draw every set (`<grid_name>_seed<S>.png`, grid_name defaulting to name) and
+    the loss curve (`<name>_loss.png`) into `figures` (default results/figures), and write the record."""
     from jaxdistill.data.registry import REGISTRY
     from jaxdistill.runner import evaluate_workdir, load_synthetic
     from jaxdistill.visualize import save_image_grid, save_loss_curve
@@ -74,7 +137,7 @@ def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_
         mean, std = spec.mean, spec.std
     for s, seed in enumerate(seeds):
         hard = labels[s] if labels[s].ndim == 1 else labels[s].argmax(-1)  # soft labels: drawn by their argmax
-        save_image_grid(figures / f"{name}_seed{seed}.png", images[s], hard, spec.num_classes, mean, std,
+        save_image_grid(figures / f"{grid_name or name}_seed{seed}.png", images[s], hard, spec.num_classes, mean, std,
                         spec.class_names, title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']}, seed {seed}")
     save_loss_curve(figures / f"{name}_loss.png", workdir,
                     title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']} (mean over seeds)")

@@ -25,7 +25,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import ROOT, finish_distillation, prepare_process
+from common import ROOT, finish_distillation, merge_seed_records, prepare_process, seeds_part
 
 PAPER = {  # (method, dataset, ipc) -> (mean, std) in %
     ("dc", "mnist", 1): (91.7, 0.5), ("dc", "mnist", 10): (97.4, 0.2), ("dc", "mnist", 50): (98.8, 0.2),
@@ -72,18 +72,32 @@ def main() -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--checkpoint-every", type=int, default=10,
                    help="save the synthetic sets every N iterations (an interrupted run loses at most N)")
+    p.add_argument("--seeds", default=None,
+                   help="distil and evaluate only these of the variant's seeds (comma-separated), e.g. one per "
+                        "machine or per session; writes runs/<name>_seed<S> and results/<name>_seed<S>.json, which "
+                        "--merge pools")
+    p.add_argument("--merge", action="store_true",
+                   help="run nothing: pool the records results/<name>_seed<S>.json of --seeds runs that together "
+                        "cover the variant's seeds into results/<name>.json")
     args = p.parse_args()
     cfg = dict(VARIANTS[args.variant])
     if args.method == "dc" and args.dataset != "mnist" and args.variant != "smoke":
         cfg["epochs"] = 300  # the reference trains 300 epochs where DC uses no evaluation augmentation
     name = run_name(args.method, args.dataset, args.variant)
+    if args.merge:
+        results = ROOT / "results"
+        parts = sorted(results.glob(f"{name}_seed*.json"))
+        merge_seed_records(parts, Path(args.out or results / f"{name}.json"), cfg["seeds"])
+        return
+    cfg["seeds"], suffix = seeds_part(cfg["seeds"], args.seeds)
     started = time.time()
-    workdir = Path(args.workdir or ROOT / "runs" / name)
+    workdir = Path(args.workdir or ROOT / "runs" / (name + suffix))
     data = load_real(args.dataset, args.data_dir, progress=not args.no_progress)
     rec = distill(args.method, args.dataset, cfg["ipc"], cfg["seeds"], workdir, iterations=cfg["iterations"],
                   data=data, method_overrides=cfg.get("method_overrides"), progress=not args.no_progress,
                   checkpoint_every=args.checkpoint_every)
-    finish_distillation(args, cfg, workdir, data, rec, name=name, experiment="gradient_matching",
+    finish_distillation(args, cfg, workdir, data, rec, name=name + suffix, grid_name=name,
+                        experiment="gradient_matching",
                         paper=PAPER.get((args.method, args.dataset, cfg["ipc"])), started=started,
                         record_config={"method": args.method, "dataset": args.dataset, **cfg},
                         full_command=f"python experiments/gradient_matching.py --method {args.method} "

@@ -16,8 +16,8 @@ needs_mnist = pytest.mark.skipif(not DATA or not Path(DATA, "mnist").is_dir(),
 @pytest.mark.parametrize("script,expect", [
     (["random_mnist.py"], "random ipc=1:"),
     (["full_data_mnist.py"], "full-data ConvNet, 1 epochs: test accuracy"),
-    (["gradient_matching.py", "--method", "dc"], "dc mnist ipc=1 (smoke):"),
-    (["gradient_matching.py", "--method", "dsa"], "dsa mnist ipc=1 (smoke):"),
+    (["gradient_matching.py", "--method", "dc"], "over 2 networks"),  # smoke: 2 seeds x 1 network
+    (["gradient_matching.py", "--method", "dsa", "--seeds", "1"], "over 1 networks"),  # one of the 2 seeds
     (["kd_mnist.py"], "KD (T=4, alpha=0.1)"),
     (["trajectory_matching.py", "--method", "mtt"], "mtt mnist ipc=1 (smoke):"),
     (["trajectory_matching.py", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
@@ -97,3 +97,63 @@ def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_p
     (work / "eval.json").write_text(json.dumps({**json.loads((work / "eval.json").read_text()), "accuracy_mean": 0.5}))
     finish_distillation(args, cfg, work, data, rec, **kw)  # the finished evaluation is reused, not redone
     assert json.loads((tmp_path / "rec.json").read_text())["result"]["accuracy_mean"] == 0.5
+
+
+def load_common():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    return common
+
+
+def test_seeds_part_names_a_subset_of_the_variants_seeds():
+    common = load_common()
+    assert common.seeds_part([0, 1, 2], None) == ([0, 1, 2], "")
+    assert common.seeds_part([0, 1, 2], "2,0") == ([0, 2], "_seed0-2")
+    assert common.seeds_part([0, 1, 2], "1") == ([1], "_seed1")
+    for bad in ("3", "1,1", "one"):
+        with pytest.raises(SystemExit, match="--seeds"):
+            common.seeds_part([0, 1, 2], bad)
+
+
+def part_record(seeds, accs, epochs=1000):
+    """A record as finish_distillation writes it for a run over `seeds` (one list of accuracies per seed)."""
+    import numpy as np
+    eval_cfg = {"num_models": len(accs[0]), "train": {"epochs": epochs}}
+    per_set = [{"seed": s, "accuracies": a, "accuracy_mean": float(np.mean(a))} for s, a in zip(seeds, accs)]
+    return {"experiment": "gradient_matching", "variant": "ipc1", "reduced_protocol": False, "command": "c",
+            "full_protocol_command": "f", "config": {"method": "dsa", "ipc": 1, "seeds": seeds},
+            "versions": {"jax": "x"}, "device": {"backend": "cpu"}, "wall_time_s": 10.0,
+            "result": {"per_set": per_set, "eval_config": eval_cfg, "paper_mean_std": [88.7, 0.6],
+                       "distill_config": {"method": "dsa", "seeds": seeds}, "distill_record": {"seeds": seeds}}}
+
+
+def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path):
+    import json
+
+    import numpy as np
+    common = load_common()
+    accs = {0: [0.90, 0.92], 1: [0.80, 0.84], 2: [0.86, 0.88]}
+    parts = [tmp_path / "r_seed0-2.json", tmp_path / "r_seed1.json"]
+    parts[0].write_text(json.dumps(part_record([0, 2], [accs[0], accs[2]])))
+    parts[1].write_text(json.dumps(part_record([1], [accs[1]])))
+    out = tmp_path / "r.json"
+    common.merge_seed_records(parts, out, [0, 1, 2])
+    rec = json.loads(out.read_text())
+    every = accs[0] + accs[1] + accs[2]  # sets in seed order
+    assert rec["result"]["accuracies"] == pytest.approx(every)
+    assert rec["result"]["accuracy_mean"] == pytest.approx(np.mean(every))
+    assert rec["result"]["accuracy_std"] == pytest.approx(np.std(every))
+    assert [ps["seed"] for ps in rec["result"]["per_set"]] == [0, 1, 2]
+    assert rec["config"]["seeds"] == [0, 1, 2] and rec["result"]["distill_config"]["seeds"] == [0, 1, 2]
+    assert [p["seeds"] for p in rec["parts"]] == [[0, 2], [1]] and rec["wall_time_s"] == 20.0
+
+    with pytest.raises(SystemExit, match="seeds \\[0, 2\\]"):  # seed 1 missing
+        common.merge_seed_records(parts[:1], out, [0, 1, 2])
+    parts[1].write_text(json.dumps(part_record([1], [accs[1]], epochs=300)))
+    with pytest.raises(SystemExit, match="differ in eval_config"):
+        common.merge_seed_records(parts, out, [0, 1, 2])
+    with pytest.raises(SystemExit, match="no record"):
+        common.merge_seed_records(parts + [tmp_path / "absent.json"], out, [0, 1, 2])

@@ -215,6 +215,15 @@ def test_seeds_run_vmapped_or_one_after_another_give_the_same_sets(tmp_path, uni
     assert seeds == [0, 1]
 
 
+def test_a_seed_distilled_alone_gives_the_set_it_gets_beside_others(tmp_path, uninterrupted):
+    # What lets a long sweep run one seed per machine and pool the records (experiments' --seeds / --merge).
+    distill("test_walk", "tiny", 1, [1], tmp_path, data=DATA, iterations=6, progress=False)
+    _, images, labels, seeds = load_synthetic(tmp_path)
+    assert seeds == [1]
+    np.testing.assert_allclose(images[0], uninterrupted[1][1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(labels[0], uninterrupted[2][1])
+
+
 def test_unknown_parallel_mode_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="parallel"):
         walk(tmp_path, parallel="threads")
