@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
@@ -43,7 +44,7 @@ def write_record(out: Path, experiment: str, variant: str, config: dict[str, Any
 
 def seeds_part(variant_seeds: list[int], arg: str | None) -> tuple[list[int], str]:
     """The seeds a run distils and its name suffix: all the variant's seeds (suffix ""), or those `arg` lists
-    ("1" or "0,2": suffix "_seed1", "_seed0-2"), which must be some of the variant's."""
+    ("1" or "2,0": suffix "_seed1", "_seed0_2"), which must be some of the variant's."""
     if arg is None:
         return list(variant_seeds), ""
     try:
@@ -52,54 +53,87 @@ def seeds_part(variant_seeds: list[int], arg: str | None) -> tuple[list[int], st
         raise SystemExit(f"--seeds takes comma-separated integers, got {arg!r}") from None
     if len(set(seeds)) != len(seeds) or not set(seeds) <= set(variant_seeds):
         raise SystemExit(f"--seeds {arg}: give distinct seeds out of this variant's {variant_seeds}")
-    return sorted(seeds), "_seed" + "-".join(str(s) for s in sorted(seeds))
+    return sorted(seeds), "_seed" + "_".join(str(s) for s in sorted(seeds))
+
+
+def seed_part_records(folder: Path, name: str) -> list[Path]:
+    """The records `--seeds` runs of the variant `name` wrote into `folder`: <name>_seed<S>[_<S>...].json."""
+    pattern = re.compile(re.escape(name) + r"_seed\d+(_\d+)*\.json")
+    return sorted(p for p in folder.glob(f"{name}_seed*.json") if pattern.fullmatch(p.name))
+
+
+def _same_or_each(values: list[Any]) -> Any:
+    """One value where every part has it, else the list of the parts' values."""
+    return values[0] if all(v == values[0] for v in values) else values
 
 
 def merge_seed_records(parts: list[Path], out: Path, variant_seeds: list[int]) -> dict[str, Any]:
     """Pool the records of runs that each distilled some of a variant's seeds (`--seeds`) into the variant's record.
 
-    The parts must share everything but their seeds (experiment, variant, config, evaluation config, paper value)
-    and together cover `variant_seeds` once each. The pooled result is what one run over all the seeds gives: the same
-    sets (every seed's keys depend on that seed alone) evaluated by the same networks (the evaluation seed is shared),
-    summarised over all of them. Each part's command, versions, device and wall time are kept under "parts".
+    The parts must share their configuration (experiment, variant, config, distillation and evaluation config, paper
+    value) and together cover `variant_seeds` once each. The pooled result is what one run over all the seeds gives:
+    the same sets (every seed's keys depend on that seed alone) evaluated by the same networks (the evaluation seed is
+    shared), summarised over all of them; parts run with other library versions or on another device agree with it up
+    to float rounding, and the record says so: its `versions` and `device` are the parts' common ones, or the list of
+    each part's (with a warning). Each part's command, versions, device and wall time are kept under "parts".
     """
     from jaxdistill.evaluate import summarize
 
+    if not parts:
+        raise SystemExit(f"cannot merge: no part records to pool (write them with --seeds first; looked for "
+                         f"{out.with_suffix('').name}_seed<S>.json in {out.parent})")
     missing = [str(p) for p in parts if not p.exists()]
     if missing:
         raise SystemExit(f"cannot merge: no record at {', '.join(missing)} (run those --seeds first)")
     recs = [json.loads(p.read_text()) for p in parts]
 
-    def shared(r: dict[str, Any]) -> dict[str, Any]:
-        res = r["result"]
-        return {"experiment": r["experiment"], "variant": r["variant"], "reduced": r["reduced_protocol"],
-                "config": {k: v for k, v in r["config"].items() if k != "seeds"},
-                "eval_config": res["eval_config"], "paper": res.get("paper_mean_std"),
-                "distill": {k: v for k, v in res["distill_config"].items() if k != "seeds"}}
-    for p, r in zip(parts[1:], recs[1:]):
-        if shared(r) != shared(recs[0]):
-            diff = sorted(k for k, v in shared(r).items() if v != shared(recs[0])[k])
+    def shared(p: Path, r: dict[str, Any]) -> dict[str, Any]:
+        try:
+            res = r["result"]
+            return {"experiment": r["experiment"], "variant": r["variant"], "reduced": r["reduced_protocol"],
+                    "config": {k: v for k, v in r["config"].items() if k != "seeds"},
+                    "eval_config": res["eval_config"], "paper": res.get("paper_mean_std"),
+                    "distill": {k: v for k, v in res["distill_config"].items() if k != "seeds"},
+                    "seeds": r["config"]["seeds"], "per_set": res["per_set"], "distill_record": res["distill_record"]}
+        except KeyError as e:
+            raise SystemExit(f"cannot merge: {p} is not the record of a --seeds run (it has no {e})") from None
+    views = [shared(p, r) for p, r in zip(parts, recs)]
+    compared = ("experiment", "variant", "reduced", "config", "eval_config", "paper", "distill")
+    for p, v in zip(parts[1:], views[1:]):
+        diff = [k for k in compared if v[k] != views[0][k]]
+        if diff:
             raise SystemExit(f"cannot merge {parts[0]} and {p}: they differ in {', '.join(diff)}")
-    seeds = [s for r in recs for s in r["config"]["seeds"]]
-    if sorted(seeds) != sorted(variant_seeds):
-        raise SystemExit(f"cannot merge: the parts distilled seeds {sorted(seeds)}, the variant's are {variant_seeds}")
-    per_set = sorted((ps for r in recs for ps in r["result"]["per_set"]), key=lambda ps: ps["seed"])
+    seeds = sorted(s for v in views for s in v["seeds"])
+    if seeds != sorted(variant_seeds):
+        each = "; ".join(f"{p.name}: {v['seeds']}" for p, v in zip(parts, views))
+        raise SystemExit(f"cannot merge: the parts' seeds ({each}) are not the variant's {sorted(variant_seeds)} "
+                         f"once each")
+    per_set = sorted((ps for v in views for ps in v["per_set"]), key=lambda ps: ps["seed"])
     first = recs[0]
+    versions = _same_or_each([r["versions"] for r in recs])
+    device = _same_or_each([r["device"] for r in recs])
+    if isinstance(versions, list) or isinstance(device, list):
+        print("warning: the parts ran with different library versions or devices; their sets agree with one run's "
+              "up to float rounding (each part's are kept in the record)")
     result = {**summarize(per_set), "per_set": per_set, "eval_config": first["result"]["eval_config"],
-              "distill_config": {**first["result"]["distill_config"], "seeds": sorted(seeds)},
+              "distill_config": {**first["result"]["distill_config"], "seeds": seeds},
               "paper_mean_std": first["result"].get("paper_mean_std"),
-              "distill_records": [r["result"]["distill_record"] for r in recs]}
+              "distill_record": [v["distill_record"] for v in views],  # one per part
+              "versions": versions, "device": device,
+              "wall_time_s": float(sum(ps["wall_time_s"] for ps in per_set if "wall_time_s" in ps))}
     record = {"experiment": first["experiment"], "variant": first["variant"],
               "reduced_protocol": first["reduced_protocol"], "command": command_line(),
               "full_protocol_command": first["full_protocol_command"],
-              "config": {**first["config"], "seeds": sorted(seeds)}, "result": result,
-              "parts": [{"record": p.name, "seeds": r["config"]["seeds"], "command": r["command"],
-                         "versions": r["versions"], "device": r["device"], "wall_time_s": r["wall_time_s"]}
-                        for p, r in zip(parts, recs)],
-              "wall_time_s": float(sum(r["wall_time_s"] for r in recs))}
+              "config": {**first["config"], "seeds": seeds}, "result": result, "versions": versions,
+              "device": device, "wall_time_s": float(sum(r["wall_time_s"] for r in recs)),
+              "parts": [{"record": p.name, "seeds": v["seeds"], "command": r["command"], "versions": r["versions"],
+                         "device": r["device"], "wall_time_s": r["wall_time_s"]}
+                        for p, v, r in zip(parts, views, recs)]}
+    if out.exists():
+        print(f"replacing {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, record)
-    print(f"merged {len(parts)} records over seeds {sorted(seeds)}: {100 * result['accuracy_mean']:.2f} +- "
+    print(f"merged {len(parts)} records over seeds {seeds}: {100 * result['accuracy_mean']:.2f} +- "
           f"{100 * result['accuracy_std']:.2f} % over {len(result['accuracies'])} networks; wrote {out}")
     return record
 

@@ -25,7 +25,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import ROOT, finish_distillation, merge_seed_records, prepare_process, seeds_part
+from common import ROOT, finish_distillation, merge_seed_records, prepare_process, seed_part_records, seeds_part
 
 PAPER = {  # (method, dataset, ipc) -> (mean, std) in %
     ("dc", "mnist", 1): (91.7, 0.5), ("dc", "mnist", 10): (97.4, 0.2), ("dc", "mnist", 50): (98.8, 0.2),
@@ -74,20 +74,22 @@ def main() -> None:
                    help="save the synthetic sets every N iterations (an interrupted run loses at most N)")
     p.add_argument("--seeds", default=None,
                    help="distil and evaluate only these of the variant's seeds (comma-separated), e.g. one per "
-                        "machine or per session; writes runs/<name>_seed<S> and results/<name>_seed<S>.json, which "
-                        "--merge pools")
+                        "machine or per session; by default into runs/<name>_seed<S> and results/<name>_seed<S>.json, "
+                        "where --merge finds the record")
     p.add_argument("--merge", action="store_true",
                    help="run nothing: pool the records results/<name>_seed<S>.json of --seeds runs that together "
-                        "cover the variant's seeds into results/<name>.json")
+                        "cover the variant's seeds into results/<name>.json (or --out)")
     args = p.parse_args()
     cfg = dict(VARIANTS[args.variant])
     if args.method == "dc" and args.dataset != "mnist" and args.variant != "smoke":
         cfg["epochs"] = 300  # the reference trains 300 epochs where DC uses no evaluation augmentation
     name = run_name(args.method, args.dataset, args.variant)
     if args.merge:
+        if args.seeds is not None or args.workdir is not None:
+            raise SystemExit("--merge pools finished records: it takes neither --seeds nor --workdir")
         results = ROOT / "results"
-        parts = sorted(results.glob(f"{name}_seed*.json"))
-        merge_seed_records(parts, Path(args.out or results / f"{name}.json"), cfg["seeds"])
+        merge_seed_records(seed_part_records(results, name), Path(args.out or results / f"{name}.json"),
+                           cfg["seeds"])
         return
     cfg["seeds"], suffix = seeds_part(cfg["seeds"], args.seeds)
     started = time.time()

@@ -111,34 +111,37 @@ def load_common():
 def test_seeds_part_names_a_subset_of_the_variants_seeds():
     common = load_common()
     assert common.seeds_part([0, 1, 2], None) == ([0, 1, 2], "")
-    assert common.seeds_part([0, 1, 2], "2,0") == ([0, 2], "_seed0-2")
+    assert common.seeds_part([0, 1, 2], "2,0") == ([0, 2], "_seed0_2")
     assert common.seeds_part([0, 1, 2], "1") == ([1], "_seed1")
     for bad in ("3", "1,1", "one"):
         with pytest.raises(SystemExit, match="--seeds"):
             common.seeds_part([0, 1, 2], bad)
 
 
-def part_record(seeds, accs, epochs=1000):
+def part_record(seeds, accs, epochs=1000, jax_version="x"):
     """A record as finish_distillation writes it for a run over `seeds` (one list of accuracies per seed)."""
     import numpy as np
     eval_cfg = {"num_models": len(accs[0]), "train": {"epochs": epochs}}
     per_set = [{"seed": s, "accuracies": a, "accuracy_mean": float(np.mean(a))} for s, a in zip(seeds, accs)]
     return {"experiment": "gradient_matching", "variant": "ipc1", "reduced_protocol": False, "command": "c",
             "full_protocol_command": "f", "config": {"method": "dsa", "ipc": 1, "seeds": seeds},
-            "versions": {"jax": "x"}, "device": {"backend": "cpu"}, "wall_time_s": 10.0,
+            "versions": {"jax": jax_version}, "device": {"backend": "cpu"}, "wall_time_s": 10.0,
             "result": {"per_set": per_set, "eval_config": eval_cfg, "paper_mean_std": [88.7, 0.6],
                        "distill_config": {"method": "dsa", "seeds": seeds}, "distill_record": {"seeds": seeds}}}
 
 
-def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path):
+def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path, capsys):
     import json
 
     import numpy as np
     common = load_common()
     accs = {0: [0.90, 0.92], 1: [0.80, 0.84], 2: [0.86, 0.88]}
-    parts = [tmp_path / "r_seed0-2.json", tmp_path / "r_seed1.json"]
-    parts[0].write_text(json.dumps(part_record([0, 2], [accs[0], accs[2]])))
-    parts[1].write_text(json.dumps(part_record([1], [accs[1]])))
+    for other in ("r_seed1_gpu.json", "r_seeds.json", "rr_seed1.json", "r_reduced_seed1.json"):  # not parts of r
+        (tmp_path / other).write_text("{}")
+    (tmp_path / "r_seed0_2.json").write_text(json.dumps(part_record([0, 2], [accs[0], accs[2]])))
+    (tmp_path / "r_seed1.json").write_text(json.dumps(part_record([1], [accs[1]])))
+    parts = common.seed_part_records(tmp_path, "r")
+    assert [p.name for p in parts] == ["r_seed0_2.json", "r_seed1.json"]
     out = tmp_path / "r.json"
     common.merge_seed_records(parts, out, [0, 1, 2])
     rec = json.loads(out.read_text())
@@ -149,11 +152,20 @@ def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path):
     assert [ps["seed"] for ps in rec["result"]["per_set"]] == [0, 1, 2]
     assert rec["config"]["seeds"] == [0, 1, 2] and rec["result"]["distill_config"]["seeds"] == [0, 1, 2]
     assert [p["seeds"] for p in rec["parts"]] == [[0, 2], [1]] and rec["wall_time_s"] == 20.0
+    assert rec["versions"] == {"jax": "x"} and rec["device"] == {"backend": "cpu"}
+    assert "warning" not in capsys.readouterr().out
 
-    with pytest.raises(SystemExit, match="seeds \\[0, 2\\]"):  # seed 1 missing
+    with pytest.raises(SystemExit, match="r_seed0_2.json: \\[0, 2\\]"):  # seed 1 missing
         common.merge_seed_records(parts[:1], out, [0, 1, 2])
+    with pytest.raises(SystemExit, match="no part records"):
+        common.merge_seed_records([], out, [0, 1, 2])
+    with pytest.raises(SystemExit, match="not the record of a --seeds run"):
+        common.merge_seed_records(parts + [tmp_path / "r_seeds.json"], out, [0, 1, 2])
+    with pytest.raises(SystemExit, match="no record"):
+        common.merge_seed_records(parts + [tmp_path / "absent.json"], out, [0, 1, 2])
     parts[1].write_text(json.dumps(part_record([1], [accs[1]], epochs=300)))
     with pytest.raises(SystemExit, match="differ in eval_config"):
         common.merge_seed_records(parts, out, [0, 1, 2])
-    with pytest.raises(SystemExit, match="no record"):
-        common.merge_seed_records(parts + [tmp_path / "absent.json"], out, [0, 1, 2])
+    parts[1].write_text(json.dumps(part_record([1], [accs[1]], jax_version="y")))  # pooled, with a warning
+    rec = common.merge_seed_records(parts, out, [0, 1, 2])
+    assert rec["versions"] == [{"jax": "x"}, {"jax": "y"}] and "warning" in capsys.readouterr().out
