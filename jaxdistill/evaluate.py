@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -58,18 +58,39 @@ def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1
 
 
 def evaluate_set(images, labels, test_images, test_labels, num_classes: int, config: EvalConfig = EvalConfig(),
-                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[int], None] | None = None, *, done: Sequence[float] = (),
+                 done_wall_time_s: float = 0.0,
+                 on_network: Callable[[list[float], float], None] | None = None) -> dict[str, Any]:
     """Train `config.num_models` fresh networks on (images, labels) and test them.
 
     images: (N, H, W, C) normalised float; labels: (N,) int or (N, num_classes) soft. Returns a record with every
     network's accuracy, their mean and std (population std, ddof=0), the config, versions, device and wall time.
+
+    Resuming: `done` holds the test accuracies of the first len(done) networks, known from an earlier call with the
+    same config on the same set (their `done_wall_time_s` is added to this call's); only the others are trained.
+    `on_network(accuracies, wall_time_s)` is told of the accuracies known so far after each network when networks
+    train one after another (the CPU default), or after all of them when they train as one vmapped program. Network
+    k is trained from the k-th of num_models keys drawn from config.seed either way, so a resumed evaluation gives
+    the accuracies of an uninterrupted one.
     """
     start = time.time()
+    accs = [float(a) for a in done]
+    if len(accs) > config.num_models:
+        raise ConfigError(f"{len(accs)} networks already evaluated, more than the {config.num_models} asked for")
     model = make_model(config.model, num_classes, **dict(config.model_kwargs))
     trainer = _trainer(model, config.train, int(images.shape[0]))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_models)
-    states = trainer.run(keys, jnp.asarray(images, jnp.float32), jnp.asarray(labels), progress=progress)
-    accs = test_accuracies(model, states, test_images, test_labels, config.test_batch_size)
+    images, labels = jnp.asarray(images, jnp.float32), jnp.asarray(labels)
+    todo = range(len(accs), config.num_models)
+    groups = [keys[k:k + 1] for k in todo] if trainer.parallel == "sequential" else [keys[len(accs):]]
+    for group in groups:
+        if group.shape[0] == 0:
+            continue
+        states = trainer.run(group, images, labels, progress=progress)
+        accs.extend(test_accuracies(model, states, test_images, test_labels, config.test_batch_size).tolist())
+        if on_network is not None:
+            on_network(list(accs), done_wall_time_s + time.time() - start)
+    accs = np.asarray(accs)
     return {
         "accuracies": accs.tolist(),
         "accuracy_mean": float(accs.mean()),
@@ -79,7 +100,7 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
         "config": config.to_dict(),
         "versions": versions(),
         "device": device_info(),
-        "wall_time_s": time.time() - start,
+        "wall_time_s": done_wall_time_s + time.time() - start,
     }
 
 

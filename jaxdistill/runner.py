@@ -302,8 +302,9 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                           num_models=num_models, train=train_cfg, seed=seed)
     total = len(seeds) * num_models * Trainer(make_model(model, data.spec.num_classes), train_cfg,
                                               images.shape[1]).total_steps
-    # Each set's result is saved as soon as it is known (EVAL_PARTIAL_FILE), so an evaluation stopped part-way
-    # resumes with the next set; a saved result is reused only for the same evaluation config and the same images.
+    # Each network's accuracy is saved as soon as it is known (EVAL_PARTIAL_FILE), so an evaluation stopped part-way
+    # resumes with the next network (the next set when networks train as one vmapped program); saved accuracies
+    # are reused only for the same evaluation config and the same images.
     partial_path = Path(workdir) / EVAL_PARTIAL_FILE
     saved = read_json(partial_path) if partial_path.exists() else {}
     per_set = []
@@ -313,16 +314,27 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
         for s in range(len(seeds)):
             cfg_s = eval_cfg if lrs is None else dataclasses.replace(
                 eval_cfg, train=dataclasses.replace(train_cfg, lr=float(lrs[s])))
+            key = str(seeds[s])
             digest = arrays_checksum((images[s], labels[s]))
-            rec = saved.get(str(seeds[s]))
-            reusable = rec is not None and rec.get("set_sha256") == digest
-            if reusable and rec.get("config") == as_read_back(cfg_s.to_dict()):
+            rec = saved.get(key)
+            reusable = (rec is not None and rec.get("set_sha256") == digest
+                        and rec.get("config") == as_read_back(cfg_s.to_dict()))
+            if reusable and not rec.get("partial"):
                 bar.update(total // len(seeds))
             else:
+                done = rec["accuracies"] if reusable else []
+                bar.update(total // len(seeds) // num_models * len(done))
+
+                def keep(accs, wall_time_s, key=key, seed=int(seeds[s]), digest=digest, cfg=cfg_s.to_dict()):
+                    saved[key] = {"partial": True, "accuracies": accs, "wall_time_s": wall_time_s, "seed": seed,
+                                  "set_sha256": digest, "config": cfg}
+                    write_json(partial_path, saved)
+
                 rec = evaluate_set(images[s], labels[s], data.test_images, data.test_labels, data.spec.num_classes,
-                                   cfg_s, progress=bar.update)
+                                   cfg_s, progress=bar.update, done=done,
+                                   done_wall_time_s=rec["wall_time_s"] if reusable else 0.0, on_network=keep)
                 rec.update(seed=seeds[s], set_sha256=digest)
-                saved[str(seeds[s])] = rec
+                saved[key] = rec
                 write_json(partial_path, saved)
             per_set.append(rec)
             bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")

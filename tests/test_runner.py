@@ -160,6 +160,61 @@ def test_evaluation_stopped_after_a_set_resumes_with_the_next_and_redoes_a_chang
     assert len(res["accuracies"]) == 4 and not partial.exists()
 
 
+def test_evaluation_stopped_after_a_network_resumes_with_the_next_to_the_same_accuracies(tmp_path, monkeypatch):
+    import shutil
+
+    import jaxdistill.evaluate as evaluate
+    distill("random", "tiny", 3, [0], tmp_path / "a", data=DATA, progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    kw = dict(num_models=3, epochs=20, augment="none", data=DATA, progress=False, model_kwargs=dict(SMALL_CONVNET))
+    whole = evaluate_workdir(tmp_path / "a", **kw)
+
+    real_test = evaluate.test_accuracies
+    tested = []
+
+    def test_then_crash_on(crash_call):
+        def fake(model, states, *args, **kwargs):
+            tested.append(int(states.step.shape[0]))
+            if len(tested) == crash_call:
+                raise Crash
+            return real_test(model, states, *args, **kwargs)
+        return fake
+
+    monkeypatch.setattr(evaluate, "test_accuracies", test_then_crash_on(2))
+    with pytest.raises(Crash):
+        evaluate_workdir(tmp_path / "b", **kw)
+    kept = json.loads((tmp_path / "b" / "eval_partial.json").read_text())["0"]
+    assert kept["partial"] and kept["accuracies"] == whole["accuracies"][:1]  # the first network's result was kept
+
+    tested.clear()
+    monkeypatch.setattr(evaluate, "test_accuracies", test_then_crash_on(None))
+    resumed = evaluate_workdir(tmp_path / "b", **kw)
+    assert tested == [1, 1]  # only the second and third networks were trained
+    assert resumed["accuracies"] == whole["accuracies"]
+    assert resumed["per_set"][0]["wall_time_s"] >= kept["wall_time_s"]
+    assert not (tmp_path / "b" / "eval_partial.json").exists()
+
+    tested.clear()  # kept accuracies of another config are not reused
+    evaluate_workdir(tmp_path / "b", **{**kw, "epochs": 21})
+    assert tested == [1, 1, 1]
+
+
+def test_a_vmapped_evaluation_trains_only_the_networks_not_yet_evaluated():
+    from jaxdistill.evaluate import EvalConfig, evaluate_set
+    from jaxdistill.train import TrainConfig
+    images, labels = DATA.train.images[:4], DATA.train.labels[:4]
+    cfg = EvalConfig(num_models=3, model_kwargs=SMALL_CONVNET,
+                     train=TrainConfig(epochs=5, augment="none", parallel="vmap"))
+    steps, seen = [], []
+    rec = evaluate_set(images, labels, DATA.test_images, DATA.test_labels, 2, cfg, progress=steps.append,
+                       done=[0.25], done_wall_time_s=7.0, on_network=lambda accs, wall: seen.append(len(accs)))
+    assert rec["accuracies"][0] == 0.25 and len(rec["accuracies"]) == 3
+    assert sum(steps) == 2 * 5 and seen == [3]  # two networks of 5 steps each, reported once as one program
+    assert rec["wall_time_s"] >= 7.0
+    with pytest.raises(ConfigError, match="4 networks already evaluated"):
+        evaluate_set(images, labels, DATA.test_images, DATA.test_labels, 2, cfg, done=[0.5] * 4)
+
+
 def test_train_baseline_interrupted_after_an_epoch_resumes_to_the_same_network(tmp_path, monkeypatch):
     from jaxdistill.checkpoint import RunDir
     from jaxdistill.runner import train_baseline
