@@ -35,7 +35,7 @@ from jaxdistill.train import Trainer, TrainConfig, resolve_driver, resolve_paral
 
 SYNTHETIC_FILE = "synthetic.npz"
 EVAL_FILE = "eval.json"
-EVAL_PARTIAL_FILE = "eval_partial.json"  # the sets evaluated so far, while an evaluation runs
+EVAL_PARTIAL_FILE = "eval_partial.json"  # the networks evaluated so far, while an evaluation runs
 
 
 @dataclasses.dataclass
