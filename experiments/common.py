@@ -173,8 +173,9 @@ def finish_distillation(args, cfg: dict[str, Any], workdir: Path, data, distill_
         hard = labels[s] if labels[s].ndim == 1 else labels[s].argmax(-1)  # soft labels: drawn by their argmax
         save_image_grid(figures / f"{grid_name or name}_seed{seed}.png", images[s], hard, spec.num_classes, mean, std,
                         spec.class_names, title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']}, seed {seed}")
+    over = "mean over seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
     save_loss_curve(figures / f"{name}_loss.png", workdir,
-                    title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']} (mean over seeds)")
+                    title=f"{args.method.upper()} {args.dataset} ipc {cfg['ipc']} ({over})")
     write_record(Path(args.out or ROOT / "results" / f"{name}.json"), experiment, args.variant, record_config,
                  {**res, "paper_mean_std": paper, "distill_record": distill_record},
                  reduced=is_reduced(args.variant), full_command=full_command, started=started)
