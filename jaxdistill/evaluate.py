@@ -81,11 +81,12 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
     trainer = _trainer(model, config.train, int(images.shape[0]))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_models)
     images, labels = jnp.asarray(images, jnp.float32), jnp.asarray(labels)
-    todo = range(len(accs), config.num_models)
-    groups = [keys[k:k + 1] for k in todo] if trainer.parallel == "sequential" else [keys[len(accs):]]
+    first = len(accs)
+    if trainer.parallel == "sequential":
+        groups = [keys[k:k + 1] for k in range(first, config.num_models)]
+    else:
+        groups = [keys[first:]] if first < config.num_models else []
     for group in groups:
-        if group.shape[0] == 0:
-            continue
         states = trainer.run(group, images, labels, progress=progress)
         accs.extend(test_accuracies(model, states, test_images, test_labels, config.test_batch_size).tolist())
         if on_network is not None:

@@ -300,8 +300,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
     eval_cfg = EvalConfig(model=model, model_kwargs=tuple(sorted((model_kwargs or {}).items())),
                           num_models=num_models, train=train_cfg, seed=seed)
-    total = len(seeds) * num_models * Trainer(make_model(model, data.spec.num_classes), train_cfg,
-                                              images.shape[1]).total_steps
+    steps_per_network = Trainer(make_model(model, data.spec.num_classes), train_cfg, images.shape[1]).total_steps
+    total = len(seeds) * num_models * steps_per_network
     # Each network's accuracy is saved as soon as it is known (EVAL_PARTIAL_FILE), so an evaluation stopped part-way
     # resumes with the next network (the next set when networks train as one vmapped program); saved accuracies
     # are reused only for the same evaluation config and the same images.
@@ -320,10 +320,10 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
             reusable = (rec is not None and rec.get("set_sha256") == digest
                         and rec.get("config") == as_read_back(cfg_s.to_dict()))
             if reusable and not rec.get("partial"):
-                bar.update(total // len(seeds))
+                bar.update(steps_per_network * num_models)
             else:
                 done = rec["accuracies"] if reusable else []
-                bar.update(total // len(seeds) // num_models * len(done))
+                bar.update(steps_per_network * len(done))
 
                 def keep(accs, wall_time_s, key=key, seed=int(seeds[s]), digest=digest, cfg=cfg_s.to_dict()):
                     saved[key] = {"partial": True, "accuracies": accs, "wall_time_s": wall_time_s, "seed": seed,
