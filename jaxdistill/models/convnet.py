@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdistill.errors import ConfigError
-from jaxdistill.models.layers import Conv, Dense, InstanceNorm
+from jaxdistill.models.layers import Conv, Dense, InstanceNorm, avg_pool_2x2
 
 NORMS = ("instancenorm", "batchnorm", "layernorm", "none")
 POOLINGS = ("avgpooling", "maxpooling", "none")
@@ -39,7 +39,7 @@ class ConvNet(nn.Module):
             x = _norm(self.norm, self.width, train)(x)
             x = nn.relu(x)
             if self.pooling == "avgpooling":
-                x = nn.avg_pool(x, (2, 2), (2, 2))
+                x = avg_pool_2x2(x)
             elif self.pooling == "maxpooling":
                 x = nn.max_pool(x, (2, 2), (2, 2))
         x = x.reshape(x.shape[0], -1)

@@ -5,7 +5,8 @@ import pytest
 
 from jaxdistill.errors import ConfigError
 from jaxdistill.models import ConvNet, MLP, make_model
-from jaxdistill.models.layers import InstanceNorm, conv_fastgrad, conv_matmul, conv_winograd, conv_xla
+from jaxdistill.models.layers import (InstanceNorm, avg_pool_2x2, conv_fastgrad, conv_matmul, conv_winograd,
+                                      conv_xla)
 
 
 def n_params(variables):
@@ -51,6 +52,20 @@ def test_conv_kernels_equal_xla_conv_values_grads_and_second_order_grads(conv, c
     g_mm = jax.grad(lambda x: matching_loss(conv, x))(x)
     g_xla = jax.grad(lambda x: matching_loss(conv_xla, x))(x)
     np.testing.assert_allclose(g_mm, g_xla, rtol=1e-4, atol=1e-5 * float(jnp.abs(g_xla).max()))
+
+
+@pytest.mark.parametrize("size", [(6, 6), (7, 5)])
+def test_avg_pool_2x2_equals_flax_avg_pool_values_and_grads(size):
+    # the reference's AvgPool2d(2, 2): an odd last row or column is dropped
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, *size, 3))
+    ref = lambda x: nn.avg_pool(x, (2, 2), (2, 2))
+    assert avg_pool_2x2(x).shape == ref(x).shape == (2, size[0] // 2, size[1] // 2, 3)
+    np.testing.assert_allclose(avg_pool_2x2(x), ref(x), rtol=1e-6, atol=1e-6)
+    cot = jax.random.normal(jax.random.PRNGKey(1), ref(x).shape)
+    grad_of = lambda f: jax.grad(lambda x: jnp.sum(jnp.tanh(f(x)) * cot))(x)
+    np.testing.assert_allclose(grad_of(avg_pool_2x2), grad_of(ref), rtol=1e-6, atol=1e-6)
+    assert not np.any(np.asarray(grad_of(avg_pool_2x2))[:, 2 * (size[0] // 2):, 2 * (size[1] // 2):])
 
 
 @pytest.mark.parametrize("norm", ["instancenorm", "batchnorm", "layernorm", "none"])
