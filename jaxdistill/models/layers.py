@@ -220,7 +220,8 @@ def avg_pool_2x2(x: jax.Array) -> jax.Array:
     Written as the mean of four strided slices rather than a reduce-window: XLA:CPU fuses the slices into the pass
     that produces x, and their gradient (four strided pads) into the ReLU's gradient, where a reduce-window and its
     gradient are separate passes over the activations. A DC ipc-1 MNIST iteration on a 2-core CPU went from 6.89 to
-    5.93 s with it (README "Performance").
+    5.93 s with it (README "Performance"). ConvNet uses it on CPU; on GPU/TPU, where it has not been timed, it keeps
+    `flax.linen.avg_pool`.
     """
     h, w = x.shape[1] - x.shape[1] % 2, x.shape[2] - x.shape[2] % 2
     corners = [x[:, i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
