@@ -147,19 +147,25 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
             return [data.train] * len(seeds)
         return [jax.tree.map(jnp.asarray, m.host_batch(s, i)) for s in seeds]
 
-    if resolve_parallel(parallel) == "vmap":
-        batched = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None if m.host_batch is None else 0)), donate_argnums=0)
+    def build_step(state, per_seed) -> Callable:
+        """The step of all seeds, compiled for these shapes. Built on the first iteration actually run, so that
+        resuming a finished run (to evaluate it, say) compiles nothing."""
+        if resolve_parallel(parallel) == "vmap":
+            batched = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None if m.host_batch is None else 0)),
+                              donate_argnums=0)
 
-        def step(state, keys, per_seed):
-            if m.host_batch is None:
-                return batched(state, keys, per_seed[0])
-            return batched(state, keys, jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed))
-    else:
-        step_one = compiled_step(m, jax.tree.map(lambda a: a[0], state), step_keys[0], step_data(0)[0])
+            def step(state, keys, per_seed):
+                if m.host_batch is None:
+                    return batched(state, keys, per_seed[0])
+                return batched(state, keys, jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed))
+            return step
+        step_one = compiled_step(m, jax.tree.map(lambda a: a[0], state), step_keys[0], per_seed[0])
 
         def step(state, keys, per_seed):
             outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], per_seed[s]) for s in range(len(seeds))]
             return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
+        return step
+
     run.open(config, defaults)  # only now: a failed data load or init leaves no workdir behind
     first = 0
     restored = run.restore(state)
@@ -173,8 +179,11 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     bar = tqdm(total=num_iterations, initial=first, desc=f"{method} {dataset} ipc={ipc}",
                disable=not progress or num_iterations == 0, unit="it", dynamic_ncols=True)
     try:
+        step = None
         for i in range(first, num_iterations):
-            state, metrics = step(state, fold(step_keys, i), step_data(i))
+            per_seed = step_data(i)
+            step = step or build_step(state, per_seed)
+            state, metrics = step(state, fold(step_keys, i), per_seed)
             done = i + 1
             if done % log_every == 0 or done == num_iterations:
                 host = {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}

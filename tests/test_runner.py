@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxdistill import runner
 from jaxdistill.errors import ConfigError
 from jaxdistill.runner import distill, evaluate_workdir, load_synthetic
 from tests.helpers import SMALL_CONVNET, tiny_loaded
@@ -111,6 +112,25 @@ def test_run_older_than_a_config_field_resumes_when_the_field_keeps_its_default(
     assert record["resumed_from"] == 4
     np.testing.assert_array_equal(load_synthetic(tmp_path)[1], uninterrupted[1])
     assert json.loads(config_path.read_text())["method_config"]["step_size"] == 0.1  # the record is completed
+
+
+@pytest.mark.parametrize("parallel", ["sequential", "vmap"])
+def test_resuming_a_finished_run_compiles_no_step(tmp_path, monkeypatch, parallel):
+    # resuming a finished run (to go on to its evaluation) must not pay the step's compile, minutes for DSA
+    walk(tmp_path, iterations=2, parallel=parallel)
+    finished = load_synthetic(tmp_path)[1]
+    real_make_method = runner.make_method
+
+    def untraceable_step(*args):
+        raise AssertionError("the step was traced for a run with nothing left to do")
+
+    monkeypatch.setattr(runner, "make_method",
+                        lambda *a, **kw: real_make_method(*a, **kw)._replace(step=untraceable_step, loop=None))
+    record = walk(tmp_path, iterations=2, parallel=parallel)
+    assert record["resumed_from"] == 2
+    np.testing.assert_array_equal(load_synthetic(tmp_path)[1], finished)
+    with pytest.raises(AssertionError, match="traced"):  # the patch does reach a run with work left
+        walk(tmp_path / "fresh", iterations=2, parallel=parallel)
 
 
 def test_evaluate_writes_per_network_accuracies(tmp_path):
