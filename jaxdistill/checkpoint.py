@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -54,11 +54,13 @@ class RunDir:
         self._manager = None
 
     # ---- config -----------------------------------------------------------------------------------------------
-    def check_config(self, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> bool:
+    def check_config(self, config: dict[str, Any], defaults: dict[str, Any] | None = None,
+                     upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> bool:
         """Raise ConfigError when the workdir holds a run with another config; True when it holds this one.
 
-        `defaults`: dotted key path -> the value a stored config without that key had (see `_diff`). Reads only;
-        `open` completes such a run's config.json.
+        `defaults`: dotted key path -> the value a stored config without that key had (see `_diff`); `upgrade` maps
+        a config.json of an older version to today's form first. Reads only; `open` rewrites config.json in today's
+        form.
         """
         config = _to_jsonable(config)
         if self.path.exists() and not self.path.is_dir():
@@ -70,6 +72,8 @@ class RunDir:
             existing = read_json(cfg_path)
         except (OSError, ValueError) as e:
             raise WorkdirError(f"{cfg_path} is unreadable ({e}); delete the workdir or choose another") from None
+        if upgrade is not None:
+            existing = upgrade(existing)
         diffs = _diff(existing, config, defaults=defaults)
         if diffs:
             raise ConfigError(
@@ -77,7 +81,8 @@ class RunDir:
                 f"{'; ...' if len(diffs) > 3 else ''}); use a new --workdir or rerun with the same settings")
         return True
 
-    def open(self, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> bool:
+    def open(self, config: dict[str, Any], defaults: dict[str, Any] | None = None,
+             upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> bool:
         """Create the workdir (or check the existing one's config, see `check_config`). Returns True when it already
         held this run."""
         config = _to_jsonable(config)
@@ -87,7 +92,7 @@ class RunDir:
             raise WorkdirError(f"cannot create workdir {self.path}: {e.strerror}; choose another --workdir") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise WorkdirError(f"workdir {self.path} is not writable; fix its permissions or choose another --workdir")
-        held = self.check_config(config, defaults)
+        held = self.check_config(config, defaults, upgrade)
         try:  # for a held run, the same config (completed where `defaults` filled in fields it predates)
             write_json(self.path / CONFIG_FILE, config)
         except OSError as e:

@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
     seeds.add_argument("--seeds", type=_seed_list, default=None, help="several seeds, e.g. 0,1,2 (one vmapped run)")
     q.add_argument("--workdir", required=True, help="run folder; rerunning on it resumes")
-    q.add_argument("--iterations", type=_nonnegative_int, default=None, help="outer iterations (method default)")
+    q.add_argument("--iterations", type=_nonnegative_int, default=None,
+                   help="outer iterations (default: the method's paper value)")
     q.add_argument("--checkpoint-every", type=_positive_int, default=50)
     q.add_argument("--parallel", choices=("auto", "vmap", "sequential"), default="auto",
                    help="seeds as one vmapped program or one after another (default: sequential on CPU)")
@@ -101,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--zca", action="store_true",
                    help="distil on ZCA-whitened data (trajectory matching's CIFAR protocol; evaluation follows)")
     q.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="NAME=VALUE",
-                   help="a method setting, e.g. --set syn_steps=40 (repeatable; see the method's config)")
+                   help="a method setting, e.g. --set syn_steps=40 or --set model=convnet:depth=4 (repeatable; "
+                        "see the method's config)")
+    q.add_argument("--policy", dest="policy", action="append", type=_setting, default=[], metavar="NAME=VALUE",
+                   help="how to run (same results up to float rounding), e.g. --policy class_loop=scan "
+                        "(repeatable; see jaxdistill/policy.py)")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
 
@@ -126,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--augment", default=None,
                    help="evaluation augmentation (default: DSA's for a DSA set, else the dataset's DC setting)")
     q.add_argument("--seed", type=int, default=0, help="seed of the evaluation networks")
+    q.add_argument("--model", default=None,
+                   help="network to train, e.g. 'convnet:width=64' or 'mlp:128' (default: the one it was distilled "
+                        "with)")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
 
@@ -181,7 +189,7 @@ def _cmd_distill(args) -> int:
         overrides["buffer_dir"] = os.path.abspath(args.buffer)
     rec = distill(args.method, args.dataset, args.ipc, seeds, args.workdir, iterations=args.iterations,
                   data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-                  parallel=args.parallel, method_overrides=overrides, zca=args.zca)
+                  parallel=args.parallel, method_overrides=overrides, zca=args.zca, policy=dict(args.policy))
     print(f"wrote {os.path.join(args.workdir, 'synthetic.npz')} ({rec['iterations']} iterations, "
           f"{rec['wall_time_s']:.1f} s)")
     return 0
@@ -190,7 +198,7 @@ def _cmd_distill(args) -> int:
 def _cmd_evaluate(args) -> int:
     from jaxdistill.runner import evaluate_workdir
     res = evaluate_workdir(args.workdir, num_models=args.models, epochs=args.epochs, augment=args.augment,
-                           data_dir=args.data_dir, seed=args.seed, progress=not args.no_progress)
+                           data_dir=args.data_dir, seed=args.seed, model=args.model, progress=not args.no_progress)
     n = len(res["accuracies"])
     print(f"test accuracy {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
           f"over {n} networks ({res['num_sets']} synthetic set(s)); wrote {os.path.join(args.workdir, 'eval.json')}")

@@ -13,29 +13,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill import metrics as metrics_lib
 from jaxdistill.errors import ConfigError
-from jaxdistill.models import make_model
+from jaxdistill.models import ModelConfig
 from jaxdistill.records import device_info, versions
-from jaxdistill.train import Trainer, TrainConfig, accuracy, predict_logits
+from jaxdistill.train import Trainer, TrainConfig, predict_logits
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Which network to train and how. Defaults: the DC protocol (ConvNet, 1000 epochs, 20 networks)."""
-    model: str = "convnet"
-    model_kwargs: tuple = ()  # ((name, value), ...) so the config stays hashable
+    """Which network to train and how, and what to measure. Defaults: the DC protocol (ConvNet, 1000 epochs, 20
+    networks, accuracy). `model` is a ModelConfig or its spelling ('convnet:width=64')."""
+    model: ModelConfig = ModelConfig("convnet")
     num_models: int = 20
     train: TrainConfig = TrainConfig()
     seed: int = 0
     test_batch_size: int = 1000
+    metrics: tuple = ("accuracy",)  # names in jaxdistill.metrics.METRICS, computed per network
 
     def __post_init__(self):
+        object.__setattr__(self, "model", ModelConfig.parse(self.model))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.num_models < 1:
             raise ConfigError(f"number of evaluation models must be >= 1, got {self.num_models}")
+        metrics_lib.check_names(self.metrics)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["model_kwargs"] = dict(self.model_kwargs)
+        d["model"], d["metrics"] = str(self.model), list(self.metrics)
         return d
 
 
@@ -45,69 +50,85 @@ def _trainer(model, train: TrainConfig, num_examples: int) -> Trainer:
     return Trainer(model, train, num_examples)
 
 
-def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1000) -> np.ndarray:
-    """Test accuracy of each network in `states` (stacked on a leading axis)."""
+def test_metrics(model, states, test_images, test_labels, num_classes: int, names=("accuracy",),
+                 batch_size: int = 1000) -> list[dict[str, Any]]:
+    """Per network in `states` (stacked on a leading axis): {metric: value} on the test set (`jaxdistill.metrics`)."""
     test_images = jnp.asarray(test_images)
-    test_labels = jnp.asarray(test_labels)
-    accs = []
+    out = []
     for i in range(states.step.shape[0]):
         one = jax.tree.map(lambda a: a[i], states)
         logits = predict_logits(model, one.params, one.batch_stats, test_images, batch_size)
-        accs.append(accuracy(logits, test_labels))
-    return np.asarray(accs)
+        out.append(metrics_lib.compute(tuple(names), logits, test_labels, num_classes))
+    return out
+
+
+def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1000) -> np.ndarray:
+    """Test accuracy of each network in `states` (stacked on a leading axis)."""
+    num_classes = int(np.max(np.asarray(test_labels))) + 1
+    return np.asarray([m["accuracy"] for m in test_metrics(model, states, test_images, test_labels, num_classes,
+                                                           ("accuracy",), batch_size)])
 
 
 def evaluate_set(images, labels, test_images, test_labels, num_classes: int, config: EvalConfig = EvalConfig(),
-                 progress: Callable[[int], None] | None = None, *, done: Sequence[float] = (),
+                 progress: Callable[[int], None] | None = None, *, done: Sequence[dict[str, Any]] = (),
                  done_wall_time_s: float = 0.0,
-                 on_network: Callable[[list[float], float], None] | None = None) -> dict[str, Any]:
+                 on_network: Callable[[list[dict[str, Any]], float], None] | None = None) -> dict[str, Any]:
     """Train `config.num_models` fresh networks on (images, labels) and test them.
 
     images: (N, H, W, C) normalised float; labels: (N,) int or (N, num_classes) soft. Returns a record with every
-    network's accuracy, their mean and std (population std, ddof=0), the config, versions, device and wall time.
+    network's metrics (`config.metrics`, a dict per network), the accuracies with their mean and std (population
+    std, ddof=0) and those of every scalar metric, the config, versions, device and wall time.
 
-    Resuming: `done` holds the test accuracies of the first len(done) networks, known from an earlier call with the
-    same config on the same set (their `done_wall_time_s` is added to this call's); only the others are trained.
-    `on_network(accuracies, wall_time_s)` is told of the accuracies known so far after each network when networks
-    train one after another (the CPU default), or after all of them when they train as one vmapped program. Network
-    k is trained from the k-th of num_models keys drawn from config.seed either way, so a resumed evaluation gives
-    the accuracies of an uninterrupted one.
+    Resuming: `done` holds the metrics of the first len(done) networks, known from an earlier call with the same
+    config on the same set (their `done_wall_time_s` is added to this call's); only the others are trained.
+    `on_network(metrics, wall_time_s)` is told of the metrics known so far after each network when networks train
+    one after another (the CPU default), or after all of them when they train as one vmapped program. Network k is
+    trained from the k-th of num_models keys drawn from config.seed either way, so a resumed evaluation gives the
+    metrics of an uninterrupted one.
     """
     start = time.time()
-    accs = [float(a) for a in done]
-    if len(accs) > config.num_models:
-        raise ConfigError(f"{len(accs)} networks already evaluated, more than the {config.num_models} asked for")
-    model = make_model(config.model, num_classes, **dict(config.model_kwargs))
+    per_network = [dict(m) if isinstance(m, dict) else {"accuracy": float(m)} for m in done]
+    if len(per_network) > config.num_models:
+        raise ConfigError(f"{len(per_network)} networks already evaluated, more than the {config.num_models} asked "
+                          f"for")
+    model = config.model.build(num_classes)
     trainer = _trainer(model, config.train, int(images.shape[0]))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_models)
     images, labels = jnp.asarray(images, jnp.float32), jnp.asarray(labels)
-    first = len(accs)
+    first = len(per_network)
     if trainer.parallel == "sequential":
         groups = [keys[k:k + 1] for k in range(first, config.num_models)]
     else:
         groups = [keys[first:]] if first < config.num_models else []
     for group in groups:
         states = trainer.run(group, images, labels, progress=progress)
-        accs.extend(test_accuracies(model, states, test_images, test_labels, config.test_batch_size).tolist())
+        per_network.extend(test_metrics(model, states, test_images, test_labels, num_classes, config.metrics,
+                                        config.test_batch_size))
         if on_network is not None:
-            on_network(list(accs), done_wall_time_s + time.time() - start)
-    accs = np.asarray(accs)
-    return {
-        "accuracies": accs.tolist(),
-        "accuracy_mean": float(accs.mean()),
-        "accuracy_std": float(accs.std()),
-        "num_models": config.num_models,
-        "num_train_images": int(images.shape[0]),
-        "config": config.to_dict(),
-        "versions": versions(),
-        "device": device_info(),
-        "wall_time_s": done_wall_time_s + time.time() - start,
-    }
+            on_network(list(per_network), done_wall_time_s + time.time() - start)
+    return {**summarize_networks(per_network), "num_models": config.num_models,
+            "num_train_images": int(images.shape[0]), "config": config.to_dict(), "versions": versions(),
+            "device": device_info(), "wall_time_s": done_wall_time_s + time.time() - start}
+
+
+def summarize_networks(per_network: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-network metrics -> the record's summary: accuracies and their mean and std, and every scalar metric's."""
+    scalars = [k for k, v in per_network[0].items() if isinstance(v, (int, float))] if per_network else []
+    values = {k: np.asarray([m[k] for m in per_network], np.float64) for k in scalars}
+    accs = values.get("accuracy", np.zeros(0))
+    return {"accuracies": accs.tolist(), "accuracy_mean": float(accs.mean()) if accs.size else float("nan"),
+            "accuracy_std": float(accs.std()) if accs.size else float("nan"), "metrics": per_network,
+            "metrics_mean": {k: float(v.mean()) for k, v in values.items()},
+            "metrics_std": {k: float(v.std()) for k, v in values.items()}}
 
 
 def summarize(per_set: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool several sets' evaluations (e.g. one per distillation seed): mean +- std over all networks."""
     accs = np.concatenate([np.asarray(r["accuracies"]) for r in per_set])
-    return {"accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
-            "accuracies": accs.tolist(), "num_sets": len(per_set),
-            "set_means": [r["accuracy_mean"] for r in per_set]}
+    out = {"accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
+           "accuracies": accs.tolist(), "num_sets": len(per_set),
+           "set_means": [r["accuracy_mean"] for r in per_set]}
+    if all("metrics" in r for r in per_set):
+        pooled = summarize_networks([m for r in per_set for m in r["metrics"]])
+        out.update(metrics_mean=pooled["metrics_mean"], metrics_std=pooled["metrics_std"])
+    return out

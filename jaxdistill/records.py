@@ -46,7 +46,7 @@ def source_commit() -> str | None:
 def device_info() -> dict[str, Any]:
     import jax
     devices = jax.devices()
-    return {"backend": jax.default_backend(), "devices": [d.device_kind for d in devices],
+    return {"backend": devices[0].platform if devices else "none", "devices": [d.device_kind for d in devices],
             "device_count": len(devices), "host": platform.node(), "cpu_count": os.cpu_count(),
             "platform": platform.platform()}
 

@@ -27,11 +27,13 @@ from jaxdistill.data.sources import load_dataset
 from jaxdistill.data.zca import fit_zca
 from jaxdistill.errors import ConfigError, WorkdirError
 from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
+from jaxdistill import policy as policy_lib
+from jaxdistill.driver import Driver
 from jaxdistill.methods import get_entry, make_method, method_config
-from jaxdistill.methods.base import Method, StepLoop
-from jaxdistill.models import make_model
+from jaxdistill.methods.base import RunPlan
+from jaxdistill.models import ModelConfig, make_model
 from jaxdistill.records import arrays_checksum, as_read_back, device_info, read_json, versions, write_json, write_npz
-from jaxdistill.train import Trainer, TrainConfig, resolve_driver, resolve_parallel
+from jaxdistill.train import Trainer, TrainConfig
 
 SYNTHETIC_FILE = "synthetic.npz"
 EVAL_FILE = "eval.json"
@@ -70,12 +72,6 @@ def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: s
     return loaded
 
 
-def seed_keys(seeds: Sequence[int]) -> tuple[jax.Array, jax.Array]:
-    """Per seed: an init key and a base key for iterations (iteration i uses fold_in(base, i))."""
-    pairs = jnp.stack([jax.random.split(jax.random.PRNGKey(int(s))) for s in seeds])
-    return pairs[:, 0], pairs[:, 1]
-
-
 def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds:
@@ -88,85 +84,79 @@ def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
     return [int(s) for s in seeds]
 
 
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A method config as stored in config.json: its fields, a model as its one-string spelling."""
+    return {f.name: (str(v) if isinstance(v, ModelConfig) else v)
+            for f in dataclasses.fields(cfg) for v in [getattr(cfg, f.name)]}
+
+
+# Fields that left method configs in the spine redesign: run length (now the run's `iterations`) and backend choices
+# (now the policy's, jaxdistill/policy.py); DC's network fields and MTT's model_kwargs became one `model`.
+_POLICY_FIELDS = ("conv_impl", "real_chunks", "class_loop")
+_CONVNET_FIELDS = ("width", "depth", "norm", "pooling")
+
+
+def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A distill config.json written before the spine redesign, in today's form (the same run: its results and
+    checkpoints stay valid). Today's configs come back unchanged."""
+    if stored.get("kind") != "distill" or "method_config" not in stored:
+        return stored
+    out, mc = dict(stored), dict(stored["method_config"])
+    if "iterations" in mc:
+        out.setdefault("iterations", mc.pop("iterations"))
+    for name in _POLICY_FIELDS:
+        mc.pop(name, None)
+    if any(name in mc for name in _CONVNET_FIELDS):
+        mc["model"] = str(ModelConfig("convnet", {k: mc.pop(k) for k in _CONVNET_FIELDS if k in mc}))
+    elif "model_kwargs" in mc:
+        mc["model"] = str(ModelConfig(mc.get("model", "convnet"), dict(mc.pop("model_kwargs") or {})))
+    out["method_config"] = mc
+    return out
+
+
 def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], workdir: str | Path, *,
             iterations: int | None = None, data_dir: str | None = None, source: str = "files",
             checkpoint_every: int = 50, log_every: int = 10, progress: bool = True,
             method_overrides: dict[str, Any] | None = None, data: LoadedData | None = None,
-            on_iteration: Callable[[int], None] | None = None, parallel: str = "auto", zca: bool = False
-            ) -> dict[str, Any]:
-    """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed.
+            on_iteration: Callable[[int], None] | None = None, parallel: str = "auto", zca: bool = False,
+            policy: policy_lib.Policy | dict[str, Any] | None = None) -> dict[str, Any]:
+    """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed; resumable.
 
-    zca=True distils (and `evaluate_workdir` then evaluates) on ZCA-whitened data (`load_real`); a trajectory
-    method's expert buffer must have been trained on the same preprocessing.
-
-    parallel='vmap' runs all seeds as one vmapped program (the GPU/TPU default); 'sequential' runs the jitted step
-    once per seed (the CPU default: per-seed networks under vmap turn convolutions into grouped ones, which XLA:CPU
-    runs slowly, and the seeds' activations would be alive at once). Both give the same synthetic sets.
-    Writes workdir/synthetic.npz (`images`, `labels`, `seeds`; with one seed, images is (N, H, W, C), with S seeds
-    (S, N, H, W, C)) and workdir/run.json. `on_iteration(i)` is called after iteration i (tests use it to interrupt).
+    `iterations` defaults to the method's paper value. zca=True distils (and `evaluate_workdir` then evaluates) on
+    ZCA-whitened data (`load_real`). How it runs is the policy's (`jaxdistill.policy`; a Policy or NAME=VALUE
+    changes of the one in force); `parallel` ('vmap' / 'sequential') is a shorthand for its `seeds` field. Every
+    policy gives the same synthetic sets up to float rounding.
+    Writes workdir/synthetic.npz (`images`, `labels`, `seeds`[, `lr`]; with one seed, images is (N, H, W, C), with S
+    seeds (S, N, H, W, C)) and workdir/run.json. `on_iteration(i)` is called after iteration i (tests use it).
     """
     if ipc < 1:
         raise ConfigError(f"ipc (images per class) must be >= 1, got {ipc}")
     seeds = _parse_seeds(seeds)
     if parallel not in ("auto", "vmap", "sequential"):
         raise ConfigError(f"parallel must be 'auto', 'vmap' or 'sequential', got {parallel!r}")
-    overrides = dict(method_overrides or {})
-    overrides["ipc"] = ipc
-    if iterations is not None:
-        if iterations < 0:
-            raise ConfigError(f"iterations must be >= 0, got {iterations}")
-        overrides["iterations"] = iterations
-    cfg = method_config(method, dataset=dataset, **overrides)
-    num_iterations = cfg.iterations
-    config = {"kind": "distill", "method": method, "method_config": dataclasses.asdict(cfg),
-              "dataset": dataset.lower(), "source": source, "seeds": seeds, **({"zca": True} if zca else {})}
-    buffer_dir = overrides.get("buffer_dir")
-    from jaxdistill.experts import MANIFEST
-    if buffer_dir and Path(buffer_dir, MANIFEST).is_file():
-        expert_zca = bool(read_json(Path(buffer_dir, MANIFEST)).get("config", {}).get("zca", False))
-        if expert_zca != zca:
-            raise ConfigError(f"the experts in {buffer_dir} were trained {'with' if expert_zca else 'without'} ZCA "
-                              f"whitening; distil {'with' if expert_zca else 'without'} it too (zca={expert_zca})")
+    run_policy = policy if isinstance(policy, policy_lib.Policy) else policy_lib.current().replace(**(policy or {}))
+    if parallel != "auto":
+        run_policy = run_policy.replace(seeds=parallel)
+    num_iterations = get_entry(method).iterations if iterations is None else iterations
+    if num_iterations < 0:
+        raise ConfigError(f"iterations must be >= 0, got {num_iterations}")
+    cfg = method_config(method, dataset=dataset, **{**(method_overrides or {}), "ipc": ipc})
+    config = {"kind": "distill", "method": method, "method_config": config_dict(cfg), "dataset": dataset.lower(),
+              "source": source, "seeds": seeds, "iterations": num_iterations, **({"zca": True} if zca else {})}
     # a method-config field added after a run began defaults to what that run did: resuming it stays allowed
-    defaults = {f"method_config.{f.name}": f.default for f in dataclasses.fields(cfg)
-                if f.default is not dataclasses.MISSING}
+    defaults = {f"method_config.{k}": v for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING
+                for k, v in config_dict(type(cfg)()).items() if k == f.name}
     run = RunDir(workdir)
-    run.check_config(config, defaults)  # refuse a different run before the (slow) data load
+    run.check_config(config, defaults, upgrade=upgrade_config)  # refuse a different run before the (slow) data load
     start = time.time()
     data = data or load_real(dataset, data_dir, source, progress, zca=zca)
-    m = make_method(method, cfg)
+    plan = RunPlan.of(dataset.lower(), data.train, num_iterations, seeds, zca)
+    m, facts = make_method(method, cfg).prepare(plan)
+    driver = Driver(m, seeds, run_policy)
+    state = driver.init(data.train)
 
-    init_keys, step_keys = seed_keys(seeds)
-    init = jax.jit(jax.vmap(m.init, in_axes=(0, None)))
-    fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
-    state = init(init_keys, data.train)
-
-    def step_data(i: int) -> list:
-        """What each seed's step gets besides its state and key: the real data, or the method's host data."""
-        if m.host_batch is None:
-            return [data.train] * len(seeds)
-        return [jax.tree.map(jnp.asarray, m.host_batch(s, i)) for s in seeds]
-
-    def build_step(state, per_seed) -> Callable:
-        """The step of all seeds, compiled for these shapes. Built on the first iteration actually run, so that
-        resuming a finished run (to evaluate it, say) compiles nothing."""
-        if resolve_parallel(parallel) == "vmap":
-            batched = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None if m.host_batch is None else 0)),
-                              donate_argnums=0)
-
-            def step(state, keys, per_seed):
-                if m.host_batch is None:
-                    return batched(state, keys, per_seed[0])
-                return batched(state, keys, jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed))
-            return step
-        step_one = compiled_step(m, jax.tree.map(lambda a: a[0], state), step_keys[0], per_seed[0])
-
-        def step(state, keys, per_seed):
-            outs = [step_one(jax.tree.map(lambda a: a[s], state), keys[s], per_seed[s]) for s in range(len(seeds))]
-            return jax.tree.map(lambda *leaves: jnp.stack(leaves), *outs)
-        return step
-
-    run.open(config, defaults)  # only now: a failed data load or init leaves no workdir behind
+    run.open(config, defaults, upgrade=upgrade_config)  # only now: a failed data load or check leaves no workdir behind
+    _remember_data(run.path, data)
     first = 0
     restored = run.restore(state)
     if restored is not None:
@@ -179,14 +169,12 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     bar = tqdm(total=num_iterations, initial=first, desc=f"{method} {dataset} ipc={ipc}",
                disable=not progress or num_iterations == 0, unit="it", dynamic_ncols=True)
     try:
-        step = None
         for i in range(first, num_iterations):
-            per_seed = step_data(i)
-            step = step or build_step(state, per_seed)
-            state, metrics = step(state, fold(step_keys, i), per_seed)
+            state, metrics = driver.step(state, i, data.train)
             done = i + 1
             if done % log_every == 0 or done == num_iterations:
                 host = {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}
+                host.update(m.report(plan, done))
                 run.log_metrics(done, host)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in host.items()})
             if done % checkpoint_every == 0 or done == num_iterations:
@@ -202,54 +190,41 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     images, labels = np.asarray(syn.images), np.asarray(syn.labels)
     if len(seeds) == 1:
         images, labels = images[0], labels[0]
-    extra = {}
-    if getattr(state, "syn_lr", None) is not None:  # trajectory matching's learned lr: evaluation trains with it
-        extra["lr"] = np.asarray(state.syn_lr, np.float32).reshape(len(seeds))
+    extra = {} if syn.lr is None else {"lr": np.asarray(syn.lr, np.float32).reshape(len(seeds))}
     write_npz(run.path / SYNTHETIC_FILE, images=images, labels=labels, seeds=np.asarray(seeds), **extra)
     record = {"config": config, "iterations": num_iterations, "resumed_from": first, "versions": versions(),
-              "device": device_info(), "wall_time_s": time.time() - start,
-              "method_description": get_entry(method).description}
+              "device": device_info(), "policy": run_policy.to_dict(), "method_facts": facts,
+              "wall_time_s": time.time() - start, "method_description": get_entry(method).description}
     write_json(run.path / "run.json", record)
     return record
 
 
-class HostDriven:
-    """`step` with its loop driven from Python: jitted begin, `length` calls of a jitted body, jitted end."""
-
-    def __init__(self, loop: StepLoop):
-        self.loop = loop
-        self.begin, self.end = jax.jit(loop.begin), jax.jit(loop.end)
-        self.body = jax.jit(loop.body, donate_argnums=0)
-
-    def __call__(self, state, key, real):
-        carry = self.begin(state, key, real)
-        for i in range(self.loop.length):
-            carry = self.body(carry, jnp.asarray(i, jnp.int32), real)
-        return self.end(carry, real)
-
-    def precompile(self, state, key, real) -> None:
-        carry = jax.eval_shape(self.loop.begin, state, key, real)
-        self.begin.lower(state, key, real).compile()
-        if self.loop.length:
-            self.body.lower(carry, jnp.zeros((), jnp.int32), real).compile()
-        self.end.lower(carry, real).compile()
+DATA_FILE = "data.json"  # where a workdir's data came from (outside the config identity)
 
 
-def compiled_step(m: Method, state, key: jax.Array, real: RealData) -> Callable:
-    """One seed's step, compiled for (state, key, real)'s shapes: on CPU the method's loop driven from Python when it
-    has one (`HostDriven`), else `jit(step)`.
+def _remember_data(workdir: Path, data: LoadedData) -> None:
+    """Record where the data came from, so `evaluate_workdir` finds it again: an explicit folder as a path relative
+    to the workdir (a committed workdir holds no absolute path), other origins by kind alone."""
+    origin = getattr(data, "origin", None)
+    if origin is None:
+        return
+    entry = {"kind": origin.kind}
+    if origin.kind == "explicit" and origin.folder is not None:
+        entry["data_dir"] = os.path.relpath(Path(origin.folder).absolute(), Path(workdir).absolute())
+    write_json(workdir / DATA_FILE, entry)
 
-    Compiling ahead of the first call lets the compiler's garbage be handed back (`release_free_memory`) before the
-    first iteration allocates its buffers on top of it, which lowers peak memory; later calls reuse the program.
-    """
-    if m.loop is not None and resolve_driver("auto") == "python":
-        step = HostDriven(m.loop)
-        step.precompile(state, key, real)
-    else:
-        step = jax.jit(m.step)
-        step.lower(state, key, real).compile()
-    release_free_memory()
-    return step
+
+def remembered_data_dir(workdir: str | Path) -> str | None:
+    """The explicit data folder a distill run in `workdir` used, when it recorded one and it is still there."""
+    path = Path(workdir) / DATA_FILE
+    if not path.exists():
+        return None
+    try:
+        rel = read_json(path).get("data_dir")
+    except (OSError, ValueError):
+        return None
+    folder = (Path(workdir) / rel) if rel else None
+    return str(folder) if folder is not None and folder.is_dir() else None
 
 
 def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[int]]:
@@ -259,7 +234,7 @@ def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.
         if not (workdir / name).exists():
             raise WorkdirError(f"{workdir / name} not found; run `jaxdistill distill ... --workdir {workdir}` first")
     try:
-        config = read_json(workdir / "config.json")
+        config = upgrade_config(read_json(workdir / "config.json"))
     except (OSError, ValueError) as e:
         raise WorkdirError(f"{workdir / 'config.json'} is unreadable ({e}); "
                            f"rerun the distill command in a new workdir") from None
@@ -288,28 +263,36 @@ def default_augmentation_for(config: dict[str, Any]) -> str:
     return default_eval_augmentation(config["dataset"])
 
 
+def distilled_model(config: dict[str, Any]) -> ModelConfig:
+    """The network a distill run's config.json distilled with (its evaluation's default), or the DC ConvNet."""
+    spelled = config.get("method_config", {}).get("model")
+    return ModelConfig.parse(spelled) if spelled else ModelConfig("convnet")
+
+
 def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int = 1000, augment: str | None = None,
-                     data_dir: str | None = None, seed: int = 0, model: str = "convnet",
+                     data_dir: str | None = None, seed: int = 0, model: str | ModelConfig | None = None,
                      progress: bool = True, data: LoadedData | None = None,
-                     train_overrides: dict[str, Any] | None = None,
-                     model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                     train_overrides: dict[str, Any] | None = None, metrics: Sequence[str] = ("accuracy",)
+                     ) -> dict[str, Any]:
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
 
-    The default augmentation is the one the set's method is evaluated with in its paper: DSA's own strategy (with
-    per-image draws) for a set distilled with DSA, DC's per-dataset setting otherwise. A set whose method learned a
-    training lr (MTT, DATM) is trained with that lr, as in their papers, unless train_overrides names one.
+    The network is the one the set was distilled with (its config.json) unless `model` names another. The default
+    augmentation is the one the set's method is evaluated with in its paper: DSA's own strategy (with per-image
+    draws) for a set distilled with DSA, DC's per-dataset setting otherwise. A set whose method learned a training
+    lr (MTT, DATM) is trained with that lr, as in their papers, unless train_overrides names one. The data come from
+    `data_dir`, else the folder the distill run recorded (`data.json`), else the usual places.
     """
     config, images, labels, seeds = load_synthetic(workdir)
     if not os.access(workdir, os.W_OK):
         raise WorkdirError(f"workdir {workdir} is not writable, so {EVAL_FILE} could not be saved; "
                            f"fix its permissions first")
-    data = data or load_real(config["dataset"], data_dir, config.get("source", "files"), progress,
-                             zca=config.get("zca", False))
+    data = data or load_real(config["dataset"], data_dir or remembered_data_dir(workdir),
+                             config.get("source", "files"), progress, zca=config.get("zca", False))
     augment = default_augmentation_for(config) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
-    eval_cfg = EvalConfig(model=model, model_kwargs=tuple(sorted((model_kwargs or {}).items())),
-                          num_models=num_models, train=train_cfg, seed=seed)
-    steps_per_network = Trainer(make_model(model, data.spec.num_classes), train_cfg, images.shape[1]).total_steps
+    eval_cfg = EvalConfig(model=distilled_model(config) if model is None else model, num_models=num_models,
+                          train=train_cfg, seed=seed, metrics=tuple(metrics))
+    steps_per_network = Trainer(eval_cfg.model.build(data.spec.num_classes), train_cfg, images.shape[1]).total_steps
     total = len(seeds) * num_models * steps_per_network
     # Each network's accuracy is saved as soon as it is known (EVAL_PARTIAL_FILE), so an evaluation stopped part-way
     # resumes with the next network (the next set when networks train as one vmapped program); saved accuracies
@@ -331,11 +314,12 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
             if reusable and not rec.get("partial"):
                 bar.update(steps_per_network * num_models)
             else:
-                done = rec["accuracies"] if reusable else []
+                done = rec.get("metrics", rec["accuracies"]) if reusable else []
                 bar.update(steps_per_network * len(done))
 
-                def keep(accs, wall_time_s, key=key, seed=int(seeds[s]), digest=digest, cfg=cfg_s.to_dict()):
-                    saved[key] = {"partial": True, "accuracies": accs, "wall_time_s": wall_time_s, "seed": seed,
+                def keep(per_network, wall_time_s, key=key, seed=int(seeds[s]), digest=digest, cfg=cfg_s.to_dict()):
+                    saved[key] = {"partial": True, "metrics": per_network, "wall_time_s": wall_time_s, "seed": seed,
+                                  "accuracies": [m.get("accuracy") for m in per_network],
                                   "set_sha256": digest, "config": cfg}
                     write_json(partial_path, saved)
 

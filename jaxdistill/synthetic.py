@@ -15,10 +15,12 @@ INITS = ("real", "noise")
 class SyntheticSet(NamedTuple):
     """images: (num_classes * ipc, H, W, C) normalised float32; labels: (N,) int32 (hard) or (N, C) float (soft).
 
-    Class-major order: images [c * ipc, (c + 1) * ipc) belong to class c.
+    Class-major order: images [c * ipc, (c + 1) * ipc) belong to class c. Evaluation trains with `lr` when it is
+    set, as the trajectory-matching papers evaluate their sets.
     """
     images: jax.Array
     labels: jax.Array
+    lr: jax.Array | None = None  # the training lr the method learned for this set (MTT, DATM); None: the protocol's
 
 
 def class_major_labels(num_classes: int, ipc: int) -> jax.Array:

@@ -4,7 +4,8 @@ A training run is a pure function of (PRNG key, images, labels): step t draws it
 permutation `permutation(fold_in(shuffle_key, epoch))` and its augmentation from `fold_in(key, t)`, so a run is
 reproducible bit for bit and can be resumed from any step.
 
-How the steps are driven is a per-backend choice (measured, see README "Performance"):
+How the steps are driven is a per-backend choice of the policy (`jaxdistill.policy`; measured, see README
+"Performance"):
 - driver 'scan': the whole run is one `lax.scan`; right for GPU/TPU.
 - driver 'python': one jitted step called from Python per step (asynchronous dispatch, no host sync). On XLA:CPU a
   rolled scan body runs several times slower than the same step jitted on its own, so this is the CPU default.
@@ -24,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxdistill import policy
 from jaxdistill.data.augment import get_augment
 from jaxdistill.errors import ConfigError
 
@@ -67,15 +69,13 @@ class TrainConfig:
 
 
 def resolve_driver(driver: str) -> str:
-    if driver != "auto":
-        return driver
-    return "python" if jax.default_backend() == "cpu" else "scan"
+    """'auto' -> the policy's Trainer driver ('python' on CPU, 'scan' elsewhere)."""
+    return policy.current().train_driver if driver == "auto" else driver
 
 
 def resolve_parallel(parallel: str) -> str:
-    if parallel != "auto":
-        return parallel
-    return "sequential" if jax.default_backend() == "cpu" else "vmap"
+    """'auto' -> the policy's way of running several networks ('sequential' on CPU, 'vmap' elsewhere)."""
+    return policy.current().seeds if parallel == "auto" else parallel
 
 
 def sgd_optimizer(lr: float | optax.Schedule, momentum: float = 0.0, weight_decay: float = 0.0

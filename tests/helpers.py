@@ -30,14 +30,13 @@ SMALL_CONVNET = (("width", 8), ("depth", 2))
 import dataclasses
 from typing import NamedTuple
 
-from jaxdistill.methods.base import METHODS, Method, register_method
+from jaxdistill.methods.base import METHODS, Method, method, register_method
 from jaxdistill.synthetic import SyntheticSet, init_synthetic
 
 
 @dataclasses.dataclass(frozen=True)
 class WalkConfig:
     ipc: int = 1
-    iterations: int = 6
     step_size: float = 0.1
 
 
@@ -49,20 +48,20 @@ class WalkState(NamedTuple):
 def random_walk(config: WalkConfig) -> Method:
     """Each step moves the images by noise from the step's key (plus momentum): any lost or repeated step, or a
     wrongly keyed step, changes the final images."""
-    def init(key, real):
-        syn = init_synthetic(key, real, config.ipc, "noise")
+    def init(key, inputs):
+        syn = init_synthetic(key, inputs.real, config.ipc, "noise")
         return WalkState(syn, jnp.zeros_like(syn.images))
 
-    def step(state, key, real):
+    def step(state, key, inputs):
         mom = 0.5 * state.momentum + config.step_size * jax.random.normal(key, state.momentum.shape)
         syn = state.synthetic._replace(images=state.synthetic.images + mom)
         return WalkState(syn, mom), {"norm": jnp.linalg.norm(mom)}
 
-    return Method(init, step, lambda s: s.synthetic)
+    return method(init, lambda s: s.synthetic, step=step)
 
 
 if "test_walk" not in METHODS:
-    register_method("test_walk", WalkConfig, "test-only random walk")(random_walk)
+    register_method("test_walk", WalkConfig, "test-only random walk", iterations=6)(random_walk)
 
 
 def tiny_loaded(num_per_class: int = 6, num_classes: int = 2, size: int = 8):

@@ -13,14 +13,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxdistill.errors import ConfigError
-from jaxdistill.methods.base import Method, register_method
+from jaxdistill.methods.base import Method, method, register_method
 from jaxdistill.synthetic import SyntheticSet, init_synthetic
 
 
 @dataclasses.dataclass(frozen=True)
 class RandomConfig:
     ipc: int = 1
-    iterations: int = 0  # nothing to optimise; the runner may still be asked for steps
 
     def __post_init__(self):
         if self.ipc < 1:
@@ -32,13 +31,13 @@ class RandomState(NamedTuple):
     iteration: jax.Array
 
 
-@register_method("random", RandomConfig, "random real images per class (coreset baseline)")
+@register_method("random", RandomConfig, "random real images per class (coreset baseline)", iterations=0)
 def random_selection(config: RandomConfig) -> Method:
-    def init(key, real):
-        return RandomState(init_synthetic(key, real, config.ipc, "real"), jnp.zeros((), jnp.int32))
+    def init(key, inputs):
+        return RandomState(init_synthetic(key, inputs.real, config.ipc, "real"), jnp.zeros((), jnp.int32))
 
-    def step(state, key, real):
-        del key, real
+    def step(state, key, inputs):
+        del key, inputs
         return state._replace(iteration=state.iteration + 1), {}
 
-    return Method(init, step, lambda state: state.synthetic)
+    return method(init, lambda state: state.synthetic, step=step)

@@ -19,18 +19,17 @@ than ipc candidates are classified correctly the rest of the pool fills in (the 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxdistill.data.arrays import RealData, sample_per_class
+from jaxdistill.data.arrays import sample_per_class
 from jaxdistill.data.dsa import default_dsa_strategy
 from jaxdistill.errors import ConfigError
-from jaxdistill.methods.base import Method, register_method
-from jaxdistill.methods.mtt import ExpertWindow, MTTConfig, _num_classes, matching_loss, window_sampler
-from jaxdistill.models import make_model
+from jaxdistill.methods.base import INIT_ITERATION, Method, StepInputs, method, register_method
+from jaxdistill.methods.mtt import MTTConfig, check_buffer, matching_loss, window_sampler
 from jaxdistill.synthetic import SyntheticSet, class_major_labels
 from jaxdistill.train import apply_model
 
@@ -40,7 +39,6 @@ PyTree = Any
 @dataclasses.dataclass(frozen=True)
 class DATMConfig(MTTConfig):
     """Defaults: the reference's CIFAR-10 ipc-10 config (syn_steps 80, expert_epochs 2, lr_img 100, ...)."""
-    iterations: int = 10000
     syn_steps: int = 80
     expert_epochs: int = 2
     lr_img: float = 100.0
@@ -56,9 +54,6 @@ class DATMConfig(MTTConfig):
     label_experts: int = 10
     candidate_pool: int = 256
     init: str = "correct"  # real images the label expert classifies correctly
-
-    TEST_OVERRIDES: ClassVar[dict] = {**MTTConfig.TEST_OVERRIDES, "current_max_start_epoch": 1,
-                                      "expansion_end_epoch": 2, "label_experts": 2, "candidate_pool": 4}
 
     def __post_init__(self):
         super().__post_init__()
@@ -107,20 +102,24 @@ def select_correct(key: jax.Array, candidates: jax.Array, candidate_labels: jax.
 
 
 @register_method("datm", DATMConfig, "difficulty-aligned trajectory matching (Guo et al., ICLR 2024)",
-                 dataset_defaults=lambda dataset: {"dsa_strategy": default_dsa_strategy(dataset)})
+                 iterations=10000, dataset_defaults=lambda dataset: {"dsa_strategy": default_dsa_strategy(dataset)})
 def datm(config: DATMConfig) -> Method:
     opt_images = optax.sgd(config.lr_img, momentum=config.momentum)
     opt_lr = optax.sgd(config.lr_lr, momentum=config.momentum)
     opt_y = optax.sgd(config.lr_y, momentum=config.momentum_y)
-    host_batch = window_sampler(config, lambda it: start_epoch_bounds(config, it))
+    windows = window_sampler(config, lambda it: start_epoch_bounds(config, it))
 
-    def label_expert_params() -> list[PyTree]:
-        buf = host_batch.buffer.get()
-        return [buf.load(seed, buf.epochs) for seed in buf.experts[:config.label_experts]]
+    def host_data(seed: int, iteration: int):
+        """The iteration's expert window; for init, the label experts' final parameters (read on the host)."""
+        if iteration != INIT_ITERATION:
+            return windows(seed, iteration)
+        if not (config.init == "correct" or config.soft_labels):
+            return []
+        buf = windows.buffer.get()
+        return [buf.load(s, buf.epochs) for s in buf.experts[:config.label_experts]]
 
-    def init(key: jax.Array, real: RealData) -> DATMState:
-        # The label experts are read from the buffer here, on the host (under jit: once, at trace time).
-        experts = label_expert_params() if (config.init == "correct" or config.soft_labels) else []
+    def init(key: jax.Array, inputs: StepInputs) -> DATMState:
+        experts, real = inputs.host, inputs.real
         num_classes = real.num_classes
         pool = min(config.candidate_pool, real.min_class_count)
         if pool < config.ipc:
@@ -132,8 +131,7 @@ def datm(config: DATMConfig) -> Method:
             candidates, cand_labels = sample_per_class(pool_key, real, config.ipc)
         hard = class_major_labels(num_classes, config.ipc)
         if experts:
-            net = make_model(config.model, _num_classes(ExpertWindow(experts[0], experts[0])),
-                             **dict(config.model_kwargs))
+            net = config.model.build(num_classes)
             logits = jnp.stack([apply_model(net, p, {}, candidates, False)[0] for p in experts])  # (E, M, C)
         if config.init == "correct":
             idx = select_correct(pick_key, candidates, cand_labels, logits[0], num_classes, pool, config.ipc)
@@ -154,9 +152,10 @@ def datm(config: DATMConfig) -> Method:
     def targets(state_labels, hard):
         return jax.nn.softmax(state_labels, -1) if config.soft_labels else hard
 
-    def step(state: DATMState, key: jax.Array, window: ExpertWindow):
+    def step(state: DATMState, key: jax.Array, inputs: StepInputs):
         def loss_fn(images, syn_lr, label_logits):
-            return matching_loss(config, images, syn_lr, targets(label_logits, state.hard_labels), window, key)
+            return matching_loss(config, images, syn_lr, targets(label_logits, state.hard_labels), inputs.host, key,
+                                 inputs.real.num_classes)
         loss, (g_images, g_lr, g_y) = jax.value_and_grad(loss_fn, argnums=(0, 1, 2))(
             state.images, state.syn_lr, state.label_logits)
         upd_i, opt_i = opt_images.update(g_images, state.opt_images, state.images)
@@ -174,9 +173,9 @@ def datm(config: DATMConfig) -> Method:
 
     def synthetic(state: DATMState) -> SyntheticSet:
         labels = jax.nn.softmax(state.label_logits, -1) if config.soft_labels else state.hard_labels
-        return SyntheticSet(state.images, labels)
+        return SyntheticSet(state.images, labels, state.syn_lr)
 
-    return Method(init, step, synthetic, host_batch=host_batch)
+    return method(init, synthetic, step=step, host_data=host_data, check=lambda plan: check_buffer(config, plan))
 
 
 __all__ = ["DATMConfig", "DATMState", "datm", "select_correct", "start_epoch_bounds"]

@@ -15,26 +15,25 @@ keeps only the parameters between steps and recomputes each step's activations, 
 vector per step instead of a whole step's activations (`remat=False` keeps them, for comparison; see
 scripts/bench_mtt.py).
 
-The expert window is host data: the runner calls `Method.host_batch(seed, iteration)` before each step, which reads
-two snapshots from the buffer (`jaxdistill.experts.ExpertBuffer`), and passes them to `step` in place of the real
-data. Deviation from the reference: experts are drawn uniformly at random (seeded by seed and iteration, so a resumed
+The expert window is host data: the driver calls `Method.host_data(seed, iteration)` before each step, which reads
+two snapshots from the buffer (`jaxdistill.experts.ExpertBuffer`), and passes them to `step` as `inputs.host`. Deviation from the reference: experts are drawn uniformly at random (seeded by seed and iteration, so a resumed
 run draws the same windows) instead of walking shuffled buffer files.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdistill.data.arrays import RealData
 from jaxdistill.data.dsa import DSAParams, default_dsa_strategy, dsa_augment, parse_dsa_strategy
 from jaxdistill.errors import ConfigError
-from jaxdistill.methods.base import Method, register_method
-from jaxdistill.models import make_model
+from jaxdistill import policy
+from jaxdistill.methods.base import INIT_ITERATION, Method, RunPlan, StepInputs, method, register_method
+from jaxdistill.models import ModelConfig
 from jaxdistill.synthetic import SyntheticSet, init_synthetic
 from jaxdistill.train import apply_model, cross_entropy, epoch_batch_indices
 
@@ -45,7 +44,6 @@ PyTree = Any
 class MTTConfig:
     """Defaults: the reference's flag defaults (its CIFAR-10 settings per ipc are in experiments/)."""
     ipc: int = 1
-    iterations: int = 5000
     buffer_dir: str = ""  # a folder made by `jaxdistill experts` (required)
     syn_steps: int = 20
     expert_epochs: int = 3
@@ -57,15 +55,12 @@ class MTTConfig:
     batch_syn: int | None = None  # None: all synthetic images every step
     init: str = "real"
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
-    model: str = "convnet"
-    model_kwargs: tuple = ()  # must match the experts'
+    model: ModelConfig = ModelConfig("convnet")  # must be the experts'
     remat: bool = True
     unroll: int = 1
 
-    TEST_OVERRIDES: ClassVar[dict] = {"syn_steps": 3, "expert_epochs": 1, "max_start_epoch": 2,
-                                      "model_kwargs": (("depth", 1), ("width", 4)), "lr_img": 10.0}
-
     def __post_init__(self):
+        object.__setattr__(self, "model", ModelConfig.parse(self.model))
         if self.ipc < 1:
             raise ConfigError(f"ipc must be >= 1, got {self.ipc}")
         for name in ("syn_steps", "expert_epochs", "max_start_epoch", "unroll"):
@@ -121,21 +116,20 @@ def student_trajectory(model, images: jax.Array, labels: jax.Array, syn_lr: jax.
     return final
 
 
-def student_model_kwargs(config: MTTConfig) -> dict[str, Any]:
-    """The student network's settings. On CPU a ConvNet's convolutions default to the im2col-matmul kernel: the
-    student's steps are differentiated twice, and there XLA:CPU's own convolution gradients are 9x (10 images) to
-    16x (100 images) slower (measured with scripts/bench_mtt.py's setting, README "Performance")."""
-    kwargs = dict(config.model_kwargs)
-    if config.model == "convnet" and "conv_impl" not in kwargs and jax.default_backend() == "cpu":
-        kwargs["conv_impl"] = "matmul"
-    return kwargs
+def student_network(config: MTTConfig, num_classes: int):
+    """The student network. A ConvNet takes the policy's student kernel: its steps are differentiated twice, and on
+    XLA:CPU its own convolution gradients are 9x (10 images) to 16x (100 images) slower than the im2col matmul
+    (measured with scripts/bench_mtt.py's setting, README "Performance")."""
+    impl = policy.current().student_conv_impl
+    extra = {"conv_impl": impl} if config.model.name == "convnet" and impl != "auto" else {}
+    return config.model.build(num_classes, **extra)
 
 
 def matching_loss(config: MTTConfig, images: jax.Array, syn_lr: jax.Array, targets: jax.Array,
-                  window: ExpertWindow, key: jax.Array) -> jax.Array:
+                  window: ExpertWindow, key: jax.Array, num_classes: int) -> jax.Array:
     """MTT's loss for one window: the student (from window.start, `syn_steps` steps of lr `syn_lr` on the
     DSA-augmented synthetic set with `targets`, int labels or probabilities) against window.target."""
-    net = make_model(config.model, _num_classes(window), **student_model_kwargs(config))
+    net = student_network(config, num_classes)
     use_dsa = bool(parse_dsa_strategy(config.dsa_strategy))
 
     def augment(k, x):
@@ -147,34 +141,60 @@ def matching_loss(config: MTTConfig, images: jax.Array, syn_lr: jax.Array, targe
 
 
 def window_sampler(config: MTTConfig, bounds=None) -> Callable[[int, int], ExpertWindow]:
-    """host_batch(seed, iteration) -> the iteration's expert window, drawn from (seed, iteration) alone.
-    `bounds(iteration) -> (min_start, max_start)` narrows the start epochs (DATM); default [0, max_start_epoch)."""
+    """host_data(seed, iteration) -> the iteration's expert window, drawn from (seed, iteration) alone (() for
+    init). `bounds(iteration) -> (min_start, max_start)` narrows the start epochs (DATM); default
+    [0, max_start_epoch)."""
     buffer = _LazyBuffer(config.buffer_dir)
 
-    def host_batch(seed: int, iteration: int) -> ExpertWindow:
+    def host_data(seed: int, iteration: int) -> ExpertWindow | tuple:
+        if iteration == INIT_ITERATION:
+            return ()
         rng = np.random.default_rng([int(seed), int(iteration), 0x4D5454])
         low, high = bounds(iteration) if bounds is not None else (0, config.max_start_epoch)
         _, _, start, target = buffer.get().sample_window(rng, config.expert_epochs, high, low)
         return ExpertWindow(start, target)
-    host_batch.buffer = buffer
-    return host_batch
+    host_data.buffer = buffer
+    return host_data
+
+
+def check_buffer(config: MTTConfig, plan: RunPlan) -> dict[str, Any]:
+    """Before a run: the buffer exists, and its experts were trained with the method's network, on the run's
+    preprocessing, for long enough for the method's windows."""
+    from jaxdistill.experts import ExpertBuffer
+    if not config.buffer_dir:
+        raise ConfigError("trajectory matching needs buffer_dir: a folder of expert trajectories made by "
+                          "`jaxdistill experts`")
+    buffer = ExpertBuffer(config.buffer_dir)
+    expert = buffer.manifest.get("config", {})
+    model = ModelConfig(expert.get("model", "convnet"), dict(expert.get("model_kwargs", {})))
+    if model != config.model:
+        raise ConfigError(f"the experts in {config.buffer_dir} are {model}, the method's network is {config.model}; "
+                          f"set model={model}")
+    if bool(expert.get("zca", False)) != plan.zca:
+        raise ConfigError(f"the experts in {config.buffer_dir} were trained {'with' if expert.get('zca') else 'without'}"
+                          f" ZCA whitening; distil {'with' if expert.get('zca') else 'without'} it too")
+    if config.max_start_epoch - 1 + config.expert_epochs > buffer.epochs:
+        raise ConfigError(f"windows of {config.expert_epochs} epochs starting before epoch {config.max_start_epoch} "
+                          f"do not fit the {buffer.epochs}-epoch experts in {config.buffer_dir}; lower max_start_epoch")
+    return {"experts": len(buffer.experts), "expert_epochs_trained": buffer.epochs}
 
 
 @register_method("mtt", MTTConfig, "matching training trajectories (Cazenavette et al., CVPR 2022)",
-                 dataset_defaults=lambda dataset: {"dsa_strategy": default_dsa_strategy(dataset)})
+                 iterations=5000, dataset_defaults=lambda dataset: {"dsa_strategy": default_dsa_strategy(dataset)})
 def mtt(config: MTTConfig) -> Method:
     opt_images = optax.sgd(config.lr_img, momentum=config.momentum)
     opt_lr = optax.sgd(config.lr_lr, momentum=config.momentum)
 
-    def init(key: jax.Array, real: RealData) -> MTTState:
-        syn = init_synthetic(key, real, config.ipc, config.init)
+    def init(key: jax.Array, inputs: StepInputs) -> MTTState:
+        syn = init_synthetic(key, inputs.real, config.ipc, config.init)
         syn_lr = jnp.asarray(config.lr_teacher, jnp.float32)
         return MTTState(syn, syn_lr, opt_images.init(syn.images), opt_lr.init(syn_lr))
 
-    def step(state: MTTState, key: jax.Array, window: ExpertWindow):
+    def step(state: MTTState, key: jax.Array, inputs: StepInputs):
         syn = state.synthetic
         loss, (g_images, g_lr) = jax.value_and_grad(
-            lambda x, lr: matching_loss(config, x, lr, syn.labels, window, key), argnums=(0, 1))(
+            lambda x, lr: matching_loss(config, x, lr, syn.labels, inputs.host, key, inputs.real.num_classes),
+            argnums=(0, 1))(
             syn.images, state.syn_lr)
         upd, opt_i = opt_images.update(g_images, state.opt_images, syn.images)
         upd_lr, opt_l = opt_lr.update(g_lr, state.opt_lr, state.syn_lr)
@@ -182,20 +202,8 @@ def mtt(config: MTTConfig) -> Method:
                        optax.apply_updates(state.syn_lr, upd_lr), opt_i, opt_l)
         return new, {"match_loss": loss, "syn_lr": new.syn_lr}
 
-    return Method(init, step, lambda state: state.synthetic, host_batch=window_sampler(config))
-
-
-def _num_classes(window: ExpertWindow) -> int:
-    """Classes = output width of the network's last dense layer (2-D kernels are dense; the highest index is last)."""
-    import re
-    dense = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(window.start)[0]:
-        name = jax.tree_util.keystr(path)
-        if name.endswith("['kernel']") and np.ndim(leaf) == 2:
-            dense.append(([int(i) for i in re.findall(r"Dense_(\d+)", name)], leaf.shape[-1]))
-    if not dense:
-        raise ConfigError("the expert parameters hold no dense layer, so the number of classes is unknown")
-    return int(max(dense)[1])
+    return method(init, lambda state: state.synthetic._replace(lr=state.syn_lr), step=step,
+                  host_data=window_sampler(config), check=lambda plan: check_buffer(config, plan))
 
 
 class _LazyBuffer:

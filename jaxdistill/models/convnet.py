@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdistill import policy
 from jaxdistill.errors import ConfigError
 from jaxdistill.models.layers import Conv, Dense, InstanceNorm, avg_pool_2x2
 
@@ -39,8 +40,8 @@ class ConvNet(nn.Module):
             x = _norm(self.norm, self.width, train)(x)
             x = nn.relu(x)
             if self.pooling == "avgpooling":
-                # the strided-slice form is measured faster on XLA:CPU only; elsewhere XLA's reduce-window stays
-                x = avg_pool_2x2(x) if jax.default_backend() == "cpu" else nn.avg_pool(x, (2, 2), (2, 2))
+                # the pooling form is the policy's (strided slices measured faster on XLA:CPU only)
+                x = avg_pool_2x2(x) if policy.current().pooling == "slices" else nn.avg_pool(x, (2, 2), (2, 2))
             elif self.pooling == "maxpooling":
                 x = nn.max_pool(x, (2, 2), (2, 2))
         x = x.reshape(x.shape[0], -1)

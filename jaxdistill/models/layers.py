@@ -15,7 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill import policy
 from jaxdistill.errors import ConfigError
+from jaxdistill.policy import MATMUL_MIN_BATCH, WINOGRAD_MIN_CHANNELS  # noqa: F401  (re-exported)
 
 # PyTorch's kaiming_uniform_(a=sqrt(5)) is uniform with bound sqrt(6 / ((1 + 5) * fan_in)) = 1/sqrt(fan_in).
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -31,23 +33,9 @@ def torch_bias_init(fan_in: int) -> Callable:
     return init
 
 
-# Measured on a 2-core XLA:CPU (scripts/bench_eval.py, README "Performance"): for a 10-image batch XLA's conv is
-# faster (38 vs 54 ms per ConvNet training step); from a few dozen images on, its slow weight gradient dominates and
-# the matmul form wins (575 vs 754 ms at 100 images).
-MATMUL_MIN_BATCH = 32
-# Winograd's transforms cost about as much as its matmuls save when there are few input channels (the first layer).
-WINOGRAD_MIN_CHANNELS = 16
-
-
 def default_conv_impl(batch_size: int, in_channels: int | None = None, kernel_size: int = 3) -> str:
-    """The convolution for a layer, by backend and shape: XLA's own on GPU/TPU (cuDNN) and for small CPU batches; on
-    CPU for MATMUL_MIN_BATCH images or more, 'winograd' for 3x3 kernels over WINOGRAD_MIN_CHANNELS channels or more
-    (`in_channels` None: assumed many), 'fastgrad' otherwise."""
-    if jax.default_backend() != "cpu" or batch_size < MATMUL_MIN_BATCH:
-        return "xla"
-    if kernel_size == 3 and (in_channels is None or in_channels >= WINOGRAD_MIN_CHANNELS):
-        return "winograd"
-    return "fastgrad"
+    """The convolution kernel the policy in force picks for a layer of this shape (`policy.Policy.conv_impl_for`)."""
+    return policy.current().conv_impl_for(batch_size, in_channels, kernel_size)
 
 
 def conv_matmul(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
@@ -174,8 +162,8 @@ CONV_IMPLS = {"matmul": conv_matmul, "xla": conv_xla, "fastgrad": conv_fastgrad,
 
 
 class Conv(nn.Module):
-    """3x3 (by default) stride-1 conv with PyTorch init; `impl` picks the kernel: 'auto' (`default_conv_impl`) or a
-    name in CONV_IMPLS.
+    """3x3 (by default) stride-1 conv with PyTorch init; `impl` picks the kernel: 'auto' (the policy's choice for the
+    layer's shape, `default_conv_impl`) or a name in CONV_IMPLS.
 
     `bias_cancels`: the next layer subtracts every per-image, per-channel constant (instance norm), so adding the
     bias changes nothing but float rounding. The parameter is kept (same parameters as the reference network) but not
