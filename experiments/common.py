@@ -9,16 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jaxdistill import cpu_tuning
 from jaxdistill.compilation_cache import enable_compilation_cache
-from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
 from jaxdistill.records import device_info, versions, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def prepare_process() -> None:
-    """First thing in every experiment: restart with the tuned allocator (CPU), keep compiled programs on disk."""
-    reexec_with_malloc_tuning()
+    """First thing in every experiment: opt in to the CPU settings (XLA flags, restart once with the tuned
+    allocator; JAXDISTILL_CPU_TUNING=0 switches them off) and say so, keep compiled programs on disk. The record's
+    device.cpu_tuning holds what was in effect."""
+    print(cpu_tuning.describe(cpu_tuning.apply(reexec=True)), file=sys.stderr, flush=True)
     enable_compilation_cache()
 
 

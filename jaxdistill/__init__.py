@@ -1,6 +1,6 @@
-"""jaxdistill: dataset distillation and knowledge distillation in JAX/Flax."""
-from jaxdistill.cpu_tuning import configure_xla as _configure_xla
+"""jaxdistill: dataset distillation and knowledge distillation in JAX/Flax.
 
-_configure_xla()  # before jax starts its CPU backend (see cpu_tuning.py)
-
+Importing it changes no environment variable or global setting; the CPU speed settings are an explicit opt-in
+(`jaxdistill.cpu_tuning.apply()`), which the `jaxdistill` command and the scripts make.
+"""
 __version__ = "0.1.0"

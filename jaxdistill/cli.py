@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from jaxdistill import cpu_tuning
 from jaxdistill.compilation_cache import enable_compilation_cache
-from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
 from jaxdistill.errors import JaxdistillError
 
 EXIT_USAGE = 2
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     from jaxdistill.methods import METHODS
 
     p = _Parser(prog="jaxdistill", description="Dataset and knowledge distillation in JAX.")
+    p.add_argument("--verbose", action="store_true",
+                   help="print the process settings applied (CPU tuning: XLA flags, allocator; compilation cache)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def data_flags(q):
@@ -273,14 +275,25 @@ COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd
             "experts": _cmd_experts, "kd": _cmd_kd, "train": _cmd_train}
 
 
+def _apply_cpu_tuning(console: bool) -> str:
+    """Opt in to the CPU settings (cpu_tuning.py; JAXDISTILL_CPU_TUNING=0 switches them off); the console command
+    also restarts once for the allocator. Returns the line `--verbose` prints."""
+    try:
+        return cpu_tuning.describe(cpu_tuning.apply(reexec=console))
+    except cpu_tuning.BackendStartedError:  # main() called from Python after JAX work: too late, and said so
+        return "cpu tuning: not applied (jax's backend had already started in this process)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:  # the console command (not a call from Python): restart once with the allocator tuned
-        reexec_with_malloc_tuning()
-    enable_compilation_cache()  # a rerun or resume skips the compiles
+    tuning = _apply_cpu_tuning(console=argv is None)  # first: before anything can start jax's backend
+    cache = enable_compilation_cache()  # a rerun or resume skips the compiles
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
         return int(e.code or 0)
+    if args.verbose:
+        print(tuning, file=sys.stderr)
+        print(f"compilation cache: {cache if cache is not None else 'off'}", file=sys.stderr)
     try:
         return COMMANDS[args.command](args)
     except JaxdistillError as e:

@@ -43,12 +43,29 @@ def source_commit() -> str | None:
     return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo 'model name', else `platform.processor()`), '' if unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def device_info() -> dict[str, Any]:
+    """The devices, the host (CPU model, kernel) and the CPU settings in effect (`cpu_tuning.applied_settings()`)."""
     import jax
+
+    from jaxdistill.cpu_tuning import applied_settings
     devices = jax.devices()
     return {"backend": devices[0].platform if devices else "none", "devices": [d.device_kind for d in devices],
             "device_count": len(devices), "host": platform.node(), "cpu_count": os.cpu_count(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "cpu_model": cpu_model(), "kernel": platform.release(),
+            "cpu_tuning": applied_settings()}
 
 
 def _to_jsonable(obj: Any) -> Any:

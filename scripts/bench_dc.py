@@ -16,10 +16,13 @@ after a setup phase (data loading, tensor building), so it is run twice, with N 
 iteration takes (T(N + k) - T(N)) / k: setup cancels. Its peak RSS is the larger run's. `--reference-data` is a
 folder holding MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (torchvision's layout, uncompressed).
 
-Both sides get the same environment, including this package's allocator setting (GLIBC_TUNABLES, see
-jaxdistill/cpu_tuning.py), and use all cores (2 threads on the machine it was written on). With `--reference-plain 1`
-the reference also runs without GLIBC_TUNABLES at ipc 1, as a user would run it, and the record gives the speed-up
-against that too.
+The script opts in to this package's CPU settings first (`cpu_tuning.apply(reexec=True)`: the XLA:CPU flag, and a
+restart with the allocator setting GLIBC_TUNABLES; JAXDISTILL_CPU_TUNING=0 times without them). Both sides get that
+same environment, including the allocator setting, and use all cores (2 threads on the machine it was written on).
+With `--reference-plain 1` the reference also runs without GLIBC_TUNABLES at ipc 1, as a user would run it, and the
+record gives the speed-up against that too. The record states what each side ran with (`settings`: jaxdistill's
+`cpu_tuning.applied_settings()`, each reference run's GLIBC_TUNABLES; every jaxdistill row also holds its worker's
+own `cpu_tuning`) and the host (`host`: CPU model from /proc/cpuinfo, kernel release).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jaxdistill.cpu_tuning import reexec_with_malloc_tuning
+from jaxdistill import cpu_tuning
 
 
 def reference_over_rounds(refs: list[dict]) -> dict:
@@ -40,7 +43,8 @@ def reference_over_rounds(refs: list[dict]) -> dict:
     import numpy as np
 
     resolved = [r["iteration_s"] for r in refs if r["iteration_s"]]
-    return {"command": refs[0]["command"], "iteration_s_rounds": [r["iteration_s"] for r in refs],
+    return {"command": refs[0]["command"], "glibc_tunables": refs[0]["glibc_tunables"],
+            "iteration_s_rounds": [r["iteration_s"] for r in refs],
             "iteration_s": float(np.median(resolved)) if resolved else None,
             "peak_rss_gib": max(r["peak_rss_gib"] for r in refs)}
 
@@ -123,7 +127,8 @@ def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "u
                       "conv_impl": conv_impl, "flops_per_iteration": flops,
                       "achieved_flop_rate": flops / float(np.median(steady)), "direct_conv_flops_per_iteration": direct,
                       "direct_conv_flop_rate": direct / float(np.median(steady)),
-                      "matmul_flop_rate_4096": matmul_rate, "match_loss": float(metrics["match_loss"])}))
+                      "matmul_flop_rate_4096": matmul_rate, "match_loss": float(metrics["match_loss"]),
+                      "cpu_tuning": cpu_tuning.applied_settings()}))
 
 
 def reference_seconds(args, ipc: int, n: int, k: int, env: dict[str, str]) -> dict:
@@ -138,6 +143,7 @@ def reference_seconds(args, ipc: int, n: int, k: int, env: dict[str, str]) -> di
             print(f"  reference ipc {ipc} --Iteration {iterations}: {wall:.1f} s, peak {rss:.2f} GiB", flush=True)
     per_iteration = (rows[1]["wall_s"] - rows[0]["wall_s"]) / k
     out = {"runs": rows, "iteration_s": per_iteration, "peak_rss_gib": max(r["peak_rss_gib"] for r in rows),
+           "glibc_tunables": env.get("GLIBC_TUNABLES"),  # the allocator setting this reference run had
            "command": " ".join(cmd[:-6] + ["--Iteration", "N"] + cmd[-4:])}
     if per_iteration <= 0:  # the setup's run-to-run variation exceeded k iterations: no measurement
         out.update(iteration_s=None, note=f"{k} iterations took less than the setup's run-to-run variation; "
@@ -170,12 +176,15 @@ def main() -> None:
     if args.worker is not None:
         worker(args.worker, args.worker_iterations, args.data_dir, args.class_loop, args.conv_impls)
         return
-    reexec_with_malloc_tuning()
+    settings = cpu_tuning.apply(reexec=True)  # restarts once, then goes on from here; the workers inherit it
+    print(cpu_tuning.describe(settings), flush=True)
+
+    import platform
 
     import jax
     import numpy as np
 
-    from jaxdistill.records import device_info, versions, write_json
+    from jaxdistill.records import cpu_model, device_info, versions, write_json
 
     ipcs = [int(s) for s in args.ipcs.split(",")]
     counts = dict(tuple(int(x) for x in s.split(":")) for s in args.iterations.split(","))
@@ -242,18 +251,25 @@ def main() -> None:
                           f"{impl} {o['iteration_s_median']:.2f} s ({o['speedup']:.2f}x), peak {o['peak_rss_gib']:.2f} GiB"
                           for impl, o in row["jaxdistill_by_conv_impl"].items()), flush=True)
             else:
-                print(f"reference ipc {ipc}: not resolved ({refs[0].get('note')})", flush=True)
+                print(f"reference ipc {ipc}: not resolved ({rounds[0]['reference'].get('note')})", flush=True)
         rows.append(row)
     ref_versions = None
     if args.reference_dir:
         ref_versions = subprocess.run([args.reference_python, "-c", "import torch, torchvision, scipy; "
                                        "print(torch.__version__, torchvision.__version__, scipy.__version__, "
                                        "torch.get_num_threads())"], capture_output=True, text=True).stdout.strip()
+    ran_with = {"jaxdistill": settings}  # what each side ran with
+    if args.reference_dir:
+        ran_with["reference"] = {"glibc_tunables": env.get("GLIBC_TUNABLES")}
+        if args.reference_plain:
+            ran_with["reference_without_glibc_tunables"] = {"glibc_tunables": None}
     out = Path(args.out or f"results/bench/dc_{jax.default_backend()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, {"benchmark": "DC outer iteration, MNIST ConvNet", "command": " ".join(["python"] + sys.argv),
                      "rows": rows, "versions": versions(), "device": device_info(),
                      "glibc_tunables": env.get("GLIBC_TUNABLES"), "xla_flags": env.get("XLA_FLAGS"),
+                     "settings": ran_with, "host": {"cpu_model": cpu_model(), "kernel": platform.release(),
+                                                    "cpu_count": os.cpu_count(), "node": platform.node()},
                      "reference_versions (torch torchvision scipy threads)": ref_versions})
     print(f"wrote {out}")
 

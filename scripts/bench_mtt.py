@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dc import child_rusage  # noqa: E402
 
-from jaxdistill.cpu_tuning import reexec_with_malloc_tuning  # noqa: E402
+from jaxdistill import cpu_tuning  # noqa: E402
 
 
 def one(method: str, ipc: int, syn_steps: int, remat: bool, timed: int) -> dict:
@@ -71,7 +71,9 @@ def one(method: str, ipc: int, syn_steps: int, remat: bool, timed: int) -> dict:
 
 
 def main() -> None:
-    reexec_with_malloc_tuning()
+    # Opt in to the CPU settings first (restarting once for the allocator); the `--one` children inherit them, and
+    # the record's device.cpu_tuning says what was in effect. JAXDISTILL_CPU_TUNING=0 times without them.
+    settings = cpu_tuning.apply(reexec=True)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--method", choices=("mtt", "datm"), default="mtt")
     p.add_argument("--ipc", type=int, default=1)
@@ -86,6 +88,7 @@ def main() -> None:
     import jax
 
     from jaxdistill.records import device_info, versions
+    print(cpu_tuning.describe(settings), flush=True)
     rows = []
     for steps in [int(s) for s in args.syn_steps.split(",")]:
         for remat in (True, False):

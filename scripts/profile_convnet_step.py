@@ -30,7 +30,8 @@ def main() -> None:
     p.add_argument("--hlo", default=None, help="write the compiled HLO text here")
     args = p.parse_args()
 
-    import jaxdistill  # noqa: F401  (XLA:CPU flags)
+    from jaxdistill import cpu_tuning
+    print(cpu_tuning.describe(cpu_tuning.apply()), flush=True)  # the XLA:CPU flags the command line runs with
     import jax
     import jax.numpy as jnp
     from jax._src.lib import _profile_data

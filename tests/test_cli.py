@@ -243,6 +243,26 @@ def test_datasets_verifies_a_data_dir(tiny, tmp_path, capsys):
     assert row.split()[1:4] == ["4x4x1", "3", "verified"] and str(tiny) in row
 
 
+@pytest.mark.parametrize("case", ["applied", "backend_started", "off"])
+def test_verbose_says_which_cpu_settings_the_command_applied(clean_env, monkeypatch, tmp_path, capsys, case):
+    from jaxdistill import cpu_tuning
+    for name in ("XLA_FLAGS", cpu_tuning.APPLIED_ENV):  # whatever main() writes there is undone after the test
+        monkeypatch.setenv(name, "")
+    for name in ("GLIBC_TUNABLES", "JAXDISTILL_MALLOC_TUNING", "JAXDISTILL_CPU_TUNING"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(cpu_tuning, "backend_started", lambda: case == "backend_started")
+    if case == "off":
+        monkeypatch.setenv("JAXDISTILL_CPU_TUNING", "0")
+    code, out, err = cli(capsys, "--verbose", "datasets", "--cache-dir", tmp_path / "cache")
+    assert code == 0 and "mnist" in out
+    (line,) = [line for line in err.splitlines() if line.startswith("cpu tuning:")]
+    assert line == {"applied": f"cpu tuning: XLA_FLAGS += {cpu_tuning.XLA_CPU_FLAGS[0]}; "
+                               "allocator untuned (no restart, or not glibc Linux)",  # a call from Python: no restart
+                    "backend_started": "cpu tuning: not applied (jax's backend had already started in this process)",
+                    "off": "cpu tuning: off (JAXDISTILL_CPU_TUNING=0)"}[case]
+    assert "compilation cache: " in err
+
+
 # ---- as a user runs it ----------------------------------------------------------------------------------------------
 
 

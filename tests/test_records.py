@@ -44,3 +44,12 @@ def test_arrays_checksum_changes_with_any_pixel_label_or_dtype():
     assert (records.arrays_checksum((images, labels.astype(np.int64)))
             != records.arrays_checksum((images, labels.astype(np.int32))))
     assert records.arrays_checksum((images.copy(), labels.copy())) == base
+
+
+def test_device_info_records_the_host_and_the_cpu_settings_in_effect():
+    from jaxdistill import cpu_tuning
+    info = records.device_info()
+    assert {"backend", "devices", "device_count", "host", "cpu_count", "platform"} <= set(info)  # the old keys
+    assert isinstance(info["cpu_model"], str) and info["kernel"]
+    assert info["cpu_tuning"] == cpu_tuning.applied_settings()
+    assert records.as_read_back(info) == info  # JSON-ready
