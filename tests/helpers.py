@@ -75,3 +75,21 @@ def tiny_loaded(num_per_class: int = 6, num_classes: int = 2, size: int = 8):
     train_x, train_y = tiny_images(num_per_class, num_classes, size)
     test_x, test_y = tiny_images(4, num_classes, size, seed=1)
     return LoadedData(spec, make_real_data(train_x, train_y, num_classes), test_x, test_y)
+
+
+# ---- tiny settings of every registered method, and the policy tests compile under --------------------------------
+TINY_DC = {"batch_real": 2, "model": "convnet:depth=2,width=8", "outer_loop": 2, "inner_loop": 1}
+TINY_MTT = {"syn_steps": 3, "expert_epochs": 1, "max_start_epoch": 2, "model": "convnet:depth=1,width=4",
+            "lr_img": 10.0}
+TINY_SETTINGS = {
+    "dc": TINY_DC,
+    # two DSA operations keep a real switch between augmentations while compiling in a fraction of the full
+    # strategy's time (every operation is tested in tests/data/test_dsa.py)
+    "dsa": {**TINY_DC, "dsa_strategy": "crop_rotate"},
+    "mtt": TINY_MTT,
+    "datm": {**TINY_MTT, "current_max_start_epoch": 1, "expansion_end_epoch": 2, "label_experts": 2,
+             "candidate_pool": 4},
+}
+# Tests compile gradient matching's class loop as a scan, 3-4x faster to compile than the unrolled default
+# (tests/methods/test_dc.py and tests/test_golden.py check both forms).
+TEST_POLICY = {"class_loop": "scan"}
