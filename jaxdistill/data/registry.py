@@ -253,9 +253,10 @@ class DatasetSpec:
 
     files are checked per file (see `FileSpec`); manifest, if given, is checked against the decoded arrays (see
     `Manifest`); a spec needs at least one of the two. defaults are the per-dataset settings methods fall back on.
-    resolutions are the square image sides (pixels) the dataset may be loaded at; the native side is always
-    allowed, and is all there is unless more are listed. `at_resolution(r)` gives the spec at side r; the spec it
-    returns remembers the native shape in native_image_shape (None on a native spec: image_shape is native).
+    resolutions are the square image sides (pixels) the dataset may be loaded at besides its native one, which is
+    always allowed (`allowed_resolutions` is the union; listing the native side too is fine). `at_resolution(r)`
+    gives the spec at side r; the spec it returns remembers the native shape in native_image_shape (None on a native
+    spec: image_shape is native).
     """
 
     name: str
@@ -320,23 +321,20 @@ class DatasetSpec:
                     f"image_shape {self.image_shape}; build resized specs with spec.at_resolution(side)"
                 )
         h, w, _ = self.native_shape
-        try:
-            sides = sorted({int(r) for r in self.resolutions} | ({h} if h == w else set()))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: resolutions must be image sides in pixels, got {self.resolutions!r}") from None
-        if any(r < 1 for r in sides):
-            raise ConfigError(f"{where}: resolutions must be positive, got {self.resolutions}")
+        if any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1 for r in self.resolutions):
+            raise ConfigError(f"{where}: resolutions must be positive image sides in pixels, got {self.resolutions!r}")
+        sides = tuple(sorted({int(r) for r in self.resolutions}))
         if h != w and sides:
             raise ConfigError(
-                f"{where}: resolutions {tuple(sides)} need square images, but the native shape is "
+                f"{where}: resolutions {sides} need square images, but the native shape is "
                 f"{self.native_shape}; leave resolutions out"
             )
-        object.__setattr__(self, "resolutions", tuple(sides))
+        object.__setattr__(self, "resolutions", sides)
         if self.native_image_shape is not None and (
-            self.image_shape[0] != self.image_shape[1] or self.image_shape[0] not in sides
+            self.image_shape[0] != self.image_shape[1] or self.image_shape[0] not in self.allowed_resolutions
         ):
             raise ConfigError(
-                f"{where}: image_shape {self.image_shape} is not one of its resolutions {tuple(sides)}"
+                f"{where}: image_shape {self.image_shape} is not one of its resolutions {self.allowed_resolutions}"
             )
         if self.manifest is not None and self.manifest.image_shape != self.native_shape:
             raise ConfigError(
@@ -360,6 +358,13 @@ class DatasetSpec:
         return self.native_image_shape if self.native_image_shape is not None else self.image_shape
 
     @property
+    def allowed_resolutions(self) -> tuple[int, ...]:
+        """The image sides (pixels) the dataset may be loaded at, ascending: the native side and `resolutions`
+        (empty for non-square images, which load at their native shape only)."""
+        h, w, _ = self.native_shape
+        return tuple(sorted(set(self.resolutions) | {h})) if h == w else ()
+
+    @property
     def is_resized(self) -> bool:
         """Whether image_shape differs from the native shape (a spec from `at_resolution`)."""
         return self.image_shape != self.native_shape
@@ -367,7 +372,7 @@ class DatasetSpec:
     def at_resolution(self, resolution: int | None) -> DatasetSpec:
         """This dataset with image_shape (resolution, resolution, C); None or the native side: the native spec.
 
-        Raises ConfigError for a side not in `resolutions`. Mean and std are kept (resizing changes them by far
+        Raises ConfigError for a side not in `allowed_resolutions`. Mean and std are kept (resizing changes them by far
         less than their published precision).
         """
         h, w, c = self.native_shape
@@ -376,13 +381,13 @@ class DatasetSpec:
         )
         if resolution is None:
             return native
-        allowed = ", ".join(str(r) for r in self.resolutions) or f"only its native {h}x{w}"
+        allowed = ", ".join(str(r) for r in self.allowed_resolutions) or f"only its native {h}x{w}"
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
             raise ConfigError(
                 f"dataset {self.name!r}: resolution must be an image side in pixels (allowed: {allowed}), "
                 f"got {resolution!r}"
             )
-        if resolution not in self.resolutions:
+        if resolution not in self.allowed_resolutions:
             raise ConfigError(
                 f"dataset {self.name!r} cannot be loaded at resolution {resolution}; allowed image sides "
                 f"(pixels): {allowed}. Choose one of these, or leave the resolution out for the native size"

@@ -190,9 +190,12 @@ def test_convnet_depth_table():
 
 
 def test_resolutions_of_builtins():
-    assert get_spec("mnist").resolutions == get_spec("fashion_mnist").resolutions == (28, 32)
-    assert get_spec("cifar10").resolutions == (32,)
-    assert make_spec().resolutions == (8,)  # default: the native side only
+    assert get_spec("mnist").allowed_resolutions == get_spec("fashion_mnist").allowed_resolutions == (28, 32)
+    assert get_spec("cifar10").allowed_resolutions == (32,)
+    assert make_spec().resolutions == () and make_spec().allowed_resolutions == (8,)  # default: the native side only
+    assert make_spec(resolutions=[16, 4]).allowed_resolutions == (4, 8, 16)
+    with pytest.raises(ConfigError, match="positive image sides"):
+        make_spec(resolutions=(0,))
 
 
 def test_at_resolution():
@@ -200,7 +203,7 @@ def test_at_resolution():
     assert mnist.at_resolution(None) is mnist and mnist.at_resolution(28) is mnist
     at32 = mnist.at_resolution(32)
     assert at32.image_shape == (32, 32, 1) and at32.native_shape == (28, 28, 1) and at32.is_resized
-    assert (at32.name, at32.mean, at32.files, at32.resolutions) == (mnist.name, mnist.mean, mnist.files, (28, 32))
+    assert (at32.name, at32.mean, at32.files, at32.allowed_resolutions) == (mnist.name, mnist.mean, mnist.files, (28, 32))
     assert at32.at_resolution(28) == mnist and at32.at_resolution(None) == mnist and at32.at_resolution(32) == at32
     assert not mnist.is_resized and mnist.native_shape == (28, 28, 1)
 
@@ -220,7 +223,9 @@ def test_cifar_only_at_32():
 def test_resolutions_need_square_images():
     with pytest.raises(ConfigError, match="square"):
         make_spec(image_shape=(8, 6, 3), resolutions=(16,))
-    assert make_spec(image_shape=(8, 6, 3)).resolutions == ()
+    assert make_spec(image_shape=(8, 6, 3)).allowed_resolutions == ()
+    with pytest.raises(ConfigError, match="only its native 8x6"):
+        make_spec(image_shape=(8, 6, 3)).at_resolution(8)
 
 
 # ---- integrity declarations ------------------------------------------------------------------------------------------
