@@ -57,7 +57,15 @@ class _NotGzip(Exception):
 
 def content_sha256(path: str | os.PathLike) -> str:
     """Lowercase hex sha256 of the file's content: of its decompressed bytes if it is gzip (by its first two bytes,
-    all members, CRC-checked), else of its bytes. Raises _NotGzip for a gzip file that does not decompress."""
+    all members, CRC-checked), else of its bytes. Raises DataError for a gzip file that does not decompress."""
+    try:
+        return _content_sha256(path)
+    except _NotGzip as e:
+        raise DataError(f"{path}: {e}; delete it, or replace it with a good copy") from None
+
+
+def _content_sha256(path: str | os.PathLike) -> str:
+    """`content_sha256`, raising _NotGzip for a gzip file that does not decompress."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         head = f.read(2)
@@ -118,7 +126,7 @@ def _content_mismatch(path: Path, file: FileSpec) -> str | None:
     if file.decompressed_sha256 is None:
         return f"got {actual}"
     try:
-        content = content_sha256(path)
+        content = _content_sha256(path)
     except _NotGzip as e:
         return f"got {actual}, and {e}"
     if content == file.decompressed_sha256:
@@ -230,7 +238,7 @@ def _check_download(tmp: Path, file: FileSpec, received: int, actual: str) -> st
         return file.filename
     if file.decompressed_sha256 is not None:
         try:
-            content = content_sha256(tmp)
+            content = _content_sha256(tmp)
         except _NotGzip:
             content = None
         if content == file.decompressed_sha256:

@@ -327,11 +327,16 @@ def _check_split(spec: DatasetSpec, split: str, images, labels, expected: int, o
     return np.ascontiguousarray(images), labels.astype(np.int32)
 
 
-def _to_dataset(spec: DatasetSpec, arrays: Arrays, where: str, origin: DataOrigin | None = None) -> Dataset:
-    """Check the arrays (at the native shape) against the spec, then resize them to spec.image_shape if it differs."""
+def _to_dataset(
+    spec: DatasetSpec, arrays: Arrays, where: str, origin: DataOrigin | None = None, check_manifest: bool = False
+) -> Dataset:
+    """Check the arrays (at the native shape) against the spec (and its manifest, if asked and it has one), then
+    resize them to spec.image_shape if it differs."""
     train_x, train_y, test_x, test_y = arrays
     train_x, train_y = _check_split(spec, "train", train_x, train_y, spec.train_size, where)
     test_x, test_y = _check_split(spec, "test", test_x, test_y, spec.test_size, where)
+    if check_manifest and spec.manifest is not None:
+        verify_manifest(spec.manifest, train_x, train_y, test_x, test_y, where=f"dataset {spec.name!r} in {where}")
     if spec.is_resized:
         h, w, _ = spec.image_shape
         train_x, test_x = resize_images(train_x, h, w), resize_images(test_x, h, w)
@@ -356,7 +361,7 @@ def load_dataset(
     Datasets, with data_dir as TFDS's data directory. Shapes, counts and label range are checked against the spec,
     and the decoded arrays against its manifest if it has one (files only); anything off raises DataError.
 
-    resolution: the image side in pixels, one of `spec.resolutions` (ConfigError otherwise). None keeps the spec's
+    resolution: the image side in pixels, one of `spec.allowed_resolutions` (ConfigError otherwise). None keeps the spec's
     own image_shape (the native one for a registered name); the native side returns the arrays as read, bit for bit.
     Any other side resizes both splits on the host (antialiased linear resampling, uint8 in and uint8 out; see
     `jaxdistill.data.resize`), and the returned Dataset's spec is `spec.at_resolution(resolution)`.
@@ -376,9 +381,7 @@ def load_dataset(
         origin = resolve_dataset_origin(spec, data_dir, cache_dir, download, progress)
         folder = Path(origin.folder)
         arrays = reader(spec.at_resolution(None), folder)  # readers read the native shape
-        if spec.manifest is not None:
-            verify_manifest(spec.manifest, *arrays, where=f"dataset {spec.name!r} in {folder}")
-        return _to_dataset(spec, arrays, str(folder), origin)
+        return _to_dataset(spec, arrays, str(folder), origin, check_manifest=True)
     if source == "tfds":
         from jaxdistill.data.tfds_backend import load_tfds
 
@@ -401,7 +404,10 @@ def _folder_status(spec: DatasetSpec, folder: Path) -> tuple[str, str]:
         except DataError:
             corrupt.append(path.name)
     if corrupt:
-        return "corrupt", f"{folder}: sha256 mismatch in {', '.join(corrupt)}; delete so they are downloaded again"
+        return "corrupt", (
+            f"{folder}: sha256 mismatch in {', '.join(corrupt)}; replace them with good copies (in the cache: delete "
+            f"them so they are downloaded again)"
+        )
     if not present:
         return "missing", f"no files in {folder}"
     if missing:

@@ -315,3 +315,9 @@ def test_manifest_dataset_through_a_registered_reader(tmp_path, monkeypatch):
     arrays[2][0, 0, 0, 0] ^= 1
     with pytest.raises(DataError, match=r"dataset 'folder_like' in .*images: the decoded images .*some image differs"):
         load_dataset(spec, tmp_path / "images", progress=False)
+
+
+def test_content_sha256_of_a_broken_gzip_names_the_file(tmp_path):
+    (tmp_path / "x.gz").write_bytes(gzip.compress(b"abc" * 100)[:-4])
+    with pytest.raises(DataError, match=r"x.gz: its gzip data ends early \(truncated\)"):
+        content_sha256(tmp_path / "x.gz")
