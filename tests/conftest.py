@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated environment, a local HTTP server, and a tiny IDX dataset."""
 
+import gzip
 import hashlib
 import http.server
 import os
@@ -92,8 +93,11 @@ def http_server():
     thread.join(5)
 
 
-def write_tiny_idx(folder: Path, base_urls=(), name="tiny", train=12, test=6, seed=0) -> DatasetSpec:
-    """Write a 4x4x1, 3-class IDX dataset into `folder`; return its spec (sha256 computed, urls = base + name)."""
+def write_tiny_idx(folder: Path, base_urls=(), name="tiny", train=12, test=6, seed=0,
+                   decompressed_sha256=False) -> DatasetSpec:
+    """Write a 4x4x1, 3-class IDX dataset into `folder`; return its spec (sha256 computed, urls = base + name).
+
+    decompressed_sha256=True also records each file's decompressed sha256, as the MNIST specs do."""
     rng = np.random.default_rng(seed)
     arrays = (
         rng.integers(0, 256, (train, 4, 4), dtype=np.uint8),
@@ -106,7 +110,8 @@ def write_tiny_idx(folder: Path, base_urls=(), name="tiny", train=12, test=6, se
         write_idx(folder / fn, arr)
         data = (folder / fn).read_bytes()
         urls = tuple(base + fn for base in base_urls)
-        files.append(FileSpec(fn, urls, hashlib.sha256(data).hexdigest(), len(data)))
+        content = hashlib.sha256(gzip.decompress(data)).hexdigest() if decompressed_sha256 else None
+        files.append(FileSpec(fn, urls, hashlib.sha256(data).hexdigest(), len(data), decompressed_sha256=content))
     return DatasetSpec(
         name=name, image_shape=(4, 4, 1), num_classes=3, class_names=("a", "b", "c"), mean=(0.5,), std=(0.25,),
         files=tuple(files), format="idx", train_size=train, test_size=test, tfds_name=None, homepage="http://example.invalid/",

@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdistill.data.dsa import DSA_STRATEGY, dsa_augmentation, parse_dsa_strategy
+from jaxdistill.data.registry import DatasetSpec, find_spec
 from jaxdistill.errors import ConfigError
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "crop_image",
     "dc_augment",
     "default_eval_augmentation",
+    "eval_augmentation_for",
     "get_augment",
     "jitter_augment",
     "noise_image",
@@ -530,14 +532,25 @@ def _get_dsa_augment(name: str, magnitudes: dict) -> Augmentation:
     return dsa_augmentation(strategy)
 
 
-def default_eval_augmentation(dataset_name: str, model_eval: str = "ConvNet") -> str:
-    """DC's evaluation augmentation strategy (``get_daparam``).
-
-    ``'crop_scale_rotate'`` for MNIST and ``'none'`` for every other dataset, except that a
-    batch-norm ConvNet (``model_eval='ConvNetBN'``) always gets ``'crop_noise'``. Dataset names
-    are compared case-insensitively.
-    """
+def eval_augmentation_for(spec: DatasetSpec, model_eval: str = "ConvNet") -> str:
+    """DC's evaluation augmentation for a spec: ``spec.defaults.eval_augmentation``, or ``'crop_noise'`` for a
+    batch-norm ConvNet (``model_eval='ConvNetBN'``), as DC's ``get_daparam`` gives it whatever the dataset."""
     if model_eval == "ConvNetBN":
         return "crop_noise"
-    return "crop_scale_rotate" if dataset_name.lower() == "mnist" else "none"
+    return spec.defaults.eval_augmentation
 
+
+def default_eval_augmentation(dataset_name: str | DatasetSpec, model_eval: str = "ConvNet") -> str:
+    """DC's evaluation augmentation strategy (``get_daparam``) for a dataset (case-insensitive name, or a spec).
+
+    A registered dataset's is its spec's ``defaults.eval_augmentation`` (``'crop_scale_rotate'`` for MNIST,
+    ``'none'`` for the others); a name that is not registered gets ``'none'`` (``'crop_scale_rotate'`` if it is
+    ``'mnist'``), as ``get_daparam`` does. A batch-norm ConvNet (``model_eval='ConvNetBN'``) always gets
+    ``'crop_noise'``.
+    """
+    spec = find_spec(dataset_name)
+    if spec is not None:
+        return eval_augmentation_for(spec, model_eval)
+    if model_eval == "ConvNetBN":
+        return "crop_noise"
+    return "crop_scale_rotate" if str(dataset_name).strip().lower() == "mnist" else "none"

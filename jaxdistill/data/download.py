@@ -1,14 +1,21 @@
 """Downloading and checking dataset files.
 
+A file is accepted when its bytes have the sha256 it was published with (the fast path), or, for a gzip file whose
+spec gives `FileSpec.decompressed_sha256`, when its content has that digest: the content is the gunzipped bytes of a
+gzip file (so a faithful re-compression, e.g. by `gzip -n`, is accepted) or the bytes themselves of an uncompressed
+copy, which may sit under the name without '.gz' (`FileSpec.uncompressed_name`). `locate_file` finds which form a
+folder holds; `verify_file` checks it.
+
 `download_file` streams each mirror into a uniquely named temporary file next to the destination, hashing as it
-goes; only a complete file with the right sha256 is moved into place (atomically, with os.replace). Whatever goes
-wrong, the temporary file is removed, so nothing half-written is ever left behind.
+goes; only a complete file that passes the same check is moved into place (atomically, with os.replace). Whatever
+goes wrong, the temporary file is removed, so nothing half-written is ever left behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import zlib
 import os
 import socket
 import sys
@@ -22,9 +29,10 @@ from tqdm import tqdm
 from jaxdistill.data.registry import FileSpec
 from jaxdistill.errors import DataError
 
-__all__ = ["sha256_file", "verify_file", "download_file", "MANUAL_FIX"]
+__all__ = ["sha256_file", "content_sha256", "locate_file", "verify_file", "download_file", "MANUAL_FIX"]
 
 _CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
 _USER_AGENT = "jaxdistill/0.1 (+dataset download; urllib)"
 
 #: How to point jaxdistill at files fetched by hand; appended to error messages.
@@ -43,8 +51,94 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+class _NotGzip(Exception):
+    """The bytes are not a complete, valid gzip stream; the message says how."""
+
+
+def content_sha256(path: str | os.PathLike) -> str:
+    """Lowercase hex sha256 of the file's content: of its decompressed bytes if it is gzip (by its first two bytes,
+    all members, CRC-checked), else of its bytes. Raises DataError for a gzip file that does not decompress."""
+    try:
+        return _content_sha256(path)
+    except _NotGzip as e:
+        raise DataError(f"{path}: {e}; delete it, or replace it with a good copy") from None
+
+
+def _content_sha256(path: str | os.PathLike) -> str:
+    """`content_sha256`, raising _NotGzip for a gzip file that does not decompress."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        head = f.read(2)
+        if head != _GZIP_MAGIC:
+            h.update(head)
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+            return h.hexdigest()
+        f.seek(0)
+        dec = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        fed = False  # whether the current member's decompressor has seen any bytes
+        try:
+            while chunk := f.read(_CHUNK):
+                while chunk:
+                    fed = True
+                    h.update(dec.decompress(chunk))
+                    chunk = b""
+                    if dec.eof:  # a member ended; what follows starts the next member
+                        chunk = dec.unused_data
+                        dec = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                        fed = False
+        except zlib.error as e:
+            raise _NotGzip(f"its gzip data does not decompress ({e})") from None
+        if fed:
+            raise _NotGzip("its gzip data ends early (truncated)")
+    return h.hexdigest()
+
+
+def locate_file(folder: str | os.PathLike, file: FileSpec) -> Path | None:
+    """The path of the first of `file.accepted_names` present in `folder` (the published name first), or None."""
+    folder = Path(folder)
+    for name in file.accepted_names:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _describe_file(path: Path, file: FileSpec) -> str:
+    if path.name == file.filename:
+        return file.filename
+    return f"{path.name} (the uncompressed form of {file.filename})"
+
+
+def _accepted_forms(file: FileSpec) -> str:
+    if file.decompressed_sha256 is None:
+        return f"expected {file.sha256}"
+    return (
+        f"expected {file.sha256} (the archive as published), or {file.decompressed_sha256} for its "
+        f"decompressed content (a re-compressed {file.filename}, or {file.uncompressed_name} uncompressed)"
+    )
+
+
+def _content_mismatch(path: Path, file: FileSpec) -> str | None:
+    """None if the file at `path` is an accepted form of `file`, else what its digests were (for a message)."""
+    actual = sha256_file(path)
+    if actual == file.sha256:
+        return None
+    if file.decompressed_sha256 is None:
+        return f"got {actual}"
+    try:
+        content = _content_sha256(path)
+    except _NotGzip as e:
+        return f"got {actual}, and {e}"
+    if content == file.decompressed_sha256:
+        return None
+    return f"got {actual}" + ("" if content == actual else f" (decompressed: {content})")
+
+
 def verify_file(path: str | os.PathLike, file: FileSpec) -> None:
-    """Raise DataError unless `path` exists and has `file`'s sha256."""
+    """Raise DataError unless `path` exists and is an accepted form of `file` (see the module docstring).
+
+    `path` may name the published file or, when the spec allows one, its uncompressed form.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(
@@ -52,16 +146,16 @@ def verify_file(path: str | os.PathLike, file: FileSpec) -> None:
             f"download it from {_first_url(file)} into {path.parent}, or {MANUAL_FIX}"
         )
     try:
-        actual = sha256_file(path)
+        mismatch = _content_mismatch(path, file)
         nbytes = path.stat().st_size
     except OSError as e:
         raise DataError(f"{file.filename}: cannot read {path}: {e}; check its permissions, or delete it") from e
-    if actual != file.sha256:
+    if mismatch is not None:
         size_note = ""
-        if file.size is not None and nbytes != file.size:
+        if file.size is not None and nbytes != file.size and path.name == file.filename:
             size_note = f" (it has {nbytes} bytes, expected {file.size})"
         raise DataError(
-            f"{file.filename} at {path} is corrupt: sha256 expected {file.sha256}, got {actual}{size_note}; "
+            f"{_describe_file(path, file)} at {path} is corrupt: sha256 {_accepted_forms(file)}, {mismatch}{size_note}; "
             f"delete it so it is downloaded again, or replace it with a good copy from {_first_url(file)}"
         )
 
@@ -74,8 +168,10 @@ class _AttemptFailed(Exception):
     """One mirror failed; the message says how."""
 
 
-def _stream(url: str, file: FileSpec, out, progress: bool, timeout: float) -> None:
-    """Fetch `url` into the open binary file `out`, checking length and sha256; raise _AttemptFailed."""
+def _stream(url: str, file: FileSpec, out, progress: bool, timeout: float) -> tuple[int, str]:
+    """Fetch `url` into the open binary file `out`, checking its length against Content-Length; raise _AttemptFailed.
+
+    Returns (bytes received, their sha256)."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -129,11 +225,30 @@ def _stream(url: str, file: FileSpec, out, progress: bool, timeout: float) -> No
     out.flush()
     if expected_len is not None and received != expected_len:
         raise _AttemptFailed(_truncated(received, expected_len))
-    if file.size is not None and received != file.size:
+    return received, digest.hexdigest()
+
+
+def _check_download(tmp: Path, file: FileSpec, received: int, actual: str) -> str:
+    """The name to store a complete download under, or _AttemptFailed if it is not an accepted form of `file`.
+
+    The published bytes are stored under the published name. A mirror that serves the same content in other
+    packaging is accepted when the spec gives the decompressed sha256: gzip under the published name, uncompressed
+    bytes under the uncompressed name (so the stored name says what the file is)."""
+    if actual == file.sha256 and (file.size is None or received == file.size):
+        return file.filename
+    if file.decompressed_sha256 is not None:
+        try:
+            content = _content_sha256(tmp)
+        except _NotGzip:
+            content = None
+        if content == file.decompressed_sha256:
+            with open(tmp, "rb") as f:
+                return file.filename if f.read(2) == _GZIP_MAGIC else str(file.uncompressed_name)
+    if actual == file.sha256:
         raise _AttemptFailed(f"got {received} bytes, expected {file.size}")
-    actual = digest.hexdigest()
-    if actual != file.sha256:
-        raise _AttemptFailed(f"sha256 mismatch: expected {file.sha256}, got {actual}")
+    if file.size is not None and received != file.size and file.decompressed_sha256 is None:
+        raise _AttemptFailed(f"got {received} bytes, expected {file.size}")
+    raise _AttemptFailed(f"sha256 mismatch: {_accepted_forms(file)}, got {actual}")
 
 
 def _truncated(received: int, expected: int | None) -> str:
@@ -162,12 +277,12 @@ def download_file(
     progress: bool = True,
     timeout: float = 30,
 ) -> Path:
-    """Download `file` into `dest_dir`, trying its mirrors in order; return the final path.
+    """Download `file` into `dest_dir`, trying its mirrors in order; return the final path (normally
+    dest_dir/file.filename; dest_dir/file.uncompressed_name if a mirror served the decompressed content).
 
     Raises DataError naming the file, each URL tried and why it failed, and how to fetch it by hand.
     """
     dest_dir = Path(dest_dir)
-    target = dest_dir / file.filename
     manual = f"download it by hand from {_first_url(file)} into {dest_dir}, or {MANUAL_FIX}"
     if not file.urls:
         raise DataError(f"{file.filename} has no download URL; {manual}")
@@ -189,8 +304,9 @@ def download_file(
         moved = False
         try:
             with os.fdopen(fd, "wb") as out:
-                _stream(url, file, out, progress, timeout)
+                received, actual = _stream(url, file, out, progress, timeout)
                 os.fsync(out.fileno())
+            target = dest_dir / _check_download(tmp, file, received, actual)
             os.replace(tmp, target)
             moved = True
             return target

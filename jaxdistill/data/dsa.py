@@ -61,6 +61,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxdistill.data.registry import DSA_DIGIT_STRATEGY, DSA_STRATEGY, DatasetSpec, find_spec
 from jaxdistill.errors import ConfigError
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "contrast",
     "cutout",
     "default_dsa_strategy",
+    "dsa_strategy_for",
     "dsa_augment",
     "dsa_augmentation",
     "flip_width",
@@ -86,11 +88,8 @@ __all__ = [
 #: Operation groups a strategy may combine (the reference's ``AUGMENT_FNS``).
 DSA_OPS: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
-#: The DSA paper's strategy (reference readme, for FashionMNIST and CIFAR-10/100).
-DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
-
-#: The reference readme's strategy for the digit datasets MNIST and SVHN (no flip).
-DSA_DIGIT_STRATEGY = "color_crop_cutout_scale_rotate"
+# DSA_STRATEGY (the DSA paper's, for FashionMNIST and CIFAR-10/100) and DSA_DIGIT_STRATEGY (the reference readme's
+# for the digit datasets MNIST and SVHN, without flip) are defined with the dataset defaults and re-exported here.
 
 _NONE_STRATEGIES = ("none", "None", "")
 
@@ -142,15 +141,29 @@ def parse_dsa_strategy(strategy: str | None) -> tuple[str, ...]:
     return ops
 
 
-def default_dsa_strategy(dataset_name: str) -> str:
-    """The reference's DSA strategy for a dataset (case-insensitive name).
+# Unregistered names keep the rule this function had before the defaults moved onto the specs: the digit datasets
+# (the reference readme names MNIST and SVHN) get the strategy without flip, every other name the paper's.
+_DIGIT_DATASETS = ("mnist", "svhn")
 
-    The DatasetCondensation readme (DSA section) says to use ``color_crop_cutout_flip_scale_rotate``
-    for FashionMNIST and CIFAR-10/100 and ``color_crop_cutout_scale_rotate`` for the digit datasets
-    MNIST and SVHN, "as flip augmentation is not good for digit datasets". So ``'mnist'`` and
-    ``'svhn'`` get :data:`DSA_DIGIT_STRATEGY`, every other name :data:`DSA_STRATEGY`.
+
+def dsa_strategy_for(spec: DatasetSpec) -> str:
+    """The DSA strategy a spec declares (``spec.defaults.dsa_strategy``)."""
+    return spec.defaults.dsa_strategy
+
+
+def default_dsa_strategy(dataset_name: str | DatasetSpec) -> str:
+    """The reference's DSA strategy for a dataset (case-insensitive name, or a spec).
+
+    A registered dataset's strategy is its spec's ``defaults.dsa_strategy``. The DatasetCondensation readme (DSA
+    section) says to use ``color_crop_cutout_flip_scale_rotate`` for FashionMNIST and CIFAR-10/100 and
+    ``color_crop_cutout_scale_rotate`` for the digit datasets MNIST and SVHN, "as flip augmentation is not good for
+    digit datasets"; a name that is not registered gets :data:`DSA_DIGIT_STRATEGY` if it is ``'svhn'`` (or
+    ``'mnist'``), else :data:`DSA_STRATEGY`.
     """
-    return DSA_DIGIT_STRATEGY if dataset_name.lower() in ("mnist", "svhn") else DSA_STRATEGY
+    spec = find_spec(dataset_name)
+    if spec is not None:
+        return dsa_strategy_for(spec)
+    return DSA_DIGIT_STRATEGY if str(dataset_name).strip().lower() in _DIGIT_DATASETS else DSA_STRATEGY
 
 
 # --------------------------------------------------------------------------------------------

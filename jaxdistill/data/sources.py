@@ -5,7 +5,11 @@ Where the files come from (`resolve_dataset_dir`), in order:
   2. $JAXDISTILL_DATA/<name>/, if that folder exists; never downloaded into;
   3. the cache, <cache>/<name>/ with <cache> = cache_dir, else $JAXDISTILL_CACHE, else ~/.cache/jaxdistill;
      missing files are downloaded there.
-Every file is checked against its sha256 each time it is used; a corrupt file is never read.
+Every file is checked each time it is used, against its published sha256 or, for a gzip file whose spec gives one,
+the sha256 of its decompressed content (so a re-compressed copy, or the uncompressed file under the name without
+'.gz', is accepted: see `jaxdistill.data.download`); a file that matches neither is never read. A spec with a
+`Manifest` also has its decoded arrays checked against it. `load_dataset` says where the data came from
+(`Dataset.origin`) and can resize the images to another resolution the spec allows.
 """
 
 from __future__ import annotations
@@ -18,17 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from jaxdistill.data.cifar import read_cifar10_python
-from jaxdistill.data.download import MANUAL_FIX, download_file, verify_file
+from jaxdistill.data.download import MANUAL_FIX, download_file, locate_file, verify_file
 from jaxdistill.data.idx import read_idx
-from jaxdistill.data.registry import DatasetSpec, FileSpec, get_spec
+from jaxdistill.data.registry import DatasetSpec, FileSpec, get_spec, verify_manifest
+from jaxdistill.data.resize import resize_images
 from jaxdistill.errors import ConfigError, DataError
 
 __all__ = [
     "ENV_DATA",
     "ENV_CACHE",
     "Dataset",
+    "DataOrigin",
+    "ORIGIN_KINDS",
     "default_cache_dir",
     "resolve_dataset_dir",
+    "resolve_dataset_origin",
     "load_dataset",
     "dataset_status",
     "register_reader",
@@ -38,19 +46,52 @@ __all__ = [
 ENV_DATA = "JAXDISTILL_DATA"
 ENV_CACHE = "JAXDISTILL_CACHE"
 STATUSES = ("verified", "corrupt", "incomplete", "missing")
+#: Where a dataset was loaded from: an explicit data_dir, $JAXDISTILL_DATA, the user cache, TensorFlow Datasets.
+ORIGIN_KINDS = ("data_dir", "env", "cache", "tfds")
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
+@dataclass(frozen=True)
+class DataOrigin:
+    """Where a loaded dataset came from: kind is one of ORIGIN_KINDS; folder is the folder its files were read from
+    (absolute, as resolved), or for kind 'tfds' TFDS's data directory (None: TFDS's default)."""
+
+    kind: str
+    folder: str | None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ORIGIN_KINDS:
+            raise ConfigError(f"data origin kind {self.kind!r} is not one of {', '.join(ORIGIN_KINDS)}")
+        if self.folder is not None:
+            object.__setattr__(self, "folder", os.fspath(self.folder))
+
+    def to_dict(self) -> dict[str, str | None]:
+        """{'kind': ..., 'folder': ...}, JSON-serialisable."""
+        return {"kind": self.kind, "folder": self.folder}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> DataOrigin:
+        """The inverse of `to_dict`."""
+        try:
+            return cls(kind=record["kind"], folder=record.get("folder"))
+        except (KeyError, TypeError, AttributeError):
+            raise ConfigError(f"a data origin record needs 'kind' and 'folder', got {record!r}") from None
+
+
 @dataclass
 class Dataset:
-    """A loaded dataset: images uint8 (N, H, W, C), labels int32 (N,)."""
+    """A loaded dataset: images uint8 (N, H, W, C) with (H, W, C) = spec.image_shape, labels int32 (N,).
+
+    origin says where it was loaded from (None only for datasets built by hand).
+    """
 
     spec: DatasetSpec
     train_images: np.ndarray
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    origin: DataOrigin | None = None
 
     @property
     def name(self) -> str:
@@ -75,7 +116,20 @@ def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _present(spec: DatasetSpec, folder: Path) -> list[FileSpec]:
-    return [f for f in spec.files if (folder / f.filename).is_file()]
+    """The spec's files found in `folder` under one of their accepted names."""
+    return [f for f in spec.files if locate_file(folder, f) is not None]
+
+
+def _missing(spec: DatasetSpec, folder: Path) -> list[FileSpec]:
+    return [f for f in spec.files if locate_file(folder, f) is None]
+
+
+def _file_names(files: list[FileSpec] | tuple[FileSpec, ...]) -> str:
+    """'a.gz (or a uncompressed), b.gz' for messages."""
+    return ", ".join(
+        f.filename if f.uncompressed_name is None else f"{f.filename} (or {f.uncompressed_name} uncompressed)"
+        for f in files
+    )
 
 
 def _explicit_folder(spec: DatasetSpec, data_dir: Path) -> Path:
@@ -83,7 +137,7 @@ def _explicit_folder(spec: DatasetSpec, data_dir: Path) -> Path:
     if not data_dir.is_dir():
         raise DataError(
             f"data directory {data_dir} for dataset {spec.name!r} does not exist or is not a folder; "
-            f"create it and put {', '.join(f.filename for f in spec.files)} in it (or in {data_dir / spec.name}), "
+            f"create it and put {_file_names(spec.files)} in it (or in {data_dir / spec.name}), "
             f"or leave out --data-dir to use the download cache"
         )
     candidates = [data_dir, data_dir / spec.name]
@@ -97,14 +151,14 @@ def _explicit_folder(spec: DatasetSpec, data_dir: Path) -> Path:
 def _missing_error(spec: DatasetSpec, folder: Path, missing: list[FileSpec], why: str) -> DataError:
     urls = "; ".join(f"{f.filename} from {f.urls[0] if f.urls else spec.homepage}" for f in missing)
     return DataError(
-        f"dataset {spec.name!r}: {', '.join(f.filename for f in missing)} missing in {folder} ({why}); "
+        f"dataset {spec.name!r}: {_file_names(missing)} missing in {folder} ({why}); "
         f"download {urls} into {folder}"
     )
 
 
 def _verify_all(spec: DatasetSpec, folder: Path) -> None:
     for f in spec.files:
-        verify_file(folder / f.filename, f)
+        verify_file(locate_file(folder, f) or folder / f.filename, f)
 
 
 def resolve_dataset_dir(
@@ -114,44 +168,68 @@ def resolve_dataset_dir(
     download: bool = True,
     progress: bool = True,
 ) -> Path:
-    """The folder holding all of the spec's files, each verified against its sha256 (see module docstring).
+    """The folder holding all of the spec's files, each verified (see module docstring).
 
     Raises DataError when files are missing (naming them and how to get them) or corrupt.
     """
+    return _resolve(spec, data_dir, cache_dir, download, progress)[0]
+
+
+def resolve_dataset_origin(
+    spec: DatasetSpec | str,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> DataOrigin:
+    """Like `resolve_dataset_dir`, but says which kind of place the folder is: a DataOrigin with the folder made
+    absolute (symbolic links are kept as they are)."""
+    folder, kind = _resolve(spec, data_dir, cache_dir, download, progress)
+    return DataOrigin(kind, folder.absolute())
+
+
+def _resolve(
+    spec: DatasetSpec | str,
+    data_dir: str | os.PathLike | None,
+    cache_dir: str | os.PathLike | None,
+    download: bool,
+    progress: bool,
+) -> tuple[Path, str]:
+    """(folder, origin kind); see `resolve_dataset_dir`."""
     spec = get_spec(spec)
     if data_dir is not None:
         folder = _explicit_folder(spec, Path(data_dir).expanduser())
-        missing = [f for f in spec.files if not (folder / f.filename).is_file()]
+        missing = _missing(spec, folder)
         if missing:
             raise _missing_error(spec, folder, missing, "files in an explicit data directory are never downloaded")
         _verify_all(spec, folder)
-        return folder
+        return folder, "data_dir"
 
     env = os.environ.get(ENV_DATA)
     if env:
         folder = Path(env).expanduser() / spec.name
         if folder.is_dir():
-            missing = [f for f in spec.files if not (folder / f.filename).is_file()]
+            missing = _missing(spec, folder)
             if missing:
                 raise _missing_error(
                     spec, folder, missing,
                     f"found through ${ENV_DATA}; files there are never downloaded; or unset ${ENV_DATA}",
                 )
             _verify_all(spec, folder)
-            return folder
+            return folder, "env"
 
     folder = default_cache_dir(cache_dir) / spec.name
-    missing = [f for f in spec.files if not (folder / f.filename).is_file()]
+    missing = _missing(spec, folder)
     # Verify what is already there first, so a corrupt file is reported before any long download.
     for f in spec.files:
         if f not in missing:
-            verify_file(folder / f.filename, f)
+            verify_file(locate_file(folder, f), f)
     if missing and not download:
         err = _missing_error(spec, folder, missing, "downloading is off")
         raise DataError(f"{err}, or allow downloading (download=True), or {MANUAL_FIX}")
     for f in missing:
         download_file(f, folder, progress=progress)
-    return folder
+    return folder, "cache"
 
 
 # ------------------------------------------------------------------------------------------------- readers
@@ -179,13 +257,16 @@ def _idx_roles(spec: DatasetSpec) -> dict[str, FileSpec]:
 
 def _read_idx_dataset(spec: DatasetSpec, folder: Path) -> Arrays:
     roles = _idx_roles(spec)
-    h, w, c = spec.image_shape
+    h, w, c = spec.native_shape
+
+    def path(role: str) -> Path:
+        file = roles[role]
+        return locate_file(folder, file) or folder / file.filename
+
     out = []
     for split in ("train", "test"):
-        images = read_idx(folder / roles[f"{split}_images"].filename, expected_shape=(None, h, w) if c == 1 else None)
-        labels = read_idx(
-            folder / roles[f"{split}_labels"].filename, expected_ndim=1, max_label=spec.num_classes - 1
-        )
+        images = read_idx(path(f"{split}_images"), expected_shape=(None, h, w) if c == 1 else None)
+        labels = read_idx(path(f"{split}_labels"), expected_ndim=1, max_label=spec.num_classes - 1)
         if images.ndim == 3:
             images = images[..., None]
         out += [images, labels]
@@ -209,7 +290,10 @@ _READERS: dict[str, Callable[[DatasetSpec, Path], Arrays]] = {
 
 
 def register_reader(format: str, reader: Callable[[DatasetSpec, Path], Arrays]) -> None:
-    """Add the reader of a file format: reader(spec, folder) -> (train_images, train_labels, test_images, test_labels)."""
+    """Add the reader of a file format: reader(spec, folder) -> (train_images, train_labels, test_images, test_labels),
+    images uint8 (N, H, W, C) at the spec's (native) image_shape, labels integers (N,). folder holds the spec's
+    verified files; a reader finds each with `jaxdistill.data.download.locate_file(folder, file)`, which also
+    finds an accepted uncompressed copy."""
     if format in _READERS:
         raise ConfigError(f"a reader for format {format!r} is already registered")
     _READERS[format] = reader
@@ -222,7 +306,7 @@ def _check_split(spec: DatasetSpec, split: str, images, labels, expected: int, o
     images = np.asarray(images)
     labels = np.asarray(labels)
     fix = "delete the files so they are downloaded again, or check that they belong to this dataset"
-    want_shape = (expected, *spec.image_shape)
+    want_shape = (expected, *spec.native_shape)
     if images.dtype != np.uint8:
         raise DataError(f"dataset {spec.name!r} from {origin}: {split} images are {images.dtype}, expected uint8; {fix}")
     if images.shape != want_shape:
@@ -243,11 +327,22 @@ def _check_split(spec: DatasetSpec, split: str, images, labels, expected: int, o
     return np.ascontiguousarray(images), labels.astype(np.int32)
 
 
-def _to_dataset(spec: DatasetSpec, arrays: Arrays, origin: str) -> Dataset:
+def _to_dataset(
+    spec: DatasetSpec, arrays: Arrays, where: str, origin: DataOrigin | None = None, check_manifest: bool = False
+) -> Dataset:
+    """Check the arrays (at the native shape) against the spec (and its manifest, if asked and it has one), then
+    resize them to spec.image_shape if it differs."""
     train_x, train_y, test_x, test_y = arrays
-    train_x, train_y = _check_split(spec, "train", train_x, train_y, spec.train_size, origin)
-    test_x, test_y = _check_split(spec, "test", test_x, test_y, spec.test_size, origin)
-    return Dataset(spec=spec, train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y)
+    train_x, train_y = _check_split(spec, "train", train_x, train_y, spec.train_size, where)
+    test_x, test_y = _check_split(spec, "test", test_x, test_y, spec.test_size, where)
+    if check_manifest and spec.manifest is not None:
+        verify_manifest(spec.manifest, train_x, train_y, test_x, test_y, where=f"dataset {spec.name!r} in {where}")
+    if spec.is_resized:
+        h, w, _ = spec.image_shape
+        train_x, test_x = resize_images(train_x, h, w), resize_images(test_x, h, w)
+    return Dataset(
+        spec=spec, train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y, origin=origin
+    )
 
 
 def load_dataset(
@@ -258,14 +353,24 @@ def load_dataset(
     download: bool = True,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    resolution: int | None = None,
 ) -> Dataset:
     """Load a dataset by registered name (case-insensitive) or from a DatasetSpec.
 
-    source='files' reads the verified original files (see `resolve_dataset_dir`); source='tfds' goes through
-    TensorFlow Datasets, with data_dir as TFDS's data directory. Shapes, counts and label range are checked
-    against the spec; anything off raises DataError.
+    source='files' reads the verified files (see `resolve_dataset_dir`); source='tfds' goes through TensorFlow
+    Datasets, with data_dir as TFDS's data directory. Shapes, counts and label range are checked against the spec,
+    and the decoded arrays against its manifest if it has one (files only); anything off raises DataError.
+
+    resolution: the image side in pixels, one of `spec.allowed_resolutions` (ConfigError otherwise). None keeps the spec's
+    own image_shape (the native one for a registered name); the native side returns the arrays as read, bit for bit.
+    Any other side resizes both splits on the host (antialiased linear resampling, uint8 in and uint8 out; see
+    `jaxdistill.data.resize`), and the returned Dataset's spec is `spec.at_resolution(resolution)`.
+
+    The Dataset's origin says where it was loaded from (an explicit data_dir, $JAXDISTILL_DATA, the cache or TFDS).
     """
     spec = get_spec(name)
+    if resolution is not None:
+        spec = spec.at_resolution(resolution)
     if source == "files":
         reader = _READERS.get(spec.format)
         if reader is None:
@@ -273,12 +378,15 @@ def load_dataset(
                 f"dataset {spec.name!r} has format {spec.format!r}, which this version of jaxdistill cannot read "
                 f"(readable formats: {', '.join(sorted(_READERS))})"
             )
-        folder = resolve_dataset_dir(spec, data_dir=data_dir, cache_dir=cache_dir, download=download, progress=progress)
-        return _to_dataset(spec, reader(spec, folder), str(folder))
+        origin = resolve_dataset_origin(spec, data_dir, cache_dir, download, progress)
+        folder = Path(origin.folder)
+        arrays = reader(spec.at_resolution(None), folder)  # readers read the native shape
+        return _to_dataset(spec, arrays, str(folder), origin, check_manifest=True)
     if source == "tfds":
         from jaxdistill.data.tfds_backend import load_tfds
 
-        return _to_dataset(spec, load_tfds(spec, data_dir, download=download), "TensorFlow Datasets")
+        origin = DataOrigin("tfds", None if data_dir is None else Path(data_dir).expanduser().absolute())
+        return _to_dataset(spec, load_tfds(spec, data_dir, download=download), "TensorFlow Datasets", origin)
     raise ConfigError(f"unknown dataset source {source!r}; use 'files' or 'tfds'")
 
 
@@ -290,12 +398,16 @@ def _folder_status(spec: DatasetSpec, folder: Path) -> tuple[str, str]:
     missing = [f.filename for f in spec.files if f not in present]
     corrupt = []
     for f in present:
+        path = locate_file(folder, f)
         try:
-            verify_file(folder / f.filename, f)
+            verify_file(path, f)
         except DataError:
-            corrupt.append(f.filename)
+            corrupt.append(path.name)
     if corrupt:
-        return "corrupt", f"{folder}: sha256 mismatch in {', '.join(corrupt)}; delete so they are downloaded again"
+        return "corrupt", (
+            f"{folder}: sha256 mismatch in {', '.join(corrupt)}; replace them with good copies (in the cache: delete "
+            f"them so they are downloaded again)"
+        )
     if not present:
         return "missing", f"no files in {folder}"
     if missing:

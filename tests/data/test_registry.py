@@ -5,7 +5,7 @@ import pytest
 
 from jaxdistill.data import registry
 from jaxdistill.data.registry import FORMATS, REGISTRY, DatasetSpec, FileSpec, get_spec, register
-from jaxdistill.errors import ConfigError
+from jaxdistill.errors import ConfigError, DataError
 
 SHA = "0" * 64
 _ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +134,170 @@ def test_file_lookup():
     assert spec.file("t10k-labels-idx1-ubyte.gz").size == 4542
     with pytest.raises(ConfigError, match="no file"):
         spec.file("nope")
+
+
+# ---- per-dataset defaults --------------------------------------------------------------------------------------------
+
+# What default_eval_augmentation / default_dsa_strategy returned when they switched on dataset names (before the
+# defaults moved onto the specs): the spec-based lookups must give exactly these.
+_NAME_SWITCH_RESULTS = {
+    "mnist": ("crop_scale_rotate", "color_crop_cutout_scale_rotate"),
+    "fashion_mnist": ("none", "color_crop_cutout_flip_scale_rotate"),
+    "cifar10": ("none", "color_crop_cutout_flip_scale_rotate"),
+}
+
+
+def test_defaults_on_specs_equal_the_old_name_switches():
+    from jaxdistill.data.augment import default_eval_augmentation, eval_augmentation_for
+    from jaxdistill.data.dsa import default_dsa_strategy, dsa_strategy_for
+
+    for name, (eval_aug, dsa_strategy) in _NAME_SWITCH_RESULTS.items():
+        spec = get_spec(name)
+        assert (spec.defaults.eval_augmentation, spec.defaults.dsa_strategy) == (eval_aug, dsa_strategy)
+        for key in (name, name.upper(), spec, spec.at_resolution(spec.resolutions[-1])):
+            assert default_eval_augmentation(key) == eval_augmentation_for(spec) == eval_aug
+            assert default_dsa_strategy(key) == dsa_strategy_for(spec) == dsa_strategy
+            assert default_eval_augmentation(key, model_eval="ConvNetBN") == "crop_noise"
+    # Names that are not registered keep the old rule.
+    assert default_eval_augmentation("svhn") == default_eval_augmentation("cifar100") == "none"
+    assert default_dsa_strategy("svhn") == "color_crop_cutout_scale_rotate"
+    assert default_dsa_strategy("cifar100") == "color_crop_cutout_flip_scale_rotate"
+
+
+def test_dataset_defaults_follow_the_spec_not_the_name():
+    from jaxdistill.data.augment import default_eval_augmentation
+    from jaxdistill.data.dsa import default_dsa_strategy
+
+    spec = make_spec(name="mnist_like", defaults=registry.DatasetDefaults("crop_scale_rotate", "crop_scale"))
+    assert default_eval_augmentation(spec) == "crop_scale_rotate" and default_dsa_strategy(spec) == "crop_scale"
+    assert make_spec(name="mnist").defaults == registry.DatasetDefaults()  # unregistered spec: plain defaults
+    with pytest.raises(ConfigError, match="eval_augmentation"):
+        registry.DatasetDefaults(eval_augmentation="flip")
+
+
+def test_convnet_depth_table():
+    defaults = registry.DatasetDefaults()
+    assert [defaults.convnet_depth(r) for r in (28, 32, 64, 128)] == [3, 3, 4, 5]
+    with pytest.raises(ConfigError, match=r"48x48.*28 px -> 3.*depth"):
+        defaults.convnet_depth(48)
+    assert get_spec("mnist").convnet_depth() == get_spec("cifar10").convnet_depth() == 3
+    assert registry.DatasetDefaults(convnet_depths=((224, 6),)).convnet_depth(224) == 6
+    with pytest.raises(ConfigError, match="distinct"):
+        registry.DatasetDefaults(convnet_depths=((32, 3), (32, 4)))
+
+
+# ---- resolutions -----------------------------------------------------------------------------------------------------
+
+
+def test_resolutions_of_builtins():
+    assert get_spec("mnist").allowed_resolutions == get_spec("fashion_mnist").allowed_resolutions == (28, 32)
+    assert get_spec("cifar10").allowed_resolutions == (32,)
+    assert make_spec().resolutions == () and make_spec().allowed_resolutions == (8,)  # default: the native side only
+    assert make_spec(resolutions=[16, 4]).allowed_resolutions == (4, 8, 16)
+    with pytest.raises(ConfigError, match="positive image sides"):
+        make_spec(resolutions=(0,))
+
+
+def test_at_resolution():
+    mnist = get_spec("mnist")
+    assert mnist.at_resolution(None) is mnist and mnist.at_resolution(28) is mnist
+    at32 = mnist.at_resolution(32)
+    assert at32.image_shape == (32, 32, 1) and at32.native_shape == (28, 28, 1) and at32.is_resized
+    assert (at32.name, at32.mean, at32.files, at32.allowed_resolutions) == (mnist.name, mnist.mean, mnist.files, (28, 32))
+    assert at32.at_resolution(28) == mnist and at32.at_resolution(None) == mnist and at32.at_resolution(32) == at32
+    assert not mnist.is_resized and mnist.native_shape == (28, 28, 1)
+
+
+@pytest.mark.parametrize("resolution, fragment", [(64, "resolution 64.*28, 32"), (0, "resolution 0"),
+                                                  ("32", "image side in pixels"), (32.0, "image side")])
+def test_at_resolution_refuses_what_the_spec_does_not_allow(resolution, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        get_spec("mnist").at_resolution(resolution)
+
+
+def test_cifar_only_at_32():
+    with pytest.raises(ConfigError, match=r"'cifar10' cannot be loaded at resolution 28; allowed image sides \(pixels\): 32"):
+        get_spec("cifar10").at_resolution(28)
+
+
+def test_resolutions_need_square_images():
+    with pytest.raises(ConfigError, match="square"):
+        make_spec(image_shape=(8, 6, 3), resolutions=(16,))
+    assert make_spec(image_shape=(8, 6, 3)).allowed_resolutions == ()
+    with pytest.raises(ConfigError, match="only its native 8x6"):
+        make_spec(image_shape=(8, 6, 3)).at_resolution(8)
+
+
+# ---- integrity declarations ------------------------------------------------------------------------------------------
+
+
+def test_decompressed_sha256_only_for_gz_and_names():
+    f = FileSpec("x-idx1-ubyte.gz", (), SHA, decompressed_sha256="AB" * 32)
+    assert f.decompressed_sha256 == "ab" * 32 and f.accepted_names == ("x-idx1-ubyte.gz", "x-idx1-ubyte")
+    assert FileSpec("x.gz", (), SHA).accepted_names == ("x.gz",)  # no content digest: only the archive
+    with pytest.raises(ConfigError, match="only for gzip files"):
+        FileSpec("x.bin", (), SHA, decompressed_sha256=SHA)
+    with pytest.raises(ConfigError, match="64 hex"):
+        FileSpec("x.gz", (), SHA, decompressed_sha256="abc")
+    with pytest.raises(ConfigError, match="repeat"):
+        make_spec(files=(f, FileSpec("x-idx1-ubyte", (), SHA)))
+
+
+def test_builtin_idx_files_carry_decompressed_digests():
+    for name in ("mnist", "fashion_mnist"):
+        for f in get_spec(name).files:
+            assert f.decompressed_sha256 and f.uncompressed_name == f.filename[:-3]
+    assert get_spec("mnist").file("train-images-idx3-ubyte.gz").decompressed_sha256 == (
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db")
+
+
+def test_mnist_decompressed_digests_match_the_shared_files(tmp_path):
+    import gzip
+    import hashlib
+
+    folder = MNIST_SUMS.parent
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not present")
+    for f in get_spec("mnist").files:
+        with gzip.open(folder / f.filename, "rb") as src:
+            assert hashlib.sha256(src.read()).hexdigest() == f.decompressed_sha256, f.filename
+
+
+def _manifest_arrays():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    train_x = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    test_x = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    return train_x, np.array([0, 1, 1, 0]), test_x, np.array([1, 0])
+
+
+def test_manifest_verification():
+    import numpy as np
+
+    arrays = _manifest_arrays()
+    manifest = registry.Manifest((2, 2), (1, 1), (8, 8, 3), registry.arrays_sha256(*arrays))
+    spec = make_spec(files=(), manifest=manifest)  # a folder dataset needs no per-file digests
+    registry.verify_manifest(spec.manifest, *arrays, where="folder f")
+    # The digest depends on the values, not the integer type the labels came in.
+    assert registry.arrays_sha256(*arrays) == registry.arrays_sha256(arrays[0], arrays[1].astype(np.uint8), *arrays[2:])
+    train_x, train_y, test_x, test_y = arrays
+    with pytest.raises(DataError, match=r"folder f: train split has 3 images .*\(1, 2\).*expected 4 with \(2, 2\)"):
+        registry.verify_manifest(manifest, train_x[1:], train_y[1:], test_x, test_y, where="folder f")
+    with pytest.raises(DataError, match=r"test images have shape \(8, 8, 1\)"):
+        registry.verify_manifest(manifest, train_x, train_y, test_x[..., :1], test_y, where="folder f")
+    changed = train_x.copy()
+    changed[0, 0, 0, 0] ^= 1
+    with pytest.raises(DataError, match="some image differs"):
+        registry.verify_manifest(manifest, changed, train_y, test_x, test_y, where="folder f")
+
+
+def test_manifest_must_agree_with_spec():
+    arrays = _manifest_arrays()
+    digest = registry.arrays_sha256(*arrays)
+    with pytest.raises(ConfigError, match="manifest counts"):
+        make_spec(manifest=registry.Manifest((2, 1), (1, 1), (8, 8, 3), digest))
+    with pytest.raises(ConfigError, match="manifest image_shape"):
+        make_spec(manifest=registry.Manifest((2, 2), (1, 1), (8, 8, 1), digest))
+    with pytest.raises(ConfigError, match="one count per class"):
+        registry.Manifest((2, 2), (1,), (8, 8, 3), digest)
