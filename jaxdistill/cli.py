@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--buffer", default=None, help="expert trajectories for mtt / datm (made by `jaxdistill experts`)")
     q.add_argument("--zca", action="store_true",
                    help="distil on ZCA-whitened data (trajectory matching's CIFAR protocol; evaluation follows)")
+    q.add_argument("--resolution", type=_positive_int, default=None,
+                   help="image size in px (one the dataset allows; default its native size; evaluation follows)")
     q.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="NAME=VALUE",
                    help="a method setting, e.g. --set syn_steps=40 or --set model=convnet:depth=4 (repeatable; "
                         "see the method's config)")
@@ -191,7 +193,8 @@ def _cmd_distill(args) -> int:
         overrides["buffer_dir"] = os.path.abspath(args.buffer)
     rec = distill(args.method, args.dataset, args.ipc, seeds, args.workdir, iterations=args.iterations,
                   data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-                  parallel=args.parallel, method_overrides=overrides, zca=args.zca, policy=dict(args.policy))
+                  parallel=args.parallel, method_overrides=overrides, zca=args.zca, policy=dict(args.policy),
+                  resolution=args.resolution)
     print(f"wrote {os.path.join(args.workdir, 'synthetic.npz')} ({rec['iterations']} iterations, "
           f"{rec['wall_time_s']:.1f} s)")
     return 0

@@ -21,7 +21,7 @@ from jaxdistill.checkpoint import RunDir
 from jaxdistill.cpu_tuning import release_free_memory
 from jaxdistill.data.arrays import RealData, make_real_data, normalize, sample_per_class
 from jaxdistill.data.augment import default_eval_augmentation
-from jaxdistill.data.registry import DatasetSpec
+from jaxdistill.data.registry import DatasetSpec, get_spec
 from jaxdistill.data.dsa import parse_dsa_strategy
 from jaxdistill.data.sources import load_dataset
 from jaxdistill.data.zca import fit_zca
@@ -46,15 +46,17 @@ class LoadedData:
     train: RealData
     test_images: np.ndarray  # normalised float32
     test_labels: np.ndarray
+    origin: Any = None  # data.sources.DataOrigin: where the files were found (None for data built in memory)
 
 
 def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: str = "files", progress: bool = True,
-              zca: bool = False) -> LoadedData:
-    """Load a registered dataset, normalise it per its spec, and index the training split by class on device.
+              zca: bool = False, resolution: int | None = None) -> LoadedData:
+    """Load a registered dataset (at `resolution` px when given: one of the spec's allowed sizes), normalise it per
+    its spec, and index the training split by class on device.
 
     zca=True: instead of the spec's mean/std, pixels in [0, 1] whitened by ZCA fitted on the training split
     (`data/zca.py`; trajectory matching's CIFAR protocol)."""
-    ds = load_dataset(dataset, data_dir, source=source, progress=progress)
+    ds = load_dataset(dataset, data_dir, source=source, progress=progress, resolution=resolution)
     spec = ds.spec
     if zca:
         zero, one = (0.0,) * len(spec.mean), (1.0,) * len(spec.std)
@@ -66,7 +68,7 @@ def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: s
     else:
         train = make_real_data(ds.train_images, ds.train_labels, spec.num_classes, spec.mean, spec.std)
         test_images = normalize(ds.test_images, spec.mean, spec.std)
-    loaded = LoadedData(spec, train, test_images, np.asarray(ds.test_labels, np.int32))
+    loaded = LoadedData(spec, train, test_images, np.asarray(ds.test_labels, np.int32), ds.origin)
     del ds
     release_free_memory()
     return loaded
@@ -119,10 +121,12 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
             checkpoint_every: int = 50, log_every: int = 10, progress: bool = True,
             method_overrides: dict[str, Any] | None = None, data: LoadedData | None = None,
             on_iteration: Callable[[int], None] | None = None, parallel: str = "auto", zca: bool = False,
-            policy: policy_lib.Policy | dict[str, Any] | None = None) -> dict[str, Any]:
+            policy: policy_lib.Policy | dict[str, Any] | None = None, resolution: int | None = None
+            ) -> dict[str, Any]:
     """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed; resumable.
 
-    `iterations` defaults to the method's paper value. zca=True distils (and `evaluate_workdir` then evaluates) on
+    `iterations` defaults to the method's paper value. `resolution` resizes the images (one of the dataset's allowed
+    sizes; a ConvNet then gets the dataset's depth for it unless the method overrides name a model). zca=True distils (and `evaluate_workdir` then evaluates) on
     ZCA-whitened data (`load_real`). How it runs is the policy's (`jaxdistill.policy`; a Policy or NAME=VALUE
     changes of the one in force); `parallel` ('vmap' / 'sequential') is a shorthand for its `seeds` field. Every
     policy gives the same synthetic sets up to float rounding.
@@ -140,16 +144,24 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     num_iterations = get_entry(method).iterations if iterations is None else iterations
     if num_iterations < 0:
         raise ConfigError(f"iterations must be >= 0, got {num_iterations}")
-    cfg = method_config(method, dataset=dataset, **{**(method_overrides or {}), "ipc": ipc})
+    overrides = {**(method_overrides or {}), "ipc": ipc}
+    model_field = "model" in {f.name for f in dataclasses.fields(get_entry(method).config_cls)}
+    if resolution is not None and model_field and "model" not in overrides:
+        spec = get_spec(dataset).at_resolution(resolution)
+        model = method_config(method, dataset=dataset, **overrides).model
+        if model.name == "convnet":
+            overrides["model"] = ModelConfig("convnet", {**dict(model.settings), "depth": spec.convnet_depth()})
+    cfg = method_config(method, dataset=dataset, **overrides)
     config = {"kind": "distill", "method": method, "method_config": config_dict(cfg), "dataset": dataset.lower(),
-              "source": source, "seeds": seeds, "iterations": num_iterations, **({"zca": True} if zca else {})}
+              "source": source, "seeds": seeds, "iterations": num_iterations, **({"zca": True} if zca else {}),
+              **({"resolution": int(resolution)} if resolution is not None else {})}
     # a method-config field added after a run began defaults to what that run did: resuming it stays allowed
     defaults = {f"method_config.{k}": v for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING
                 for k, v in config_dict(type(cfg)()).items() if k == f.name}
     run = RunDir(workdir)
     run.check_config(config, defaults, upgrade=upgrade_config)  # refuse a different run before the (slow) data load
     start = time.time()
-    data = data or load_real(dataset, data_dir, source, progress, zca=zca)
+    data = data or load_real(dataset, data_dir, source, progress, zca=zca, resolution=resolution)
     plan = RunPlan.of(dataset.lower(), data.train, num_iterations, seeds, zca)
     m, facts = make_method(method, cfg).prepare(plan)
     driver = Driver(m, seeds, run_policy)
@@ -209,7 +221,7 @@ def _remember_data(workdir: Path, data: LoadedData) -> None:
     if origin is None:
         return
     entry = {"kind": origin.kind}
-    if origin.kind == "explicit" and origin.folder is not None:
+    if origin.kind == "data_dir" and origin.folder is not None:
         entry["data_dir"] = os.path.relpath(Path(origin.folder).absolute(), Path(workdir).absolute())
     write_json(workdir / DATA_FILE, entry)
 
@@ -287,7 +299,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
         raise WorkdirError(f"workdir {workdir} is not writable, so {EVAL_FILE} could not be saved; "
                            f"fix its permissions first")
     data = data or load_real(config["dataset"], data_dir or remembered_data_dir(workdir),
-                             config.get("source", "files"), progress, zca=config.get("zca", False))
+                             config.get("source", "files"), progress, zca=config.get("zca", False),
+                             resolution=config.get("resolution"))
     augment = default_augmentation_for(config) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
     eval_cfg = EvalConfig(model=distilled_model(config) if model is None else model, num_models=num_models,
