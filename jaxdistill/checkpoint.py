@@ -144,7 +144,7 @@ class RunDir:
     def save(self, step: int, state: Any) -> None:
         """Checkpoint `state` (any pytree of arrays) at `step`, synchronously."""
         import orbax.checkpoint as ocp
-        state = jax.tree.map(np.asarray, state)
+        state = _checkpoint_form(jax.tree.map(np.asarray, state))
         self.manager.save(int(step), args=ocp.args.StandardSave(state), force=True)
         self.manager.wait_until_finished()
 
@@ -154,20 +154,50 @@ class RunDir:
         step = self.latest_step() if step is None else step
         if step is None:
             return None
-        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), template)
+        abstract = _checkpoint_form(jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype),
+                                                 template))
         try:
             restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except Exception as e:  # Orbax raises many types; all mean the same thing to the user
             raise WorkdirError(f"checkpoint {step} in {self.path / 'checkpoints'} cannot be restored ({e}); "
                                f"delete that checkpoint folder to resume from an earlier one") from None
-        # Orbax gives back lists/dicts for NamedTuples; rebuild the template's tree structure.
-        leaves = jax.tree.leaves(restored)
-        return step, jax.tree.unflatten(jax.tree.structure(template), leaves)
+        return step, _from_checkpoint_form(template, restored)
 
     def close(self) -> None:
         if self._manager is not None:
             self._manager.close()
             self._manager = None
+
+
+def _checkpoint_form(tree: Any) -> Any:
+    """The tree as Orbax stores it: named tuples as dicts of their fields, with empty fields (None, such as a
+    synthetic set's unset learned lr) left out, so that adding an optional field to a state changes no checkpoint
+    and checkpoints written before it still restore."""
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return {k: _checkpoint_form(v) for k, v in zip(tree._fields, tree) if v is not None}
+    if isinstance(tree, dict):
+        return {k: _checkpoint_form(v) for k, v in tree.items() if v is not None}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_checkpoint_form(v) for v in tree)
+    return tree
+
+
+def _from_checkpoint_form(template: Any, stored: Any) -> Any:
+    """`stored` (as Orbax gives it back: dicts and lists) in the tree structure of `template`, matched by field name
+    and position (never by the order of a dict's keys)."""
+    if template is None:
+        return None
+    if isinstance(template, tuple) and hasattr(template, "_fields"):
+        return type(template)(*(_from_checkpoint_form(t, stored.get(k) if t is not None else None)
+                                for k, t in zip(template._fields, template)))
+    if isinstance(template, dict):
+        return {k: _from_checkpoint_form(t, stored.get(k) if t is not None else None) for k, t in template.items()}
+    if isinstance(template, (list, tuple)):
+        items = stored.values() if isinstance(stored, dict) else stored
+        if isinstance(stored, dict):  # Orbax may give a sequence back as a dict keyed '0', '1', ...
+            items = [stored[str(i)] if str(i) in stored else stored[i] for i in range(len(template))]
+        return type(template)(_from_checkpoint_form(t, v) for t, v in zip(template, items))
+    return stored
 
 
 def save_pytree(path: str | os.PathLike, tree: Any) -> None:

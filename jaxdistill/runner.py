@@ -116,6 +116,32 @@ def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def distill_config(method: str, dataset: str, ipc: int, seeds: Sequence[int], *, iterations: int | None = None,
+                   source: str = "files", method_overrides: dict[str, Any] | None = None, zca: bool = False,
+                   resolution: int | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(method config, the run's config.json, defaults for fields an older config.json lacks) of a distill call;
+    see `distill` for the arguments. The config.json identifies the run: a workdir holding another is refused."""
+    if ipc < 1:
+        raise ConfigError(f"ipc (images per class) must be >= 1, got {ipc}")
+    num_iterations = get_entry(method).iterations if iterations is None else iterations
+    if num_iterations < 0:
+        raise ConfigError(f"iterations must be >= 0, got {num_iterations}")
+    overrides = {**(method_overrides or {}), "ipc": ipc}
+    model_field = "model" in {f.name for f in dataclasses.fields(get_entry(method).config_cls)}
+    if resolution is not None and model_field and "model" not in overrides:
+        spec = get_spec(dataset).at_resolution(resolution)
+        model = method_config(method, dataset=dataset, **overrides).model
+        if model.name == "convnet":
+            overrides["model"] = ModelConfig("convnet", {**dict(model.settings), "depth": spec.convnet_depth()})
+    cfg = method_config(method, dataset=dataset, **overrides)
+    config = {"kind": "distill", "method": method, "method_config": config_dict(cfg), "dataset": dataset.lower(),
+              "source": source, "seeds": [int(s) for s in seeds], "iterations": num_iterations,
+              **({"zca": True} if zca else {}), **({"resolution": int(resolution)} if resolution is not None else {})}
+    # a method-config field added after a run began defaults to what that run did: resuming it stays allowed
+    defaults = {f"method_config.{k}": v for k, v in config_dict(type(cfg)()).items()}
+    return cfg, config, defaults
+
+
 def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], workdir: str | Path, *,
             iterations: int | None = None, data_dir: str | None = None, source: str = "files",
             checkpoint_every: int = 50, log_every: int = 10, progress: bool = True,
@@ -133,37 +159,23 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     Writes workdir/synthetic.npz (`images`, `labels`, `seeds`[, `lr`]; with one seed, images is (N, H, W, C), with S
     seeds (S, N, H, W, C)) and workdir/run.json. `on_iteration(i)` is called after iteration i (tests use it).
     """
-    if ipc < 1:
-        raise ConfigError(f"ipc (images per class) must be >= 1, got {ipc}")
     seeds = _parse_seeds(seeds)
     if parallel not in ("auto", "vmap", "sequential"):
         raise ConfigError(f"parallel must be 'auto', 'vmap' or 'sequential', got {parallel!r}")
     run_policy = policy if isinstance(policy, policy_lib.Policy) else policy_lib.current().replace(**(policy or {}))
     if parallel != "auto":
         run_policy = run_policy.replace(seeds=parallel)
-    num_iterations = get_entry(method).iterations if iterations is None else iterations
-    if num_iterations < 0:
-        raise ConfigError(f"iterations must be >= 0, got {num_iterations}")
-    overrides = {**(method_overrides or {}), "ipc": ipc}
-    model_field = "model" in {f.name for f in dataclasses.fields(get_entry(method).config_cls)}
-    if resolution is not None and model_field and "model" not in overrides:
-        spec = get_spec(dataset).at_resolution(resolution)
-        model = method_config(method, dataset=dataset, **overrides).model
-        if model.name == "convnet":
-            overrides["model"] = ModelConfig("convnet", {**dict(model.settings), "depth": spec.convnet_depth()})
-    cfg = method_config(method, dataset=dataset, **overrides)
-    config = {"kind": "distill", "method": method, "method_config": config_dict(cfg), "dataset": dataset.lower(),
-              "source": source, "seeds": seeds, "iterations": num_iterations, **({"zca": True} if zca else {}),
-              **({"resolution": int(resolution)} if resolution is not None else {})}
-    # a method-config field added after a run began defaults to what that run did: resuming it stays allowed
-    defaults = {f"method_config.{k}": v for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING
-                for k, v in config_dict(type(cfg)()).items() if k == f.name}
+    cfg, config, defaults = distill_config(method, dataset, ipc, seeds, iterations=iterations, source=source,
+                                           method_overrides=method_overrides, zca=zca, resolution=resolution)
+    num_iterations = config["iterations"]
     run = RunDir(workdir)
     run.check_config(config, defaults, upgrade=upgrade_config)  # refuse a different run before the (slow) data load
     start = time.time()
     data = data or load_real(dataset, data_dir, source, progress, zca=zca, resolution=resolution)
     plan = RunPlan.of(dataset.lower(), data.train, num_iterations, seeds, zca)
-    m, facts = make_method(method, cfg).prepare(plan)
+    m = make_method(method, cfg)
+    prepared, facts = m.prepare(plan)
+    m = prepared or m
     driver = Driver(m, seeds, run_policy)
     state = driver.init(data.train)
 

@@ -93,3 +93,4 @@ TINY_SETTINGS = {
 # Tests compile gradient matching's class loop as a scan, 3-4x faster to compile than the unrolled default
 # (tests/methods/test_dc.py and tests/test_golden.py check both forms).
 TEST_POLICY = {"class_loop": "scan"}
+SMALL_MODEL = "convnet:depth=2,width=8"

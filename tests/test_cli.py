@@ -329,7 +329,7 @@ def test_experts_then_mtt_and_datm_distillation(tiny, tmp_path, capsys):
     code, out, _ = cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--verify")
     assert code == 0 and "intact" in out
     common = ["--set", "syn_steps=2", "--set", "expert_epochs=1", "--set", "max_start_epoch=2",
-              "--set", "model_kwargs=(('width', 4), ('depth', 1))", "--set", "dsa_strategy=none",
+              "--set", "model=convnet:depth=1,width=4", "--set", "dsa_strategy=none",
               "--buffer", buffer, "--iterations", 2]
     code, out, err = cli(capsys, *distill_argv(tmp_path / "mtt", tiny, method="mtt"), *common)
     assert code == 0, err

@@ -1,79 +1,198 @@
-"""Every experiment's smoke variant runs end to end on real MNIST (the configs CI keeps honest)."""
+"""The experiments: config-as-code files under experiments/ run by one entry point (jaxdistill.experiment).
+
+Every experiment's smoke variant runs end to end on real MNIST, by name, by path and the old way (the file run as a
+script); every variant of every experiment builds a valid config; the shared plumbing (records, seed parts and their
+merge, the end of a distillation) is tested on tiny data.
+"""
+import itertools
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from jaxdistill import experiment
+from jaxdistill.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
 DATA = os.environ.get("JAXDISTILL_DATA")
 needs_mnist = pytest.mark.skipif(not DATA or not Path(DATA, "mnist").is_dir(),
                                 reason="needs the MNIST files: set JAXDISTILL_DATA to a folder holding mnist/")
 
 
+def load(name: str):
+    return experiment.load_experiment(ROOT / "experiments" / f"{name}.py")
+
+
+RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
+
+
 @needs_mnist
-@pytest.mark.parametrize("script,expect", [
-    (["random_mnist.py"], "random ipc=1:"),
-    (["full_data_mnist.py"], "full-data ConvNet, 1 epochs: test accuracy"),
-    (["gradient_matching.py", "--method", "dc"], "over 2 networks"),  # smoke: 2 seeds x 1 network
-    (["gradient_matching.py", "--method", "dsa", "--seeds", "1"], "over 1 networks"),  # one of the 2 seeds
-    (["kd_mnist.py"], "KD (T=4, alpha=0.1)"),
-    (["trajectory_matching.py", "--method", "mtt"], "mtt mnist ipc=1 (smoke):"),
-    (["trajectory_matching.py", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
-], ids=["random", "full_data", "dc", "dsa", "kd", "mtt", "datm"])
-def test_smoke_variant_runs(script, expect, tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "experiments" / script[0]), *script[1:], "--variant", "smoke",
-                           "--workdir", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+@pytest.mark.parametrize("command,expect", [
+    (RUNNER + ["experiments/random_mnist.py"], "random ipc=1:"),  # by path
+    (RUNNER + ["full_data_mnist"], "full-data ConvNet, 1 epochs: test accuracy"),
+    # the old way: the file run as a script hands itself to the runner
+    ([sys.executable, "experiments/gradient_matching.py", "--method", "dc"], "over 2 networks"),  # 2 seeds x 1 net
+    (RUNNER + ["gradient_matching", "--method", "dsa", "--seeds", "1"], "over 1 networks"),  # one of the 2 seeds
+    (RUNNER + ["kd_mnist"], "KD (T=4, alpha=0.1)"),
+    (RUNNER + ["trajectory_matching", "--method", "mtt"], "mtt mnist ipc=1 (smoke):"),
+    (RUNNER + ["trajectory_matching", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
+], ids=["random", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm"])
+def test_smoke_variant_runs(command, expect, tmp_path):
+    done = subprocess.run([*command, "--variant", "smoke", "--workdir", str(tmp_path / "run")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert expect in done.stdout
     assert (tmp_path / "run" / "config.json").exists()
     assert not list((ROOT / "results").glob("*smoke*"))  # smoke runs never write result records
 
 
-def test_every_trajectory_matching_variant_builds_a_valid_config():
-    # The CIFAR-10 rows cannot run here; their settings must still make valid MTT / DATM configs.
-    import importlib.util
-    sys.path.insert(0, str(ROOT / "experiments"))
-    try:
-        spec = importlib.util.spec_from_file_location("trajectory_matching", ROOT / "experiments" /
-                                                      "trajectory_matching.py")
-        tm = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tm)
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
+def test_no_experiment_imports_common_or_touches_sys_path():
+    for path in sorted((ROOT / "experiments").glob("*.py")) + sorted((ROOT / "scripts").glob("*.py")):
+        text = path.read_text()
+        assert not re.search(r"^\s*(from\s+common\s+import|import\s+common\b)", text, re.M), path
+        assert "sys.path" not in text, path
+    for name in EXPERIMENTS:  # each file runs through the one runner
+        text = (ROOT / "experiments" / f"{name}.py").read_text()
+        assert 'if __name__ == "__main__":\n    from jaxdistill.experiment import main\n    main(__file__)' in text
+    assert not (ROOT / "experiments" / "common.py").exists()
+
+
+def variant_configs(name: str):
+    """(variant, choices, config) of every variant of an experiment under every combination of its choices that
+    has a config (trajectory matching has no MNIST settings at ipc 50: it says so)."""
+    module = load(name)
+    choices = experiment.config_choices(module)
+    combos = [dict(zip(choices, values)) for values in itertools.product(*(c[0] for c in choices.values()))]
+    for variant in module.VARIANTS:
+        for combo in combos or [{}]:
+            try:
+                yield variant, combo, module.get_config(variant, **combo)
+            except ConfigError as e:
+                assert name == "trajectory_matching" and "no settings" in str(e), e
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_variant_builds_a_config_the_runner_and_library_accept(name):
+    # The rows that cannot run here (GPU rows, full protocols) must still make valid configs.
+    from jaxdistill.kd import KDConfig
     from jaxdistill.methods import method_config
+    from jaxdistill.models import ModelConfig
+    from jaxdistill.policy import current
+
+    module = load(name)
+    assert "smoke" in module.VARIANTS
     built = 0
-    for (method, dataset, ipc) in tm.SETTINGS:
-        for variant, cfg in tm.VARIANTS.items():
-            if cfg["ipc"] != ipc:
-                continue
-            settings, zca = tm.method_settings(method, dataset, variant)
-            iterations = settings.pop("iterations")
-            c = method_config(method, dataset=dataset, ipc=ipc, buffer_dir="b", iterations=iterations, **settings)
-            assert c.syn_steps >= 1 and c.iterations == iterations
-            assert zca == (dataset == "cifar10" and not (method == "mtt" and ipc == 50))
-            built += 1
-    assert built >= 20
-    assert tm.method_settings("mtt", "cifar10", "ipc10")[0]["lr_img"] == 1e5  # the MTT paper's table
+    for variant, combo, cfg in variant_configs(name):
+        assert cfg["name"].endswith(variant) and isinstance(cfg["reduced"], bool)
+        full = cfg["full_protocol_command"].split()
+        assert full[:2] == ["python", f"experiments/{name}.py"] and full[full.index("--variant") + 1] in module.VARIANTS
+        if cfg["reduced"]:
+            assert full[full.index("--variant") + 1] != variant
+        if "eval_model" in cfg:
+            ModelConfig.parse(cfg["eval_model"])
+        if name == "gradient_matching":
+            c = method_config(combo["method"], dataset=combo["dataset"], ipc=cfg["ipc"],
+                              **cfg.get("method_overrides", {}))
+            current().replace(**cfg.get("policy", {}))
+            assert isinstance(cfg["iterations"], int) and c.ipc == cfg["ipc"]
+        elif name == "trajectory_matching":
+            c = method_config(combo["method"], dataset=combo["dataset"], ipc=cfg["ipc"], buffer_dir="b",
+                              **cfg["method_settings"])
+            assert c.syn_steps >= 1 and isinstance(cfg["iterations"], int)
+            assert cfg["zca"] == (combo["dataset"] == "cifar10" and not (combo["method"] == "mtt" and cfg["ipc"] == 50))
+        elif name == "kd_mnist":
+            assert isinstance(cfg["kd"], KDConfig)
+        built += 1
+    assert built >= {"gradient_matching": 28, "trajectory_matching": 26}.get(name, len(module.VARIANTS))
+
+
+def test_variants_keep_their_settings_through_the_new_api():
+    # What the variants ran before the spine redesign, in today's spelling: results stay valid.
+    from jaxdistill.methods import method_config
+    from jaxdistill.models import ModelConfig
+
+    gm = load("gradient_matching").get_config("smoke", "dc")
+    c = method_config("dc", dataset="mnist", ipc=1, **gm["method_overrides"])
+    assert c.model == ModelConfig("convnet", {"width": 16}) and c.batch_real == 8  # was width=16, batch_real=8
+    assert gm["policy"] == {"class_loop": "scan"} and "eval_model" not in gm  # evaluated by the distilled network
+    assert load("gradient_matching").get_config("ipc1", "dc", "fashion_mnist")["epochs"] == 300
+    assert "method_overrides" not in load("gradient_matching").get_config("ipc1", "dsa")
+    tm = load("trajectory_matching")
+    assert tm.get_config("smoke", "mtt")["method_settings"]["model"] == "convnet:depth=2,width=16"
+    assert tm.get_config("smoke", "mtt")["buffer_name"] == "experts_mnist_2x3_depth2_width16_subset30"
+    assert tm.get_config("ipc10", "mtt", "cifar10")["method_settings"]["lr_img"] == 1e5  # the MTT paper's table
+    assert tm.get_config("ipc1", "datm", "cifar10")["iterations"] == 10000
+    assert "model" not in tm.get_config("ipc1_reduced", "mtt")["method_settings"]  # the default ConvNet
+    assert load("random_mnist").get_config("smoke")["eval_model"] == "convnet:width=16"
+    assert load("full_data_mnist").get_config("smoke")["model_kwargs"] == {"width": 16}
+
+
+def test_experiments_are_found_by_name_or_path_and_errors_name_the_fix(tmp_path, capsys):
+    assert experiment.find_experiment("random_mnist") == ROOT / "experiments" / "random_mnist.py"
+    assert experiment.find_experiment(ROOT / "experiments" / "kd_mnist.py") == ROOT / "experiments" / "kd_mnist.py"
+    assert set(EXPERIMENTS) <= set(experiment.available_experiments())
+    with pytest.raises(ConfigError, match="no experiment named 'nope'.*gradient_matching"):
+        experiment.find_experiment("nope")
+    with pytest.raises(ConfigError, match="no experiment file at"):
+        experiment.find_experiment(tmp_path / "absent.py")
+    (tmp_path / "half.py").write_text("VARIANTS = {'smoke': {}}\n")
+    with pytest.raises(ConfigError, match="defines no get_config, run"):
+        experiment.load_experiment(tmp_path / "half.py")
+    with pytest.raises(SystemExit) as e:  # the command: one line, status 2, before any process setup
+        experiment.main(argv=["nope", "--variant", "smoke"])
+    assert e.value.code == 2 and "error: no experiment named 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        experiment.main(argv=[])
+    assert e.value.code == 2 and "usage: python -m jaxdistill.experiment" in capsys.readouterr().out
+    assert experiment.command_line(["experiments/x.py", "--variant", "a b"]) == "python experiments/x.py --variant 'a b'"
+    assert (experiment.command_line([experiment.__file__, "x", "--variant", "a"])
+            == "python -m jaxdistill.experiment x --variant a")
+
+
+def test_the_runner_parses_an_experiments_flags_and_merges_its_seed_parts(tmp_path, capsys):
+    # runs/ and results/ live beside the experiments folder of the file; --merge pools the parts found there.
+    (tmp_path / "experiments").mkdir()
+    path = tmp_path / "experiments" / "gradient_matching.py"
+    path.write_text((ROOT / "experiments" / "gradient_matching.py").read_text())
+    module = experiment.load_experiment(path)
+    accs = {0: [0.90, 0.92], 1: [0.80, 0.84], 2: [0.86, 0.88]}
+    (tmp_path / "results").mkdir()
+    for seed in (0, 1, 2):
+        (tmp_path / "results" / f"dsa_mnist_ipc1_seed{seed}.json").write_text(
+            json.dumps(part_record([seed], [accs[seed]])))
+    experiment.run_experiment(module, ["--method", "dsa", "--variant", "ipc1", "--merge"], "gm", command="c m")
+    rec = json.loads((tmp_path / "results" / "dsa_mnist_ipc1.json").read_text())
+    assert rec["config"]["seeds"] == [0, 1, 2] and len(rec["result"]["accuracies"]) == 6 and rec["command"] == "c m"
+    with pytest.raises(ConfigError, match="neither --seeds nor --workdir"):
+        experiment.run_experiment(module, ["--method", "dsa", "--variant", "ipc1", "--merge", "--seeds", "1"], "gm")
+    with pytest.raises(SystemExit):  # argparse: --method is required, and has two values
+        experiment.run_experiment(module, ["--method", "sgd", "--variant", "ipc1"], "gm")
+    assert "invalid choice: 'sgd'" in capsys.readouterr().err
+
+    seen = {}
+    module.run = lambda config, ctx: seen.update(config=config, ctx=ctx)  # what a --seeds run is handed
+    experiment.run_experiment(module, ["--method", "dc", "--variant", "ipc1", "--seeds", "2,0", "--no-progress",
+                                       "--checkpoint-every", "5"], "gm")
+    ctx = seen["ctx"]
+    assert seen["config"]["seeds"] == [0, 2] and ctx.name == "dc_mnist_ipc1_seed0_2" and ctx.grid_name == "dc_mnist_ipc1"
+    assert ctx.workdir == tmp_path / "runs" / "dc_mnist_ipc1_seed0_2"
+    assert ctx.out == tmp_path / "results" / "dc_mnist_ipc1_seed0_2.json"
+    assert ctx.checkpoint_every == 5 and not ctx.progress and ctx.writes_record
 
 
 def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_path, monkeypatch, capsys):
     # The part of a long run that smoke variants skip: figures (here of a ZCA-whitened set with soft labels, drawn
     # by their argmax) and the record, after an evaluation that a rerun does not repeat.
-    import argparse
-    import json
-
     import numpy as np
 
     from jaxdistill.data.registry import REGISTRY
     from jaxdistill.records import write_npz
     from jaxdistill.runner import distill, load_real
-    sys.path.insert(0, str(ROOT / "experiments"))
-    try:
-        from common import finish_distillation
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
     spec = tiny_idx(tmp_path / "data", name="exp_tiny")
     monkeypatch.setitem(REGISTRY, spec.name, spec)
     data = load_real(spec.name, str(tmp_path / "data"), progress=False, zca=True)
@@ -83,39 +202,33 @@ def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_p
         soft = np.eye(3, dtype=np.float32)[z["labels"]] * 0.9 + 0.1 / 3
         write_npz(work / "synthetic.npz", images=z["images"], labels=soft, seeds=z["seeds"])
     (work / "metrics.jsonl").write_text('{"step": 1, "match_loss": 2.0}\n{"step": 2, "match_loss": 1.5}\n')
-    args = argparse.Namespace(method="random", dataset=spec.name, variant="ipc2_reduced_cpu", no_progress=True,
-                              out=str(tmp_path / "rec.json"))
-    cfg = dict(ipc=2, models=2, epochs=2)
-    kw = dict(name="t", experiment="test", paper=(1.0, 0.5), started=0.0, record_config=cfg, full_command="full",
-              figures=tmp_path / "figures")
-    finish_distillation(args, cfg, work, data, rec, **kw)
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["t_loss.png", "t_seed0.png", "t_seed1.png"]
+    config = dict(method="random", dataset=spec.name, ipc=2, models=2, epochs=2, paper=(1.0, 0.5),
+                  reduced=True, full_protocol_command="full")
+    ctx = experiment.Context(experiment="test", variant="ipc2_reduced_cpu", config=config, name="t",
+                             workdir=work, out=tmp_path / "rec.json", root=tmp_path, progress=False,
+                             started=0.0, command="c", figures=tmp_path / "figures")
+    record_config = dict(ipc=2, models=2, epochs=2)
+    experiment.finish_distillation(ctx, data, rec, record_config)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["t_loss.png", "t_seed0.png",
+                                                                        "t_seed1.png"]
     record = json.loads((tmp_path / "rec.json").read_text())
     assert record["reduced_protocol"] is True and record["full_protocol_command"] == "full"
+    assert record["command"] == "c" and record["config"] == record_config
     assert len(record["result"]["accuracies"]) == 4 and record["result"]["distill_config"]["zca"] is True
     assert "(paper 1.0 +- 0.5)" in capsys.readouterr().out
-    (work / "eval.json").write_text(json.dumps({**json.loads((work / "eval.json").read_text()), "accuracy_mean": 0.5}))
-    finish_distillation(args, cfg, work, data, rec, **kw)  # the finished evaluation is reused, not redone
+    (work / "eval.json").write_text(json.dumps({**json.loads((work / "eval.json").read_text()),
+                                                "accuracy_mean": 0.5}))
+    experiment.finish_distillation(ctx, data, rec, record_config)  # the finished evaluation is reused
     assert json.loads((tmp_path / "rec.json").read_text())["result"]["accuracy_mean"] == 0.5
 
 
-def load_common():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    try:
-        import common
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
-    return common
-
-
 def test_seeds_part_names_a_subset_of_the_variants_seeds():
-    common = load_common()
-    assert common.seeds_part([0, 1, 2], None) == ([0, 1, 2], "")
-    assert common.seeds_part([0, 1, 2], "2,0") == ([0, 2], "_seed0_2")
-    assert common.seeds_part([0, 1, 2], "1") == ([1], "_seed1")
+    assert experiment.seeds_part([0, 1, 2], None) == ([0, 1, 2], "")
+    assert experiment.seeds_part([0, 1, 2], "2,0") == ([0, 2], "_seed0_2")
+    assert experiment.seeds_part([0, 1, 2], "1") == ([1], "_seed1")
     for bad in ("3", "1,1", "one"):
-        with pytest.raises(SystemExit, match="--seeds"):
-            common.seeds_part([0, 1, 2], bad)
+        with pytest.raises(ConfigError, match="--seeds"):
+            experiment.seeds_part([0, 1, 2], bad)
 
 
 def part_record(seeds, accs, epochs=1000, jax_version="x"):
@@ -131,19 +244,17 @@ def part_record(seeds, accs, epochs=1000, jax_version="x"):
 
 
 def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path, capsys):
-    import json
-
     import numpy as np
-    common = load_common()
+
     accs = {0: [0.90, 0.92], 1: [0.80, 0.84], 2: [0.86, 0.88]}
     for other in ("r_seed1_gpu.json", "r_seeds.json", "rr_seed1.json", "r_reduced_seed1.json"):  # not parts of r
         (tmp_path / other).write_text("{}")
     (tmp_path / "r_seed0_2.json").write_text(json.dumps(part_record([0, 2], [accs[0], accs[2]])))
     (tmp_path / "r_seed1.json").write_text(json.dumps(part_record([1], [accs[1]])))
-    parts = common.seed_part_records(tmp_path, "r")
+    parts = experiment.seed_part_records(tmp_path, "r")
     assert [p.name for p in parts] == ["r_seed0_2.json", "r_seed1.json"]
     out = tmp_path / "r.json"
-    common.merge_seed_records(parts, out, [0, 1, 2])
+    experiment.merge_seed_records(parts, out, [0, 1, 2])
     rec = json.loads(out.read_text())
     every = accs[0] + accs[1] + accs[2]  # sets in seed order
     assert rec["result"]["accuracies"] == pytest.approx(every)
@@ -155,17 +266,17 @@ def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path, caps
     assert rec["versions"] == {"jax": "x"} and rec["device"] == {"backend": "cpu"}
     assert "warning" not in capsys.readouterr().out
 
-    with pytest.raises(SystemExit, match="r_seed0_2.json: \\[0, 2\\]"):  # seed 1 missing
-        common.merge_seed_records(parts[:1], out, [0, 1, 2])
-    with pytest.raises(SystemExit, match="no part records"):
-        common.merge_seed_records([], out, [0, 1, 2])
-    with pytest.raises(SystemExit, match="not the record of a --seeds run"):
-        common.merge_seed_records(parts + [tmp_path / "r_seeds.json"], out, [0, 1, 2])
-    with pytest.raises(SystemExit, match="no record"):
-        common.merge_seed_records(parts + [tmp_path / "absent.json"], out, [0, 1, 2])
+    with pytest.raises(ConfigError, match="r_seed0_2.json: \\[0, 2\\]"):  # seed 1 missing
+        experiment.merge_seed_records(parts[:1], out, [0, 1, 2])
+    with pytest.raises(ConfigError, match="no part records"):
+        experiment.merge_seed_records([], out, [0, 1, 2])
+    with pytest.raises(ConfigError, match="not the record of a --seeds run"):
+        experiment.merge_seed_records(parts + [tmp_path / "r_seeds.json"], out, [0, 1, 2])
+    with pytest.raises(ConfigError, match="no record"):
+        experiment.merge_seed_records(parts + [tmp_path / "absent.json"], out, [0, 1, 2])
     parts[1].write_text(json.dumps(part_record([1], [accs[1]], epochs=300)))
-    with pytest.raises(SystemExit, match="differ in eval_config"):
-        common.merge_seed_records(parts, out, [0, 1, 2])
+    with pytest.raises(ConfigError, match="differ in eval_config"):
+        experiment.merge_seed_records(parts, out, [0, 1, 2])
     parts[1].write_text(json.dumps(part_record([1], [accs[1]], jax_version="y")))  # pooled, with a warning
-    rec = common.merge_seed_records(parts, out, [0, 1, 2])
+    rec = experiment.merge_seed_records(parts, out, [0, 1, 2])
     assert rec["versions"] == [{"jax": "x"}, {"jax": "y"}] and "warning" in capsys.readouterr().out

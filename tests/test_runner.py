@@ -12,8 +12,9 @@ import pytest
 
 from jaxdistill import runner
 from jaxdistill.errors import ConfigError
+from jaxdistill.methods.base import single_stage
 from jaxdistill.runner import distill, evaluate_workdir, load_synthetic
-from tests.helpers import SMALL_CONVNET, tiny_loaded
+from tests.helpers import SMALL_MODEL, tiny_loaded
 
 DATA = tiny_loaded()
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +126,8 @@ def test_resuming_a_finished_run_compiles_no_step(tmp_path, monkeypatch, paralle
         raise AssertionError("the step was traced for a run with nothing left to do")
 
     monkeypatch.setattr(runner, "make_method",
-                        lambda *a, **kw: real_make_method(*a, **kw)._replace(step=untraceable_step, loop=None))
+                        lambda *a, **kw: real_make_method(*a, **kw)._replace(step=untraceable_step,
+                                                                             loop=single_stage(untraceable_step)))
     record = walk(tmp_path, iterations=2, parallel=parallel)
     assert record["resumed_from"] == 2
     np.testing.assert_array_equal(load_synthetic(tmp_path)[1], finished)
@@ -136,7 +138,7 @@ def test_resuming_a_finished_run_compiles_no_step(tmp_path, monkeypatch, paralle
 def test_evaluate_writes_per_network_accuracies(tmp_path):
     distill("random", "tiny", 3, [0, 1], tmp_path, data=DATA, progress=False)
     res = evaluate_workdir(tmp_path, num_models=2, epochs=20, augment="none", data=DATA, progress=False,
-                           model_kwargs=dict(SMALL_CONVNET))
+                           model=SMALL_MODEL)
     assert len(res["accuracies"]) == 4 and res["num_sets"] == 2
     assert res["accuracy_mean"] == pytest.approx(np.mean(res["accuracies"]))
     assert res["accuracy_std"] == pytest.approx(np.std(res["accuracies"]))
@@ -147,7 +149,7 @@ def test_evaluate_writes_per_network_accuracies(tmp_path):
 def test_evaluation_stopped_after_a_set_resumes_with_the_next_and_redoes_a_changed_config(tmp_path, monkeypatch):
     import jaxdistill.runner as runner
     distill("random", "tiny", 3, [0, 1], tmp_path, data=DATA, progress=False)
-    kw = dict(num_models=2, augment="none", data=DATA, progress=False, model_kwargs=dict(SMALL_CONVNET))
+    kw = dict(num_models=2, augment="none", data=DATA, progress=False, model=SMALL_MODEL)
     real_evaluate_set = runner.evaluate_set
     evaluated = []
 
@@ -186,10 +188,10 @@ def test_evaluation_stopped_after_a_network_resumes_with_the_next_to_the_same_ac
     import jaxdistill.evaluate as evaluate
     distill("random", "tiny", 3, [0], tmp_path / "a", data=DATA, progress=False)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    kw = dict(num_models=3, epochs=20, augment="none", data=DATA, progress=False, model_kwargs=dict(SMALL_CONVNET))
+    kw = dict(num_models=3, epochs=20, augment="none", data=DATA, progress=False, model=SMALL_MODEL)
     whole = evaluate_workdir(tmp_path / "a", **kw)
 
-    real_test = evaluate.test_accuracies
+    real_test = evaluate.test_metrics
     tested = []
 
     def test_then_crash_on(crash_call):
@@ -200,14 +202,14 @@ def test_evaluation_stopped_after_a_network_resumes_with_the_next_to_the_same_ac
             return real_test(model, states, *args, **kwargs)
         return fake
 
-    monkeypatch.setattr(evaluate, "test_accuracies", test_then_crash_on(2))
+    monkeypatch.setattr(evaluate, "test_metrics", test_then_crash_on(2))
     with pytest.raises(Crash):
         evaluate_workdir(tmp_path / "b", **kw)
     kept = json.loads((tmp_path / "b" / "eval_partial.json").read_text())["0"]
     assert kept["partial"] and kept["accuracies"] == whole["accuracies"][:1]  # the first network's result was kept
 
     tested.clear()
-    monkeypatch.setattr(evaluate, "test_accuracies", test_then_crash_on(None))
+    monkeypatch.setattr(evaluate, "test_metrics", test_then_crash_on(None))
     resumed = evaluate_workdir(tmp_path / "b", **kw)
     assert tested == [1, 1]  # only the second and third networks were trained
     assert resumed["accuracies"] == whole["accuracies"]
@@ -223,7 +225,7 @@ def test_a_vmapped_evaluation_trains_only_the_networks_not_yet_evaluated():
     from jaxdistill.evaluate import EvalConfig, evaluate_set
     from jaxdistill.train import TrainConfig
     images, labels = DATA.train.images[:4], DATA.train.labels[:4]
-    cfg = EvalConfig(num_models=3, model_kwargs=SMALL_CONVNET,
+    cfg = EvalConfig(num_models=3, model=SMALL_MODEL,
                      train=TrainConfig(epochs=5, augment="none", parallel="vmap"))
     steps, seen = [], []
     rec = evaluate_set(images, labels, DATA.test_images, DATA.test_labels, 2, cfg, progress=steps.append,
@@ -321,7 +323,7 @@ def test_trajectory_matching_runs_on_host_data_vmapped_sequential_and_resumed(tm
                   ExpertConfig(model_kwargs=(("depth", 1), ("width", 4)), epochs=3, batch_size=4, augment="none",
                                parallel="vmap"), progress=False)
     overrides = {"buffer_dir": str(buffer), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 2,
-                 "model_kwargs": (("depth", 1), ("width", 4)), "lr_img": 10.0, "dsa_strategy": "none"}
+                 "model": "convnet:depth=1,width=4", "lr_img": 10.0, "dsa_strategy": "none"}
     runs = {}
     for name, parallel, cut in (("vmap", "vmap", None), ("seq", "sequential", None), ("cut", "vmap", 2)):
         kw = dict(iterations=4, data=DATA, progress=False, checkpoint_every=1, parallel=parallel,
@@ -352,3 +354,80 @@ def test_load_real_with_zca_whitens_both_splits_with_the_training_fit(tiny_idx, 
                                rtol=1e-5, atol=1e-5)
     train = np.asarray(data.train.images).reshape(len(raw.train_labels), -1)
     np.testing.assert_allclose(train.mean(0), 0.0, atol=1e-4)  # centred by the training mean
+
+
+# ---- workdirs of earlier versions, data provenance, the distilled network carried to evaluation ---------------------
+
+COMMITTED = sorted((ROOT / "results" / "sets").glob("*/config.json"))
+
+
+@pytest.mark.parametrize("config_file", COMMITTED, ids=[p.parent.name for p in COMMITTED])
+def test_committed_workdirs_are_the_same_runs_for_todays_code(config_file):
+    """Each workdir under results/sets/ predates the spine redesign: its config.json, upgraded, is the one today's
+    distill call with the same command makes, so rerunning the command resumes it."""
+    from jaxdistill.checkpoint import RunDir
+    from jaxdistill.runner import distill_config, upgrade_config
+    old = json.loads(config_file.read_text())
+    assert "iterations" in old["method_config"]  # the old layout, which the upgrade must handle
+    _, config, defaults = distill_config(old["method"], old["dataset"], old["method_config"]["ipc"], old["seeds"],
+                                         iterations=old["method_config"]["iterations"])
+    assert RunDir(config_file.parent).check_config(config, defaults, upgrade=upgrade_config)
+    with pytest.raises(ConfigError, match="different config"):  # and a different run is still refused
+        RunDir(config_file.parent).check_config({**config, "iterations": 7}, defaults, upgrade=upgrade_config)
+
+
+def test_upgrade_spells_old_networks_as_one_model():
+    from jaxdistill.runner import upgrade_config
+    dc = {"kind": "distill", "method_config": {"ipc": 1, "iterations": 5, "width": 16, "depth": 3, "norm": "batchnorm",
+                                               "pooling": "avgpooling", "conv_impl": "auto", "class_loop": "scan",
+                                               "real_chunks": None}}
+    up = upgrade_config(dc)
+    assert up["iterations"] == 5 and up["method_config"] == {"ipc": 1, "model": "convnet:norm=batchnorm,width=16"}
+    mtt = {"kind": "distill", "method_config": {"iterations": 3, "model": "convnet",
+                                                "model_kwargs": {"depth": 1, "width": 4}}}
+    assert upgrade_config(mtt)["method_config"] == {"model": "convnet:depth=1,width=4"}
+    assert upgrade_config(up) == up  # today's configs come back unchanged
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    if not os.environ.get("JAXDISTILL_DATA"):
+        pytest.skip("JAXDISTILL_DATA is unset: the committed MNIST workdirs need the real files")
+    return runner.load_real("mnist", os.environ["JAXDISTILL_DATA"], progress=False)
+
+
+def test_a_committed_finished_workdir_resumes_and_evaluates(mnist, tmp_path):
+    import shutil
+    workdir = tmp_path / "set"
+    shutil.copytree(ROOT / "results" / "sets" / "dsa_mnist_ipc1_seed0", workdir)
+    with np.load(workdir / "synthetic.npz") as z:
+        committed = z["images"]
+    old = json.loads((workdir / "config.json").read_text())
+    record = distill("dsa", "mnist", 1, old["seeds"], workdir, iterations=old["method_config"]["iterations"],
+                     data=mnist, progress=False)
+    assert record["resumed_from"] == old["method_config"]["iterations"]  # nothing left to distil
+    np.testing.assert_array_equal(load_synthetic(workdir)[1][0], committed)  # restored from its checkpoint
+    res = evaluate_workdir(workdir, num_models=1, epochs=1, data=mnist, progress=False, augment="none")
+    assert res["eval_config"]["model"] == "convnet" and 0.0 <= res["accuracy_mean"] <= 1.0
+
+
+def test_evaluation_trains_the_network_the_set_was_distilled_with(tmp_path):
+    distill("dc", "tiny", 1, [0], tmp_path, iterations=0, data=DATA, progress=False,
+            method_overrides={"model": "convnet:depth=1,width=4", "batch_real": 2})
+    res = evaluate_workdir(tmp_path, num_models=1, epochs=1, augment="none", data=DATA, progress=False)
+    assert res["eval_config"]["model"] == "convnet:depth=1,width=4"
+    res = evaluate_workdir(tmp_path, num_models=1, epochs=1, augment="none", data=DATA, progress=False, model="mlp:16")
+    assert res["eval_config"]["model"] == "mlp:16"
+
+
+def test_evaluate_finds_the_data_folder_the_distillation_used(tiny_idx, tmp_path, monkeypatch, clean_env):
+    from jaxdistill.data.registry import REGISTRY
+    spec = tiny_idx(tmp_path / "data", name="origin_tiny")
+    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    workdir = tmp_path / "runs" / "a"
+    distill("random", spec.name, 1, [0], workdir, data_dir=str(tmp_path / "data"), progress=False)
+    remembered = json.loads((workdir / "data.json").read_text())
+    assert remembered == {"kind": "data_dir", "data_dir": os.path.join("..", "..", "data")}  # relative, portable
+    res = evaluate_workdir(workdir, num_models=1, epochs=1, augment="none", progress=False,
+                           model=SMALL_MODEL)  # no data_dir, no $JAXDISTILL_DATA, empty cache: no download tried
+    assert len(res["accuracies"]) == 1

@@ -144,7 +144,7 @@ def test_networks_train_on_soft_labels():
     from jaxdistill.evaluate import EvalConfig, evaluate_set
     soft = np.full((len(LABELS), 2), 0.2, np.float32)
     soft[np.arange(len(LABELS)), LABELS] = 0.8
-    cfg = EvalConfig(model_kwargs=(("width", 8), ("depth", 2)), num_models=1,
+    cfg = EvalConfig(model="convnet:depth=2,width=8", num_models=1,
                      train=TrainConfig(epochs=6, batch_size=4, lr=0.05, driver="python", parallel="vmap"))
     soft_rec = evaluate_set(IMAGES, soft, IMAGES, LABELS, 2, cfg)
     hard_rec = evaluate_set(IMAGES, LABELS, IMAGES, LABELS, 2, cfg)

@@ -10,8 +10,10 @@ every field always present (the Optax shape: `method(...)` fills in the neutral 
                                                      begin, `length` bodies and an end (length 0: no inner loop)
     host_data(seed, iteration) -> pytree             what the host reads for an iteration (MTT's expert window);
                                                      iteration INIT_ITERATION (-1) feeds `init`; () when nothing
-    prepare(plan) -> (Method, facts)                 checked against the run before it starts (dataset sizes, run
-                                                     length); returns the method for that run and facts to record
+    prepare(plan) -> (Method | None, facts)          checked against the run before it starts (dataset sizes, run
+                                                     length); returns the method to run instead (PSG: its noise
+                                                     calibrated to the whole run) or None for this one, and facts
+                                                     to record
     report(plan, iteration) -> dict                  facts of an iteration known on the host (PSG's epsilon)
 
 `inputs` is always `StepInputs(real, host)`: the real training data (on device, indexed by class) and the host data
@@ -94,7 +96,7 @@ class Method(NamedTuple):
     synthetic: Callable[[State], SyntheticSet]
     loop: StepLoop
     host_data: Callable[[int, int], Any]
-    prepare: Callable[[RunPlan], tuple["Method", dict[str, Any]]]
+    prepare: Callable[[RunPlan], tuple["Method | None", dict[str, Any]]]
     report: Callable[[RunPlan, int], dict[str, float]]
 
 
@@ -114,14 +116,12 @@ def method(init, synthetic, *, step=None, loop: StepLoop | None = None, host_dat
         raise ValueError("a method needs a step or a loop")
     loop = loop or single_stage(step)
     step = step or (lambda state, key, inputs: run_loop(loop, state, key, inputs))
-    built = None
 
     def prepare(plan: RunPlan):
         facts = check(plan) if check is not None else None
-        return built, dict(facts or {})
+        return None, dict(facts or {})
 
-    built = Method(init, step, synthetic, loop, host_data, prepare, report)
-    return built
+    return Method(init, step, synthetic, loop, host_data, prepare, report)
 
 
 class MethodEntry(NamedTuple):

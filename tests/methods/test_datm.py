@@ -7,13 +7,19 @@ import pytest
 
 from jaxdistill.errors import ConfigError
 from jaxdistill.experts import ExpertConfig, train_experts
+from jaxdistill.methods.base import INIT_ITERATION, StepInputs
 from jaxdistill.methods.datm import DATMConfig, datm, select_correct, start_epoch_bounds
-from jaxdistill.methods.mtt import ExpertWindow, MTTConfig, MTTState, mtt
+from jaxdistill.methods.mtt import MTTConfig, MTTState, mtt
 from jaxdistill.synthetic import SyntheticSet
 from tests.helpers import tiny_real
 
 REAL = tiny_real(num_per_class=6, num_classes=2)
 NET_KW = (("depth", 1), ("width", 4))
+NET = "convnet:depth=1,width=4"
+
+
+def inputs(method, seed, iteration):
+    return StepInputs(REAL, jax.tree.map(jnp.asarray, method.host_data(seed, iteration)))
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +33,7 @@ def buffer(tmp_path_factory):
 
 def _cfg(buffer, **kw):
     base = dict(ipc=2, buffer_dir=buffer, syn_steps=3, expert_epochs=1, max_start_epoch=3, min_start_epoch=0,
-                current_max_start_epoch=1, expansion_end_epoch=4, model_kwargs=NET_KW, dsa_strategy="none",
+                current_max_start_epoch=1, expansion_end_epoch=4, model=NET, dsa_strategy="none",
                 lr_img=10.0, label_experts=2, candidate_pool=6)
     base.update(kw)
     return DATMConfig(**base)
@@ -37,12 +43,11 @@ def test_with_hard_frozen_labels_and_a_fixed_window_the_update_is_mtt_s(buffer):
     cfg = _cfg(buffer, soft_labels=False, sequential_generation=False, threshold=float("inf"), init="real")
     d = datm(cfg)
     m = mtt(MTTConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(MTTConfig)}))
-    d_state = d.init(jax.random.PRNGKey(0), REAL)
+    d_state = d.init(jax.random.PRNGKey(0), inputs(d, 0, INIT_ITERATION))
     m_state = MTTState(SyntheticSet(d_state.images, d_state.hard_labels), d_state.syn_lr,
                        d_state.opt_images, d_state.opt_lr)
-    window = jax.tree.map(jnp.asarray, d.host_batch(0, 5))
-    m_window = jax.tree.map(jnp.asarray, m.host_batch(0, 5))
-    for a, b in zip(jax.tree.leaves(window), jax.tree.leaves(m_window)):  # same draw for the same (seed, iteration)
+    window, m_window = inputs(d, 0, 5), inputs(m, 0, 5)
+    for a, b in zip(jax.tree.leaves(window.host), jax.tree.leaves(m_window.host)):  # same (seed, iteration): same draw
         np.testing.assert_array_equal(a, b)
     key = jax.random.PRNGKey(7)
     d_new, d_metrics = jax.jit(d.step)(d_state, key, window)
@@ -54,20 +59,19 @@ def test_with_hard_frozen_labels_and_a_fixed_window_the_update_is_mtt_s(buffer):
 
 def test_soft_labels_start_from_the_experts_logits_and_are_learned(buffer):
     d = datm(_cfg(buffer, threshold=float("inf")))
-    state = jax.jit(d.init)(jax.random.PRNGKey(0), REAL)
+    state = jax.jit(d.init)(jax.random.PRNGKey(0), inputs(d, 0, INIT_ITERATION))
     syn = d.synthetic(state)
     assert syn.labels.shape == (4, 2)
     np.testing.assert_allclose(syn.labels.sum(-1), 1.0, rtol=1e-6)
     assert (np.argmax(syn.labels, -1) == np.asarray(state.hard_labels)).all()  # experts see the init images right
-    window = jax.tree.map(jnp.asarray, d.host_batch(0, 0))
-    new, _ = jax.jit(d.step)(state, jax.random.PRNGKey(1), window)
+    new, _ = jax.jit(d.step)(state, jax.random.PRNGKey(1), inputs(d, 0, 0))
     assert not np.allclose(new.label_logits, state.label_logits)
 
 
 def test_an_update_above_the_threshold_changes_nothing(buffer):
     d = datm(_cfg(buffer, threshold=-1.0))
-    state = jax.jit(d.init)(jax.random.PRNGKey(0), REAL)
-    new, metrics = jax.jit(d.step)(state, jax.random.PRNGKey(1), jax.tree.map(jnp.asarray, d.host_batch(0, 0)))
+    state = jax.jit(d.init)(jax.random.PRNGKey(0), inputs(d, 0, INIT_ITERATION))
+    new, metrics = jax.jit(d.step)(state, jax.random.PRNGKey(1), inputs(d, 0, 0))
     assert float(metrics["accepted"]) == 0.0
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(state)):
         np.testing.assert_array_equal(a, b)
@@ -78,10 +82,11 @@ def test_the_matching_range_grows_then_stops(buffer):
     assert [start_epoch_bounds(cfg, it)[1] for it in (0, 1, 2, 4, 100)] == [1, 1, 2, 3, 3]
     assert start_epoch_bounds(dataclasses.replace(cfg, sequential_generation=False), 0) == (0, 3)
     d = datm(cfg)
-    buf = d.host_batch.buffer.get()
+    from jaxdistill.experts import ExpertBuffer
+    buf = ExpertBuffer(buffer)
     epoch0 = [buf.load(seed, 0)["Conv_0"]["bias"] for seed in buf.experts]
     for it in range(6):  # before the range grows (iterations 0 and 1), every window starts at epoch 0
-        bias = d.host_batch(0, it).start["Conv_0"]["bias"]
+        bias = d.host_data(0, it).start["Conv_0"]["bias"]
         assert any(np.array_equal(bias, b) for b in epoch0) or it >= 2
 
 

@@ -52,12 +52,13 @@ def test_rematerialisation_changes_neither_the_loss_nor_its_gradients():
 def test_an_update_lowers_the_matching_loss_on_the_same_window_and_key():
     from tests.helpers import tiny_real
     real = tiny_real(num_per_class=3, num_classes=2)
-    cfg = MTTConfig(ipc=2, syn_steps=3, dsa_strategy="none", model_kwargs=(("depth", 1), ("width", 4)), lr_img=1.0,
+    from jaxdistill.methods.base import StepInputs
+    cfg = MTTConfig(ipc=2, syn_steps=3, dsa_strategy="none", model="convnet:depth=1,width=4", lr_img=1.0,
                     lr_lr=0.0, buffer_dir="unused")
     m = mtt(cfg)
     target = jax.tree.map(lambda a: a * 0.5, START)
-    window = ExpertWindow(START, target)
-    state = m.init(jax.random.PRNGKey(0), real)
+    window = StepInputs(real, ExpertWindow(START, target))
+    state = m.init(jax.random.PRNGKey(0), StepInputs(real))
     key = jax.random.PRNGKey(3)
     step = jax.jit(m.step)
     s1, metrics1 = step(state, key, window)
@@ -68,9 +69,33 @@ def test_an_update_lowers_the_matching_loss_on_the_same_window_and_key():
 
 def test_without_a_buffer_the_error_says_how_to_make_one():
     from jaxdistill.errors import ConfigError
+    from jaxdistill.methods.base import RunPlan
+    from tests.helpers import tiny_real
     m = mtt(MTTConfig())
     with pytest.raises(ConfigError, match="jaxdistill experts"):
-        m.host_batch(0, 0)
+        m.prepare(RunPlan.of("tiny", tiny_real(), iterations=1))  # before the run starts
+    with pytest.raises(ConfigError, match="jaxdistill experts"):
+        m.host_data(0, 0)
+
+
+def test_the_run_is_refused_when_the_experts_do_not_fit_the_method(tmp_path):
+    from jaxdistill.errors import ConfigError
+    from jaxdistill.experts import ExpertConfig, train_experts
+    from jaxdistill.methods.base import RunPlan
+    from tests.helpers import tiny_real
+    real = tiny_real(num_per_class=3, num_classes=2)
+    train_experts(tmp_path, np.asarray(real.images), np.asarray(real.labels), "tiny", 2, [0],
+                  ExpertConfig(model_kwargs=(("depth", 1), ("width", 4)), epochs=2, batch_size=6, augment="none"),
+                  progress=False)
+    plan = RunPlan.of("tiny", real, iterations=1)
+    ok = dict(buffer_dir=str(tmp_path), model="convnet:depth=1,width=4", expert_epochs=1, max_start_epoch=2)
+    mtt(MTTConfig(**ok)).prepare(plan)
+    with pytest.raises(ConfigError, match="set model=convnet:depth=1,width=4"):
+        mtt(MTTConfig(**{**ok, "model": "convnet:depth=2,width=4"})).prepare(plan)
+    with pytest.raises(ConfigError, match="max_start_epoch"):
+        mtt(MTTConfig(**{**ok, "max_start_epoch": 3})).prepare(plan)
+    with pytest.raises(ConfigError, match="ZCA"):
+        mtt(MTTConfig(**ok)).prepare(plan._replace(zca=True))
 
 
 @pytest.mark.parametrize("field,value", [("syn_steps", 0), ("expert_epochs", 0), ("batch_syn", 0),
