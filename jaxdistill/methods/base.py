@@ -124,6 +124,14 @@ def method(init, synthetic, *, step=None, loop: StepLoop | None = None, host_dat
     return Method(init, step, synthetic, loop, host_data, prepare, report)
 
 
+def check_minimums(config: Any, **minimums: int) -> None:
+    """ConfigError naming the first setting of `config` below its minimum (settings that are None are skipped)."""
+    for name, low in minimums.items():
+        value = getattr(config, name)
+        if value is not None and value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+
+
 class MethodEntry(NamedTuple):
     factory: Callable[[Any], Method]
     config_cls: type

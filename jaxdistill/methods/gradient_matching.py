@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxdistill.train import apply_model, cross_entropy
+from jaxdistill.data.arrays import RealData, sample_class
+from jaxdistill.train import apply_model, cross_entropy, epoch_batch_indices
 
 PyTree = Any
 Batch = Any  # a pytree of arrays with a leading example axis: (images, labels) or more (e.g. a mask)
@@ -48,6 +49,29 @@ class Matching(NamedTuple):
     distance: Callable[[PyTree, PyTree], jax.Array]  # (g_syn, g_real) -> scalar
     decode: Callable[[jax.Array], jax.Array]  # stored synthetic images -> training images
     real_chunks: int = 1  # equal parts each real batch is split into (must divide its size)
+
+
+def class_matching(real: RealData, batch_real: int, images_per_class: int, augment: Callable, distance: Callable,
+                   decode: Callable[[jax.Array], jax.Array] = lambda images: images, real_chunks: int = 1
+                   ) -> Matching:
+    """Matching per class (DC, DSA, IDC): group c pairs `batch_real` real images of class c with the class's
+    `images_per_class` decoded synthetic images (class-major), both through `augment(key, images, siamese=True)`
+    with the group's shared augmentation key."""
+    def real_batch(k_sample, k_aug, c):
+        images = augment(k_aug, sample_class(k_sample, real, c, batch_real), True)
+        return images, jnp.full((batch_real,), c, jnp.int32)
+
+    def syn_batch(decoded, k_aug, c):
+        own = jax.lax.dynamic_slice_in_dim(decoded, c * images_per_class, images_per_class)
+        return augment(k_aug, own, True), jnp.full((images_per_class,), c, jnp.int32)
+
+    return Matching(real.num_classes, real_batch, syn_batch, mean_gradient, mean_gradient, distance, decode,
+                    real_chunks)
+
+
+def per_class_images(key: jax.Array, real: RealData, n: int) -> jax.Array:
+    """n random real images of each class, class c drawn with fold_in(key, c) (e.g. to set batch-norm statistics)."""
+    return jnp.concatenate([sample_class(jax.random.fold_in(key, c), real, c, n) for c in range(real.num_classes)])
 
 
 def mean_gradient(net: nn.Module, params: PyTree, batch_stats: PyTree, batch: Batch) -> PyTree:
@@ -134,6 +158,21 @@ def batch_norm_statistics(net: nn.Module, params: PyTree, batch_stats: PyTree, i
     return apply_model(net, params, batch_stats, images, True)[1]
 
 
+def epoch_batches(images: jax.Array, labels: jax.Array, key: jax.Array, batch_size: int,
+                  augment: Callable[[jax.Array, jax.Array], jax.Array]) -> tuple[Callable, int]:
+    """(batch_at, steps per epoch) for training on (images, labels) in shuffled epochs: batch_at(t) = (augmented
+    images, labels, mask) of step t, the batch `min(batch_size, N)`, the last batch of an epoch padded and masked
+    (`train.epoch_batch_indices`). `key` splits into the shuffling key and the augmentation key (fold_in(., t))."""
+    n = images.shape[0]
+    batch = min(batch_size, n)
+    shuffle_key, aug_key = jax.random.split(key)
+
+    def batch_at(t):
+        idx, mask = epoch_batch_indices(shuffle_key, t, n, batch)
+        return augment(jax.random.fold_in(aug_key, t), images[idx]), labels[idx], mask
+    return batch_at, -(-n // batch)
+
+
 def train_network(net: nn.Module, tx: optax.GradientTransformation, params: PyTree, batch_stats: PyTree,
                   opt_state: optax.OptState, batch_at: Callable[[jax.Array], Batch], steps: int, unroll: bool
                   ) -> tuple[PyTree, PyTree, optax.OptState]:
@@ -156,5 +195,5 @@ def train_network(net: nn.Module, tx: optax.GradientTransformation, params: PyTr
     return params, batch_stats, opt_state
 
 
-__all__ = ["GradientFn", "Matching", "batch_norm_statistics", "group_keys", "group_loop", "match", "matching_loss",
-           "mean_gradient", "real_gradients", "train_network"]
+__all__ = ["GradientFn", "Matching", "batch_norm_statistics", "class_matching", "epoch_batches", "group_keys", "group_loop", "match",
+           "matching_loss", "mean_gradient", "per_class_images", "real_gradients", "train_network"]
