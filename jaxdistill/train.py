@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxdistill import policy
-from jaxdistill.data.augment import get_augment
+from jaxdistill.data.augment import get_augment, mixes_labels
 from jaxdistill.errors import ConfigError
 
 PyTree = Any
@@ -190,8 +190,12 @@ class Trainer:
         else:
             idx, mask = batch_from_permutation(perm, state.step, self.num_examples, self.batch_size)
         aug_key, dropout_key = jax.random.split(jax.random.fold_in(step_key, state.step))
-        batch = self.augment(aug_key, images[idx])
         batch_labels = jax.tree.map(lambda a: a[idx], labels)
+        if mixes_labels(self.augment):  # CutMix-like: images and their targets change together
+            targets = batch_labels if batch_labels.ndim == 2 else jax.nn.one_hot(batch_labels, self.model.num_classes)
+            batch, batch_labels = self.augment(aug_key, images[idx], targets)
+        else:
+            batch = self.augment(aug_key, images[idx])
 
         def loss_fn(params):
             logits, new_stats = apply_model(self.model, params, state.batch_stats, batch, True, dropout_key)

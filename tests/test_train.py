@@ -155,3 +155,35 @@ def test_networks_train_on_soft_labels():
     _, soft_loss = trainer.train_step(state, jax.random.PRNGKey(1), jnp.asarray(IMAGES), jnp.asarray(soft))
     _, hard_loss = trainer.train_step(state, jax.random.PRNGKey(1), jnp.asarray(IMAGES), jnp.asarray(LABELS))
     assert abs(float(soft_loss) - float(hard_loss)) > 1e-4
+
+
+def test_a_label_mixing_augmentation_trains_on_the_targets_it_returns():
+    """Augmentations may return (images, targets): CutMix-like mixing changes the labels a network trains on."""
+    import jax.numpy as jnp
+
+    from jaxdistill.data import augment as augment_lib
+    from jaxdistill.models import ModelConfig
+    from jaxdistill.train import Trainer, TrainConfig
+    from tests.helpers import tiny_images
+
+    seen = []
+
+    @augment_lib.label_mixing
+    def swap_to_uniform(key, images, targets):
+        seen.append(targets.shape)
+        return images, jnp.full_like(targets, 1.0 / targets.shape[-1])  # every label mixed into a uniform one
+
+    name = "test_uniform_mixing"
+    if name not in augment_lib._REGISTERED:
+        augment_lib.register_augmentation(name, swap_to_uniform)
+    images, labels = tiny_images(num_per_class=4, num_classes=2)
+    net = ModelConfig.parse("mlp:8").build(2)
+    trainer = Trainer(net, TrainConfig(epochs=30, batch_size=8, lr=0.5, momentum=0.0, augment=name,
+                                       parallel="vmap"), images.shape[0])
+    states = trainer.run(jax.random.PRNGKey(0)[None], images, labels)
+    assert seen and seen[0] == (8, 2)  # hard labels arrive one-hot
+    logits = net.apply({"params": jax.tree.map(lambda a: a[0], states.params)}, jnp.asarray(images), train=False)
+    # trained on uniform targets, the network predicts ~1/2 for both classes: it learned the mixed labels
+    np.testing.assert_allclose(jax.nn.softmax(logits), 0.5, atol=0.05)
+    with pytest.raises(ConfigError, match="already registered"):
+        augment_lib.register_augmentation(name, swap_to_uniform)

@@ -73,6 +73,9 @@ __all__ = [
     "eval_augmentation_for",
     "get_augment",
     "jitter_augment",
+    "label_mixing",
+    "mixes_labels",
+    "register_augmentation",
     "noise_image",
     "rotate_image",
     "scale_image",
@@ -91,6 +94,32 @@ DC_AUG_DEFAULTS: Mapping[str, float] = types.MappingProxyType(
 _EDGE_TOL = 1e-4
 
 Augmentation = Callable[[jax.Array, jax.Array], jax.Array]
+#: A label-mixing augmentation (CutMix, MixUp): ``f(key, images, targets) -> (images, targets)``, targets as
+#: probabilities (N, C); it carries ``mixes_labels = True`` (see :func:`label_mixing`), and a Trainer then passes
+#: it the batch's targets (hard labels one-hot) and trains on what it returns.
+LabelMixing = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+_REGISTERED: dict[str, Callable] = {}
+
+
+def label_mixing(fn: LabelMixing) -> LabelMixing:
+    """Mark ``fn(key, images, targets) -> (images, targets)`` as a label-mixing augmentation."""
+    fn.mixes_labels = True
+    return fn
+
+
+def mixes_labels(augmentation: Callable) -> bool:
+    """Whether an augmentation takes and returns targets (:data:`LabelMixing`) rather than images alone."""
+    return bool(getattr(augmentation, "mixes_labels", False))
+
+
+def register_augmentation(name: str, fn: Callable) -> Callable:
+    """Make ``get_augment(name)`` return ``fn`` (an :data:`Augmentation`, or a :data:`LabelMixing` marked by
+    :func:`label_mixing`); a name that is already taken is refused."""
+    if name in _REGISTERED or name in AUGMENTATIONS:
+        raise ConfigError(f"an augmentation called {name!r} is already registered")
+    _REGISTERED[name] = fn
+    return fn
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,6 +494,8 @@ def get_augment(
     keep their defaults). Raises ``ConfigError`` naming the known augmentations otherwise.
     """
     params = {"crop": crop, "scale": scale, "rotate": rotate, "noise": noise}
+    if name in _REGISTERED:
+        return _REGISTERED[name]
     if isinstance(name, str) and (name == _DSA or name.startswith(_DSA + ":")):
         return _get_dsa_augment(name, params)
     if isinstance(name, str) and (name == _JITTER or name.startswith(_JITTER + ":")):
