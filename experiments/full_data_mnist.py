@@ -3,39 +3,35 @@
     python experiments/full_data_mnist.py --variant full      # 20 epochs
     python experiments/full_data_mnist.py --variant reduced   # 2 epochs, labelled reduced
     python experiments/full_data_mnist.py --variant smoke     # CI
+    python -m jaxdistill.experiment full_data_mnist --variant full   # the same runner
 """
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
+from typing import Any
 
-from common import ROOT, prepare_process, write_record
-
-from jaxdistill.runner import train_baseline
+from jaxdistill.experiment import Context
 
 VARIANTS = {"full": dict(epochs=20, seed=0), "reduced": dict(epochs=2, seed=0),
             "smoke": dict(epochs=1, seed=0, subset_per_class=20, model_kwargs={"width": 16})}
 
 
-def main() -> None:
-    prepare_process()
-    p = argparse.ArgumentParser(description="full-data ConvNet baseline on MNIST")
-    p.add_argument("--variant", choices=sorted(VARIANTS), required=True)
-    p.add_argument("--workdir", default=None)
-    p.add_argument("--data-dir", default=None)
-    args = p.parse_args()
-    cfg = dict(VARIANTS[args.variant])
-    started = time.time()
-    workdir = Path(args.workdir or ROOT / "runs" / f"full_data_mnist_{args.variant}")
-    res = train_baseline("mnist", workdir, epochs=cfg["epochs"], seed=cfg["seed"], data_dir=args.data_dir,
-                         subset_per_class=cfg.get("subset_per_class"), model_kwargs=cfg.get("model_kwargs"))
-    print(f"full-data ConvNet, {cfg['epochs']} epochs: test accuracy {100 * res['test_accuracy']:.2f} %")
-    if args.variant != "smoke":
-        write_record(ROOT / "results" / f"full_data_mnist_{args.variant}.json", "full_data_mnist", args.variant,
-                     cfg, res, reduced=args.variant != "full",
-                     full_command="python experiments/full_data_mnist.py --variant full", started=started)
+def get_config(variant: str) -> dict[str, Any]:
+    return {**VARIANTS[variant], "name": f"full_data_mnist_{variant}", "reduced": variant != "full",
+            "full_protocol_command": "python experiments/full_data_mnist.py --variant full"}
+
+
+def run(config: dict[str, Any], ctx: Context) -> None:
+    from jaxdistill.runner import train_baseline
+
+    res = train_baseline("mnist", ctx.workdir, epochs=config["epochs"], seed=config["seed"], data_dir=ctx.data_dir,
+                         subset_per_class=config.get("subset_per_class"), model_kwargs=config.get("model_kwargs"),
+                         progress=ctx.progress)
+    print(f"full-data ConvNet, {config['epochs']} epochs: test accuracy {100 * res['test_accuracy']:.2f} %")
+    if ctx.writes_record:
+        ctx.write_record({k: v for k, v in config.items() if k not in ("name", "reduced", "full_protocol_command")},
+                         res)
 
 
 if __name__ == "__main__":
-    main()
+    from jaxdistill.experiment import main
+    main(__file__)

@@ -14,6 +14,9 @@ Paper results (mean +- std), ipc 1 / 10 / 50:
     python experiments/gradient_matching.py --method dsa --dataset fashion_mnist --variant ipc10
     python experiments/gradient_matching.py --method dc --dataset mnist --variant ipc10_reduced   # labelled reduced
     python experiments/gradient_matching.py --method dc --dataset mnist --variant smoke    # seconds; CI runs it
+    python -m jaxdistill.experiment gradient_matching --method dc --variant ipc1           # the same runner
+
+A variant's seeds can run apart (`--seeds 1`, e.g. one per machine) and be pooled afterwards (`--merge`).
 
 Runs resume: rerunning a command continues its workdir (runs/<name>) from the last checkpoint, and an evaluation
 that already finished is not repeated. Each record (results/<name>.json) is written once evaluation is done, with a
@@ -21,11 +24,12 @@ PNG grid of every synthetic set and the matching-loss curve under results/figure
 """
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
+from typing import Any
 
-from common import ROOT, finish_distillation, merge_seed_records, prepare_process, seed_part_records, seeds_part
+from jaxdistill.experiment import Context, finish_distillation, is_reduced
+
+CHOICES = {"method": ("dc", "dsa"), "dataset": ("mnist", "fashion_mnist")}
+FLAGS = ("checkpoint_every", "seeds")
 
 PAPER = {  # (method, dataset, ipc) -> (mean, std) in %
     ("dc", "mnist", 1): (91.7, 0.5), ("dc", "mnist", 10): (97.4, 0.2), ("dc", "mnist", 50): (98.8, 0.2),
@@ -46,65 +50,35 @@ VARIANTS = {
     "ipc1_reduced": dict(ipc=1, iterations=200, seeds=[0, 1, 2], models=20, epochs=1000),
     "ipc10_reduced": dict(ipc=10, iterations=20, seeds=[0], models=20, epochs=100),
     "ipc50_reduced": dict(ipc=50, iterations=2, seeds=[0], models=20, epochs=20),
-    # Smoke: the whole pipeline on real MNIST in seconds (a narrow network, small real batches, and the class loop
-    # as a scan, which compiles 3x faster than the unrolled default).
+    # Smoke: the whole pipeline on real MNIST in seconds (a narrow network, which the evaluation also trains, small
+    # real batches, and the class loop as a scan, which compiles 3x faster than the unrolled default).
     "smoke": dict(ipc=1, iterations=2, seeds=[0, 1], models=1, epochs=2,
-                  method_overrides={"batch_real": 8, "width": 16, "class_loop": "scan"},
-                  eval_model_kwargs={"width": 16}),
+                  method_overrides={"batch_real": 8, "model": "convnet:width=16"}, policy={"class_loop": "scan"}),
 }
 
 
-def run_name(method: str, dataset: str, variant: str) -> str:
-    return f"{method}_{dataset}_{variant}"
+def get_config(variant: str, method: str, dataset: str = "mnist") -> dict[str, Any]:
+    """What a run of `variant` does: the VARIANTS row, the paper's value, its names and its full-protocol command."""
+    cfg = {"method": method, "dataset": dataset, **VARIANTS[variant]}
+    if method == "dc" and dataset != "mnist" and variant != "smoke":
+        cfg["epochs"] = 300  # the reference trains 300 epochs where DC uses no evaluation augmentation
+    return {**cfg, "name": f"{method}_{dataset}_{variant}", "paper": PAPER.get((method, dataset, cfg["ipc"])),
+            "reduced": is_reduced(variant),
+            "full_protocol_command": f"python experiments/gradient_matching.py --method {method} "
+                                     f"--dataset {dataset} --variant {variant.replace('_reduced', '')}"}
 
 
-def main() -> None:
-    prepare_process()
+def run(config: dict[str, Any], ctx: Context) -> None:
     from jaxdistill.runner import distill, load_real
 
-    p = argparse.ArgumentParser(description="DC / DSA on MNIST and Fashion-MNIST")
-    p.add_argument("--method", choices=("dc", "dsa"), required=True)
-    p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
-    p.add_argument("--variant", choices=sorted(VARIANTS), required=True)
-    p.add_argument("--workdir", default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--checkpoint-every", type=int, default=10,
-                   help="save the synthetic sets every N iterations (an interrupted run loses at most N)")
-    p.add_argument("--seeds", default=None,
-                   help="distil and evaluate only these of the variant's seeds (comma-separated), e.g. one per "
-                        "machine or per session; by default into runs/<name>_seed<S> and results/<name>_seed<S>.json, "
-                        "where --merge finds the record")
-    p.add_argument("--merge", action="store_true",
-                   help="run nothing: pool the records results/<name>_seed<S>.json of --seeds runs that together "
-                        "cover the variant's seeds into results/<name>.json (or --out)")
-    args = p.parse_args()
-    cfg = dict(VARIANTS[args.variant])
-    if args.method == "dc" and args.dataset != "mnist" and args.variant != "smoke":
-        cfg["epochs"] = 300  # the reference trains 300 epochs where DC uses no evaluation augmentation
-    name = run_name(args.method, args.dataset, args.variant)
-    if args.merge:
-        if args.seeds is not None or args.workdir is not None:
-            raise SystemExit("--merge pools finished records: it takes neither --seeds nor --workdir")
-        results = ROOT / "results"
-        merge_seed_records(seed_part_records(results, name), Path(args.out or results / f"{name}.json"),
-                           cfg["seeds"])
-        return
-    cfg["seeds"], suffix = seeds_part(cfg["seeds"], args.seeds)
-    started = time.time()
-    workdir = Path(args.workdir or ROOT / "runs" / (name + suffix))
-    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress)
-    rec = distill(args.method, args.dataset, cfg["ipc"], cfg["seeds"], workdir, iterations=cfg["iterations"],
-                  data=data, method_overrides=cfg.get("method_overrides"), progress=not args.no_progress,
-                  checkpoint_every=args.checkpoint_every)
-    finish_distillation(args, cfg, workdir, data, rec, name=name + suffix, grid_name=name,
-                        experiment="gradient_matching",
-                        paper=PAPER.get((args.method, args.dataset, cfg["ipc"])), started=started,
-                        record_config={"method": args.method, "dataset": args.dataset, **cfg},
-                        full_command=f"python experiments/gradient_matching.py --method {args.method} "
-                                     f"--dataset {args.dataset} --variant {args.variant.replace('_reduced', '')}")
+    data = load_real(config["dataset"], ctx.data_dir, progress=ctx.progress)
+    rec = distill(config["method"], config["dataset"], config["ipc"], config["seeds"], ctx.workdir,
+                  iterations=config["iterations"], data=data, method_overrides=config.get("method_overrides"),
+                  policy=config.get("policy"), progress=ctx.progress, checkpoint_every=ctx.checkpoint_every)
+    record_config = {k: config[k] for k in ("method", "dataset", "ipc", "iterations", "seeds", "models", "epochs")}
+    finish_distillation(ctx, data, rec, record_config)
 
 
 if __name__ == "__main__":
-    main()
+    from jaxdistill.experiment import main
+    main(__file__)

@@ -23,25 +23,25 @@ learning rates; these are ours (see README).
     python experiments/kd_mnist.py --variant hinton_reduced_30ep
     python experiments/kd_mnist.py --variant convnet_small
     python experiments/kd_mnist.py --variant omitted3
+    python experiments/kd_mnist.py --variant smoke          # seconds; CI runs it
+    python -m jaxdistill.experiment kd_mnist --variant hinton   # the same runner
 
 Reruns resume (runs/kd_mnist_<variant>, finished phases are skipped). Records: results/kd_mnist_<variant>.json, tables
 results/kd_mnist_<variant>.{md,csv}, figure results/figures/kd_mnist_<variant>_sweep.png.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import time
-from pathlib import Path
+from typing import Any
 
-import numpy as np
-from common import ROOT, prepare_process, write_record
+from jaxdistill.experiment import Context
 
+VARIANTS = ("hinton", "hinton_reduced", "hinton_reduced_30ep", "convnet_small", "omitted3", "smoke")
 SWEEP = tuple((t, a) for t in (1.0, 2.0, 4.0, 8.0, 20.0) for a in (0.1, 0.5, 0.9))
 PAPER = {"teacher": 67, "student_alone": 146, "student_kd": 74}  # test errors, Hinton et al. 2015, section 3
 
 
-def variants():
+def kd_configs() -> dict:
+    """Every variant's KDConfig."""
     from jaxdistill.kd import KDConfig, NetSpec
     from jaxdistill.train import TrainConfig
 
@@ -72,57 +72,58 @@ REDUCED = {"hinton_reduced": "hinton", "hinton_reduced_30ep": "hinton"}
 SHARED_TEACHERS = {"convnet_small": "kd_mnist_convnet_teachers", "omitted3": "kd_mnist_convnet_teachers"}
 
 
-def main() -> None:
-    prepare_process()
+def get_config(variant: str) -> dict[str, Any]:
+    """The variant's KDConfig ("kd") and how it runs: teachers shared with other variants, the smoke subset."""
+    if variant not in VARIANTS:
+        raise KeyError(variant)
+    name = f"kd_mnist_{variant}"
+    return {"kd": kd_configs()[variant], "name": name, "shared_teachers": SHARED_TEACHERS.get(variant),
+            "subset": {"train": 1000, "test": 500} if variant == "smoke" else None,
+            "paper_test_errors": PAPER if variant.startswith("hinton") else None, "reduced": variant in REDUCED,
+            "full_protocol_command": f"python experiments/kd_mnist.py --variant {REDUCED.get(variant, variant)}"}
+
+
+def run(config: dict[str, Any], ctx: Context) -> None:
+    import numpy as np
+
     from jaxdistill.kd import run_kd
     from jaxdistill.report import kd_table, plot_kd_sweep, write_table
     from jaxdistill.runner import load_real
 
-    all_variants = variants()
-    p = argparse.ArgumentParser(description="knowledge distillation on MNIST (Hinton et al. 2015)")
-    p.add_argument("--variant", choices=sorted(all_variants), required=True)
-    p.add_argument("--workdir", default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args()
-    config = all_variants[args.variant]
-    name = f"kd_mnist_{args.variant}"
-    started = time.time()
-    workdir = Path(args.workdir or ROOT / "runs" / name)
-    data = load_real("mnist", args.data_dir, progress=not args.no_progress)
+    kd_config = config["kd"]
+    data = load_real("mnist", ctx.data_dir, progress=ctx.progress)
     train_images, train_labels = np.asarray(data.train.images), np.asarray(data.train.labels)  # sorted by class
     test_images, test_labels = data.test_images, data.test_labels
-    if args.variant == "smoke":
-        pick = np.random.default_rng(0).permutation(train_labels.shape[0])[:1000]
+    if config["subset"]:
+        pick = np.random.default_rng(0).permutation(train_labels.shape[0])[:config["subset"]["train"]]
         train_images, train_labels = train_images[pick], train_labels[pick]
-        test_images, test_labels = test_images[:500], test_labels[:500]
+        test_images, test_labels = test_images[:config["subset"]["test"]], test_labels[:config["subset"]["test"]]
     # Variants that name the same teachers share them, unless the run goes to a workdir of its own.
-    shared = SHARED_TEACHERS.get(args.variant)
-    teacher_dir = ROOT / "runs" / shared if shared and args.workdir is None else None
-    rec = run_kd(config, train_images, train_labels, test_images, test_labels, 10, workdir,
-                 progress=not args.no_progress, teacher_dir=teacher_dir)
+    shared = config["shared_teachers"]
+    teacher_dir = ctx.root / "runs" / shared if shared and ctx.args.workdir is None else None
+    rec = run_kd(kd_config, train_images, train_labels, test_images, test_labels, 10, ctx.workdir,
+                 progress=ctx.progress, teacher_dir=teacher_dir)
     table = kd_table(rec)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     kd, alone = rec["student_kd"], rec["student_alone"]
     sig = kd["significance_vs_alone"]
-    print(f"KD (T={config.temperature:g}, alpha={config.alpha:g}) {kd['errors_mean']:.1f} +- {kd['errors_std']:.1f} "
-          f"test errors vs student alone {alone['errors_mean']:.1f} +- {alone['errors_std']:.1f}: gain "
-          f"{sig['difference']:.1f} +- {sig['standard_error']:.1f} (z = {sig['z']:.1f})")
-    if config.omit_class is not None:
-        print(f"omitted class {config.omit_class}: KD student gets {kd['omitted_correct_before']} of "
-              f"{kd['omitted_test_examples']} right; after bias shifts {kd['bias_shift']}: {kd['omitted_correct_after']}")
-    if args.variant == "smoke":
+    print(f"KD (T={kd_config.temperature:g}, alpha={kd_config.alpha:g}) {kd['errors_mean']:.1f} +- "
+          f"{kd['errors_std']:.1f} test errors vs student alone {alone['errors_mean']:.1f} +- "
+          f"{alone['errors_std']:.1f}: gain {sig['difference']:.1f} +- {sig['standard_error']:.1f} "
+          f"(z = {sig['z']:.1f})")
+    if kd_config.omit_class is not None:
+        print(f"omitted class {kd_config.omit_class}: KD student gets {kd['omitted_correct_before']} of "
+              f"{kd['omitted_test_examples']} right; after bias shifts {kd['bias_shift']}: "
+              f"{kd['omitted_correct_after']}")
+    if not ctx.writes_record:
         return
-    write_table(table, ROOT / "results" / name)
-    if config.sweep:
-        plot_kd_sweep(rec, ROOT / "results" / "figures" / f"{name}_sweep.png",
-                      title=f"KD on MNIST ({args.variant}): test errors against T, 5 seeds")
-    full = REDUCED.get(args.variant, args.variant)
-    write_record(ROOT / "results" / f"{name}.json", "kd_mnist", args.variant,
-                 {**config.to_dict(), "paper_test_errors": PAPER if args.variant.startswith("hinton") else None},
-                 rec, reduced=args.variant in REDUCED,
-                 full_command=f"python experiments/kd_mnist.py --variant {full}", started=started)
+    write_table(table, ctx.out.with_suffix(""))  # results/<name>.{md,csv} beside the record
+    if kd_config.sweep:
+        plot_kd_sweep(rec, ctx.figures_dir / f"{ctx.name}_sweep.png",
+                      title=f"KD on MNIST ({ctx.variant}): test errors against T, 5 seeds")
+    ctx.write_record({**kd_config.to_dict(), "paper_test_errors": config["paper_test_errors"]}, rec)
 
 
 if __name__ == "__main__":
-    main()
+    from jaxdistill.experiment import main
+    main(__file__)

@@ -22,18 +22,20 @@ MNIST has no published trajectory-matching settings: its variants follow the CIF
     python experiments/trajectory_matching.py --method mtt --dataset cifar10 --variant ipc10   # paper row, GPU
     python experiments/trajectory_matching.py --method datm --dataset mnist --variant ipc1_reduced
     python experiments/trajectory_matching.py --method mtt --dataset mnist --variant smoke      # seconds; CI
+    python -m jaxdistill.experiment trajectory_matching --method datm --variant ipc1_reduced   # the same runner
 
 Experts are trained once per (dataset, ZCA, expert settings) into runs/experts_<...> and shared by the methods and
 variants that ask for the same; every stage resumes when the command is rerun.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import time
-from pathlib import Path
+from typing import Any
 
-from common import ROOT, finish_distillation, prepare_process
+from jaxdistill.experiment import Context, finish_distillation, is_reduced
+
+CHOICES = {"method": ("mtt", "datm"), "dataset": ("mnist", "cifar10")}
+FLAGS = ("checkpoint_every", "seeds")
 
 PAPER = {("mtt", "cifar10", 1): (46.3, 0.8), ("mtt", "cifar10", 10): (65.3, 0.7), ("mtt", "cifar10", 50): (71.6, 0.2),
          ("datm", "cifar10", 1): (46.9, 0.5), ("datm", "cifar10", 10): (66.8, 0.2),
@@ -86,87 +88,93 @@ VARIANTS = {
                                             expansion_end_epoch=60)),
     # Smoke: the whole pipeline on 30 real images per class with narrow networks, in seconds.
     "smoke": dict(ipc=1, experts=(2, 3), iterations=2, seeds=[0], models=1, epochs=2, subset=30,
-                  model_kwargs={"width": 16, "depth": 2},
+                  model_kwargs={"width": 16, "depth": 2},  # the experts' network, which the method and evaluation use
                   settings=dict(syn_steps=4, expert_epochs=1, max_start_epoch=2, min_start_epoch=0,
                                 current_max_start_epoch=1, expansion_end_epoch=2, candidate_pool=16,
                                 label_experts=2)),
 }
 
 
-def run_name(method: str, dataset: str, variant: str) -> str:
-    return f"{method}_{dataset}_{variant}"
-
-
 def method_settings(method: str, dataset: str, variant: str) -> tuple[dict, bool]:
     """(method overrides, zca) of a variant."""
+    from jaxdistill.errors import ConfigError
+    from jaxdistill.methods import get_entry
+    from jaxdistill.models import ModelConfig
+
     cfg = VARIANTS[variant]
     key = (method, dataset, cfg["ipc"])
     if key not in SETTINGS:
-        raise SystemExit(f"no settings for {method} on {dataset} at ipc {cfg['ipc']}")
-    from jaxdistill.methods import get_entry
+        have = ", ".join(f"ipc {i}" for m, d, i in sorted(SETTINGS) if (m, d) == (method, dataset))
+        raise ConfigError(f"no settings for {method} on {dataset} at ipc {cfg['ipc']} (variant {variant}); "
+                          f"{method} on {dataset} has {have or 'none'}")
     fields = {f.name for f in dataclasses.fields(get_entry(method).config_cls)}
     # a variant's settings serve both methods: each keeps those its config has (SETTINGS stay exact per method)
     settings = {**SETTINGS[key], **{k: v for k, v in cfg.get("settings", {}).items() if k in fields}}
     if cfg.get("model_kwargs"):
-        settings["model_kwargs"] = tuple(sorted(cfg["model_kwargs"].items()))
-    settings["iterations"] = cfg["iterations"] or ITERATIONS[method]
+        settings["model"] = str(ModelConfig("convnet", cfg["model_kwargs"]))  # the experts' network
     return settings, ZCA.get(key, False)
 
 
-def main() -> None:
-    prepare_process()
+def get_config(variant: str, method: str, dataset: str = "mnist") -> dict[str, Any]:
+    """What a run of `variant` does: the VARIANTS row, the method's settings and ZCA, the expert buffer's name, the
+    paper's value and the full-protocol command."""
+    row = VARIANTS[variant]
+    settings, zca = method_settings(method, dataset, variant)
+    num_experts, expert_epochs = row["experts"]
+    model_kwargs = row.get("model_kwargs", {})
+    buffer_name = (f"experts_{dataset}{'_zca' if zca else ''}_{num_experts}x{expert_epochs}"
+                   + "".join(f"_{k}{v}" for k, v in sorted(model_kwargs.items()))
+                   + (f"_subset{row['subset']}" if row.get("subset") else ""))
+    return {**row, "method": method, "dataset": dataset, "zca": zca, "method_settings": settings,
+            "iterations": row["iterations"] or ITERATIONS[method], "name": f"{method}_{dataset}_{variant}",
+            "buffer_name": buffer_name, "paper": PAPER.get((method, dataset, row["ipc"])),
+            "reduced": is_reduced(variant),
+            "full_protocol_command": f"python experiments/trajectory_matching.py --method {method} "
+                                     f"--dataset {dataset} --variant ipc{row['ipc']}"}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--buffer", default=None,
+                        help="expert folder (default runs/experts_<dataset>_<settings>; with --workdir, "
+                             "<workdir>_experts)")
+
+
+def run(config: dict[str, Any], ctx: Context) -> None:
+    from pathlib import Path
+
     import numpy as np
 
     from jaxdistill.experts import ExpertConfig, train_experts
     from jaxdistill.runner import distill, load_real
 
-    p = argparse.ArgumentParser(description="MTT / DATM on MNIST and CIFAR-10")
-    p.add_argument("--method", choices=("mtt", "datm"), required=True)
-    p.add_argument("--dataset", choices=("mnist", "cifar10"), default="mnist")
-    p.add_argument("--variant", choices=sorted(VARIANTS), required=True)
-    p.add_argument("--workdir", default=None, help="distillation folder (default runs/<method>_<dataset>_<variant>)")
-    p.add_argument("--buffer", default=None, help="expert folder (default runs/experts_<dataset>_<settings>)")
-    p.add_argument("--out", default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--checkpoint-every", type=int, default=10)
-    args = p.parse_args()
-    cfg = VARIANTS[args.variant]
-    settings, zca = method_settings(args.method, args.dataset, args.variant)
-    name = run_name(args.method, args.dataset, args.variant)
-    started = time.time()
-    workdir = Path(args.workdir or ROOT / "runs" / name)
-    num_experts, expert_epochs = cfg["experts"]
-    model_kwargs = cfg.get("model_kwargs", {})
-    buffer = Path(args.buffer or ROOT / "runs" / (
-        f"experts_{args.dataset}{'_zca' if zca else ''}_{num_experts}x{expert_epochs}"
-        + "".join(f"_{k}{v}" for k, v in sorted(model_kwargs.items()))
-        + (f"_subset{cfg['subset']}" if cfg.get("subset") else "")))
-    if args.workdir and not args.buffer:
-        buffer = workdir.parent / (workdir.name + "_experts")
-    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress, zca=zca)
+    num_experts, expert_epochs = config["experts"]
+    buffer = Path(ctx.args.buffer or ctx.root / "runs" / config["buffer_name"])
+    if ctx.args.workdir and not ctx.args.buffer:
+        buffer = ctx.workdir.parent / (ctx.workdir.name + "_experts")
+    data = load_real(config["dataset"], ctx.data_dir, progress=ctx.progress, zca=config["zca"])
 
     images, labels = np.asarray(data.train.images), np.asarray(data.train.labels)  # class-sorted
-    if cfg.get("subset"):
+    if config.get("subset"):
         offsets = np.asarray(data.train.class_offsets)
-        keep = np.concatenate([np.arange(o, o + cfg["subset"]) for o in offsets])
+        keep = np.concatenate([np.arange(o, o + config["subset"]) for o in offsets])
         images, labels = images[keep], labels[keep]
-    expert_cfg = ExpertConfig(model_kwargs=tuple(sorted(model_kwargs.items())), epochs=expert_epochs, zca=zca)
-    train_experts(buffer, images, labels, args.dataset, data.spec.num_classes, list(range(num_experts)), expert_cfg,
-                  progress=not args.no_progress)
+    expert_cfg = ExpertConfig(model_kwargs=tuple(sorted(config.get("model_kwargs", {}).items())),
+                              epochs=expert_epochs, zca=config["zca"])
+    train_experts(buffer, images, labels, config["dataset"], data.spec.num_classes, list(range(num_experts)),
+                  expert_cfg, progress=ctx.progress)
     del images, labels
 
-    rec = distill(args.method, args.dataset, cfg["ipc"], cfg["seeds"], workdir, iterations=settings.pop("iterations"),
-                  data=data, method_overrides={**settings, "buffer_dir": str(buffer.resolve())},
-                  progress=not args.no_progress, checkpoint_every=args.checkpoint_every, zca=zca)
-    finish_distillation(
-        args, cfg, workdir, data, rec, name=name, experiment="trajectory_matching",
-        paper=PAPER.get((args.method, args.dataset, cfg["ipc"])), started=started,
-        record_config={**cfg, "method": args.method, "dataset": args.dataset, "zca": zca, "method_settings": settings,
-                       "experts": {"number": num_experts, **expert_cfg.to_dict(), "buffer": str(buffer)}},
-        full_command=f"python experiments/trajectory_matching.py --method {args.method} --dataset {args.dataset} "
-                     f"--variant ipc{cfg['ipc']}")
+    rec = distill(config["method"], config["dataset"], config["ipc"], config["seeds"], ctx.workdir,
+                  iterations=config["iterations"], data=data,
+                  method_overrides={**config["method_settings"], "buffer_dir": str(buffer.resolve())},
+                  progress=ctx.progress, checkpoint_every=ctx.checkpoint_every, zca=config["zca"])
+    row = {**VARIANTS[ctx.variant], "seeds": config["seeds"]}  # the VARIANTS row as run (--seeds: the part's)
+    finish_distillation(ctx, data, rec, {
+        **row, "method": config["method"], "dataset": config["dataset"], "zca": config["zca"],
+        "method_settings": config["method_settings"],
+        "experts": {"number": num_experts, **expert_cfg.to_dict(), "buffer": str(buffer)}})
 
 
 if __name__ == "__main__":
-    main()
+    from jaxdistill.experiment import main
+    main(__file__)

@@ -369,9 +369,13 @@ def build_parser(module: ModuleType, prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def run_experiment(module: ModuleType, argv: Sequence[str], prog: str, command: str | None = None) -> None:
-    """Parse an experiment's flags, build its config, and run it (or merge its seed parts)."""
+def run_experiment(module: ModuleType, argv: Sequence[str], prog: str, command: str | None = None,
+                   prepare: bool = False) -> None:
+    """Parse an experiment's flags, build its config, and run it (or merge its seed parts). `prepare` calls
+    `prepare_process()` once the flags are read (the command does; a usage error or --help then costs no restart)."""
     args = build_parser(module, prog).parse_args(list(argv))
+    if prepare:
+        prepare_process()  # before anything starts jax's backend; may restart the process once
     choices = {name: getattr(args, name) for name in config_choices(module)}
     config = module.get_config(args.variant, **choices)
     root = Path(module.__file__).resolve().parents[1]  # runs/ and results/ beside the experiments folder
@@ -399,7 +403,8 @@ def run_experiment(module: ModuleType, argv: Sequence[str], prog: str, command: 
 def _usage() -> str:
     return ("usage: python -m jaxdistill.experiment EXPERIMENT --variant VARIANT [flags]\n"
             "  EXPERIMENT: a file's path (experiments/x.py) or the name of one in "
-            f"{' or '.join(str(f) for f in experiment_folders())}: {', '.join(available_experiments()) or '(none)'}\n"
+            f"{' or '.join(str(f) for f in experiment_folders() if f.is_dir()) or './experiments'}: "
+            f"{', '.join(available_experiments()) or '(none)'}\n"
             "  `python -m jaxdistill.experiment EXPERIMENT --help` lists its variants and flags.\n")
 
 
@@ -417,9 +422,7 @@ def main(experiment: str | Path | None = None, argv: Sequence[str] | None = None
     else:
         prog = Path(experiment).name
     try:
-        path = find_experiment(experiment)
-        prepare_process()  # before anything starts jax's backend; may restart the process once
-        run_experiment(load_experiment(path), argv, prog)
+        run_experiment(load_experiment(find_experiment(experiment)), argv, prog, prepare=True)
     except JaxdistillError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None

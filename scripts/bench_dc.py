@@ -64,7 +64,7 @@ def child_rusage(cmd: list[str], env: dict[str, str], cwd: str | None = None) ->
     return wall, usage.ru_maxrss / 2**20, text  # ru_maxrss is in KiB on Linux
 
 
-def iteration_flops(m, state, real) -> float:
+def iteration_flops(m, state, inputs) -> float:
     """XLA's cost analysis of one iteration, begin + length x body + end of the method's loop (cost analysis counts
     a loop body once, so the loop is counted here)."""
     import jax
@@ -78,39 +78,48 @@ def iteration_flops(m, state, real) -> float:
             analysis = analysis[0] if analysis else {}
         return float((analysis or {}).get("flops", float("nan")))
 
-    key = jax.random.PRNGKey(0)
-    carry = jax.eval_shape(m.loop.begin, state, key, real)
-    body = m.loop.length * cost(m.loop.body, carry, 0, real) if m.loop.length else 0.0
-    return cost(m.loop.begin, state, key, real) + body + cost(m.loop.end, carry, real)
+    carry = jax.eval_shape(m.loop.begin, state, jax.random.PRNGKey(1), inputs)
+    body = m.loop.length * cost(m.loop.body, carry, 0, inputs) if m.loop.length else 0.0
+    return cost(m.loop.begin, state, jax.random.PRNGKey(1), inputs) + body + cost(m.loop.end, carry, inputs)
 
 
 def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "unroll", conv_impl: str = "auto"
            ) -> None:
-    """One jaxdistill configuration in this process; prints one JSON line."""
+    """One jaxdistill configuration in this process (the policy's defaults with this class loop and conv kernel);
+    prints one JSON line."""
     import jax
     import numpy as np
 
+    from jaxdistill import policy
+    from jaxdistill.driver import compiled_step
     from jaxdistill.methods import make_method
-    from jaxdistill.runner import compiled_step, load_real
+    from jaxdistill.methods.base import StepInputs
+    from jaxdistill.runner import load_real
 
     t0 = time.perf_counter()
     data = load_real("mnist", data_dir, progress=False)
     setup = time.perf_counter() - t0
-    m = make_method("dc", ipc=ipc, class_loop=class_loop, conv_impl=conv_impl)
-    state = jax.jit(m.init)(jax.random.PRNGKey(0), data.train)
-    t0 = time.perf_counter()
-    compiled = compiled_step(m, state, jax.random.PRNGKey(1), data.train)  # what `jaxdistill distill` runs
-    compile_s = time.perf_counter() - t0
+    inputs = StepInputs(data.train)
+    m = make_method("dc", ipc=ipc)
+    run_policy = policy.current().replace(class_loop=class_loop, conv_impl=conv_impl)
+    with policy.use(run_policy):
+        state = jax.jit(m.init)(jax.random.PRNGKey(0), inputs)
+        t0 = time.perf_counter()
+        compiled = compiled_step(m, state, jax.random.PRNGKey(1), inputs)  # what `jaxdistill distill` runs
+        compile_s = time.perf_counter() - t0
     # Cost analysis counts a scan's body once: the FLOPs come from the unrolled program (the same computation).
-    flops = iteration_flops(make_method("dc", ipc=ipc, class_loop="unroll", conv_impl=conv_impl), state, data.train)
+    with policy.use(run_policy, class_loop="unroll"):
+        flops = iteration_flops(m, state, inputs)
     # The same iteration with direct convolutions (the reference's algorithm): Winograd's programs do fewer FLOPs,
     # so their rate is also given on this count, comparable across kernels and with the reference.
-    direct = flops if jax.default_backend() != "cpu" or conv_impl not in ("auto", "winograd") else iteration_flops(
-        make_method("dc", ipc=ipc, class_loop="unroll", conv_impl="fastgrad"), state, data.train)
+    direct = flops
+    if jax.default_backend() == "cpu" and conv_impl in ("auto", "winograd"):
+        with policy.use(run_policy, class_loop="unroll", conv_impl="fastgrad"):
+            direct = iteration_flops(m, state, inputs)
     times = []
     for i in range(iterations + 1):  # the first run also pays one-time allocation; not counted
         t0 = time.perf_counter()
-        state, metrics = compiled(state, jax.random.PRNGKey(2 + i), data.train)
+        state, metrics = compiled(state, jax.random.PRNGKey(2 + i), inputs)
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t0)
     steady = times[1:]
@@ -122,9 +131,10 @@ def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "u
     matmul_rate = 2 * 4096**3 / (time.perf_counter() - t0)
     stats = jax.devices()[0].memory_stats() or {}  # None on CPU; the accelerator's allocator peak elsewhere
     device_peak = stats["peak_bytes_in_use"] / 2**30 if "peak_bytes_in_use" in stats else None
-    print(json.dumps({"backend": jax.default_backend(), "device_peak_gib": device_peak,"ipc": ipc, "setup_s": setup, "compile_s": compile_s, "first_iteration_s": times[0],
+    print(json.dumps({"backend": jax.default_backend(), "device_peak_gib": device_peak, "ipc": ipc, "setup_s": setup,
+                      "compile_s": compile_s, "first_iteration_s": times[0],
                       "iteration_s": steady, "iteration_s_median": float(np.median(steady)),
-                      "conv_impl": conv_impl, "flops_per_iteration": flops,
+                      "conv_impl": conv_impl, "policy": run_policy.to_dict(), "flops_per_iteration": flops,
                       "achieved_flop_rate": flops / float(np.median(steady)), "direct_conv_flops_per_iteration": direct,
                       "direct_conv_flop_rate": direct / float(np.median(steady)),
                       "matmul_flop_rate_4096": matmul_rate, "match_loss": float(metrics["match_loss"]),
@@ -164,9 +174,13 @@ def main() -> None:
     p.add_argument("--reference-plain", default="", help="ipcs (e.g. 1) at which the reference also runs without "
                                                        "GLIBC_TUNABLES, as it runs out of the box")
     p.add_argument("--class-loop", default="unroll", choices=("unroll", "scan"),
-                   help="DCConfig.class_loop for jaxdistill (the reference always loops in Python)")
-    p.add_argument("--conv-impls", default="auto", help="comma-separated DCConfig.conv_impl values, each timed in "
+                   help="the policy's class_loop for jaxdistill (the reference always loops in Python)")
+    p.add_argument("--conv-impls", default="auto", help="comma-separated policy conv_impl values, each timed in "
                                                        "this run (the first is the row's `jaxdistill`)")
+    p.add_argument("--baseline-tree", default=None,
+                   help="a checkout of another jaxdistill commit (e.g. `git worktree add /tmp/old COMMIT`): its own "
+                        "bench_dc.py worker is timed in every round beside this one (first conv kernel), on the same "
+                        "host and settings, and the record gives this commit's time over the baseline's")
     p.add_argument("--rounds", type=int, default=1, help="time every configuration this many times, in turn; "
                                                           "each figure is the median over the rounds")
     p.add_argument("--out", default=None)
@@ -208,6 +222,19 @@ def main() -> None:
                   f"direct-conv equivalent) of {ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)"
                   + (f", device peak {ours['device_peak_gib']:.2f} GiB" if ours["device_peak_gib"] else "")
                   + f"; 1000 iterations ~{ours['projected_1000_iterations_min']:.1f} min", flush=True)
+        if args.baseline_tree:
+            tree = str(Path(args.baseline_tree).resolve())
+            cmd = [sys.executable, str(Path(tree) / "scripts" / "bench_dc.py"), "--worker", str(ipc),
+                   "--worker-iterations", str(counts.get(ipc, 2)), "--class-loop", args.class_loop,
+                   "--conv-impls", args.conv_impls.split(",")[0]] + (["--data-dir", args.data_dir] if args.data_dir
+                                                                     else [])
+            _, rss, out = child_rusage(cmd, {**env, "PYTHONPATH": tree}, cwd=tree)
+            base = json.loads(out.strip().splitlines()[-1])
+            base.update(peak_rss_gib=rss, tree=tree, commit=subprocess.run(
+                ["git", "-C", tree, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
+            row["baseline"] = base
+            print(f"baseline ({base['commit'][:7]}) ipc {ipc}: {base['iteration_s_median']:.2f} s/iteration "
+                  f"(compile {base['compile_s']:.1f} s), peak {rss:.2f} GiB", flush=True)
         if args.reference_dir:
             n, k = ref_counts.get(ipc, (0, 1))
             row["reference"] = reference_seconds(args, ipc, n, k, env)
@@ -231,6 +258,19 @@ def main() -> None:
             summary["direct_conv_flop_rate"] = summary["direct_conv_flops_per_iteration"] / summary["iteration_s_median"]
             row["jaxdistill_by_conv_impl"][impl] = summary
         row["jaxdistill"] = ours = row["jaxdistill_by_conv_impl"][args.conv_impls.split(",")[0]]
+        if args.baseline_tree:
+            # Per round, this commit's time over the baseline's measured right beside it; the median of those ratios
+            # (the host's drift between rounds cancels within a round).
+            ratios = [r["jaxdistill_by_conv_impl"][args.conv_impls.split(",")[0]]["iteration_s_median"]
+                      / r["baseline"]["iteration_s_median"] for r in rounds]
+            base_rounds = [r["baseline"]["iteration_s_median"] for r in rounds]
+            row["baseline"] = dict(rounds[0]["baseline"], iteration_s_rounds=base_rounds,
+                                   iteration_s_median=float(np.median(base_rounds)),
+                                   peak_rss_gib=max(r["baseline"]["peak_rss_gib"] for r in rounds))
+            row["time_over_baseline_rounds"] = ratios
+            row["time_over_baseline"] = float(np.median(ratios))
+            print(f"ipc {ipc}: this commit's time / baseline's = {row['time_over_baseline']:.3f} (median of "
+                  f"{len(ratios)} rounds: {', '.join(f'{x:.3f}' for x in ratios)})", flush=True)
         if args.reference_dir:
             row["reference"] = reference_over_rounds([r["reference"] for r in rounds])
             if "reference_without_glibc_tunables" in rounds[0]:

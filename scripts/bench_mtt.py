@@ -13,16 +13,25 @@ depend on what the experts learned. ConvNet width 128, depth 3, instance norm, a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dc import child_rusage  # noqa: E402
+from jaxdistill import cpu_tuning
 
-from jaxdistill import cpu_tuning  # noqa: E402
+
+def _script(name: str):
+    """A script beside this one, imported from its path (no sys.path change)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+child_rusage = _script("bench_dc").child_rusage
 
 
 def one(method: str, ipc: int, syn_steps: int, remat: bool, timed: int) -> dict:
