@@ -43,6 +43,8 @@ class Built(NamedTuple):
     inputs: Any  # (seed, iteration) -> StepInputs
     vinit: Any
     vstep: Any
+    init: Any  # jit(method.init), shared by the tests (one compile per method)
+    step: Any  # jit(method.step), shared likewise
 
 
 def build(name: str, buffer_dir: str, **overrides) -> Method:
@@ -76,7 +78,22 @@ def built(request, expert_buffer):
         hosts = [inputs_of(m, s, iteration).host for s in (0, 1)]
         return StepInputs(REAL, jax.tree.map(lambda *xs: jnp.stack(xs), *hosts))
     return Built(request.param, m, keys, lambda s, i: inputs_of(m, s, i),
-                 lambda keys_: vinit(keys_, stacked(INIT_ITERATION)), lambda st, keys_: vstep(st, keys_, stacked(0)))
+                 lambda keys_: vinit(keys_, stacked(INIT_ITERATION)), lambda st, keys_: vstep(st, keys_, stacked(0)),
+                 under_test_policy(jax.jit(m.init)), _Shared(jax.jit(m.step)))
+
+
+class _Shared:
+    """A jitted function called under the tests' policy that still exposes its compile cache."""
+
+    def __init__(self, jitted):
+        self.jitted = jitted
+
+    def __call__(self, *args):
+        with policy.use(**helpers.TEST_POLICY):
+            return self.jitted(*args)
+
+    def cache_size(self) -> int:
+        return self.jitted._cache_size()
 
 
 def test_synthetic_set_shapes_and_finite(built):
@@ -92,31 +109,27 @@ def test_synthetic_set_shapes_and_finite(built):
 
 
 def test_step_compiles_once(built):
-    m = built.method
-    with policy.use(**helpers.TEST_POLICY):
-        step = jax.jit(m.step)
-        state = m.init(built.keys[0], built.inputs(0, INIT_ITERATION))
-        for i in range(3):
-            state, _ = step(state, jax.random.fold_in(built.keys[1], i), built.inputs(0, i))
-    assert step._cache_size() == 1
+    state = built.init(built.keys[0], built.inputs(0, INIT_ITERATION))
+    for i in range(3):
+        state, _ = built.step(state, jax.random.fold_in(built.keys[1], i), built.inputs(0, i))
+    assert built.step.cache_size() == 1
 
 
 def test_vmap_over_keys_matches_single_runs(built):
     m = built.method
     batched, _ = built.vstep(built.vinit(built.keys), built.keys)
-    with policy.use(**helpers.TEST_POLICY):
-        for i in range(2):
-            single, _ = jax.jit(m.step)(jax.jit(m.init)(built.keys[i], built.inputs(i, INIT_ITERATION)), built.keys[i],
-                                        built.inputs(i, 0))
-            np.testing.assert_allclose(m.synthetic(single).images, jax.vmap(m.synthetic)(batched).images[i],
-                                       rtol=1e-4, atol=1e-5)
+    for i in range(2):
+        single, _ = built.step(built.init(built.keys[i], built.inputs(i, INIT_ITERATION)), built.keys[i],
+                               built.inputs(i, 0))
+        np.testing.assert_allclose(m.synthetic(single).images, jax.vmap(m.synthetic)(batched).images[i],
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_host_driven_loop_equals_step(built):
     m = built.method
+    state = built.init(built.keys[0], built.inputs(0, INIT_ITERATION))
+    one, m1 = built.step(state, built.keys[1], built.inputs(0, 0))
     with policy.use(**helpers.TEST_POLICY):
-        state = jax.jit(m.init)(built.keys[0], built.inputs(0, INIT_ITERATION))
-        one, m1 = jax.jit(m.step)(state, built.keys[1], built.inputs(0, 0))
         host, m2 = HostDriven(m.loop)(state, built.keys[1], built.inputs(0, 0))
     for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(host)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
@@ -146,15 +159,12 @@ def test_it_optimises_a_tiny_problem(built, expert_buffer):
     """Stepping with one fixed key repeats the same network, batches and window: the loss must fall."""
     if built.name in OPTIMISES_NOTHING:
         pytest.skip(OPTIMISES_NOTHING[built.name])
-    m = built.method
     key = jax.random.PRNGKey(3)
-    with policy.use(**helpers.TEST_POLICY):
-        step = jax.jit(m.step)
-        state = jax.jit(m.init)(built.keys[0], built.inputs(0, INIT_ITERATION))
-        losses = []
-        for _ in range(4):
-            state, metrics = step(state, key, built.inputs(0, 0))
-            losses.append(float(metrics["match_loss"]))
+    state = built.init(built.keys[0], built.inputs(0, INIT_ITERATION))
+    losses = []
+    for _ in range(4):
+        state, metrics = built.step(state, key, built.inputs(0, 0))
+        losses.append(float(metrics["match_loss"]))
     assert losses[-1] < losses[0], losses
 
 
