@@ -152,9 +152,9 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed; resumable.
 
     `iterations` defaults to the method's paper value. `resolution` resizes the images (one of the dataset's allowed
-    sizes; a ConvNet then gets the dataset's depth for it unless the method overrides name a model). zca=True distils (and `evaluate_workdir` then evaluates) on
-    ZCA-whitened data (`load_real`). How it runs is the policy's (`jaxdistill.policy`; a Policy or NAME=VALUE
-    changes of the one in force); `parallel` ('vmap' / 'sequential') is a shorthand for its `seeds` field. Every
+    sizes; a ConvNet then gets the dataset's depth for it unless the method overrides name a model). zca=True
+    distils (and `evaluate_workdir` then evaluates) on ZCA-whitened data (`load_real`). How it runs is the
+    policy's (`jaxdistill.policy`; a Policy or NAME=VALUE changes of the one in force); `parallel` ('vmap' / 'sequential') is a shorthand for its `seeds` field. Every
     policy gives the same synthetic sets up to float rounding.
     Writes workdir/synthetic.npz (`images`, `labels`, `seeds`[, `lr`]; with one seed, images is (N, H, W, C), with S
     seeds (S, N, H, W, C)) and workdir/run.json. `on_iteration(i)` is called after iteration i (tests use it).
