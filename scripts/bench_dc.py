@@ -205,36 +205,44 @@ def main() -> None:
     ref_counts = {int(k): tuple(int(x) for x in v.split("+"))
                   for k, v in (s.split(":") for s in args.reference_iterations.split(","))}
     env = dict(os.environ)
-    def one_round(ipc: int) -> dict:
+    def one_round(ipc: int, baseline_first: bool = False) -> dict:
         row = {"ipc": ipc}
-        for impl in args.conv_impls.split(","):
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(ipc), "--worker-iterations",
-                   str(counts.get(ipc, 2)), "--class-loop", args.class_loop, "--conv-impls", impl] + \
-                (["--data-dir", args.data_dir] if args.data_dir else [])
-            _, rss, out = child_rusage(cmd, env)
-            ours = json.loads(out.strip().splitlines()[-1])
-            ours["peak_rss_gib"] = rss
-            ours["projected_1000_iterations_min"] = (ours["compile_s"] + 1000 * ours["iteration_s_median"]) / 60
-            row.setdefault("jaxdistill_by_conv_impl", {})[impl] = ours
-            print(f"jaxdistill ipc {ipc}, conv {impl}: {ours['iteration_s_median']:.2f} s/iteration "
-                  f"(compile {ours['compile_s']:.1f} s), peak {rss:.2f} GiB, "
-                  f"{ours['achieved_flop_rate'] / 1e9:.0f} GFLOP/s ({ours['direct_conv_flop_rate'] / 1e9:.0f} "
-                  f"direct-conv equivalent) of {ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)"
-                  + (f", device peak {ours['device_peak_gib']:.2f} GiB" if ours["device_peak_gib"] else "")
-                  + f"; 1000 iterations ~{ours['projected_1000_iterations_min']:.1f} min", flush=True)
-        if args.baseline_tree:
-            tree = str(Path(args.baseline_tree).resolve())
-            cmd = [sys.executable, str(Path(tree) / "scripts" / "bench_dc.py"), "--worker", str(ipc),
-                   "--worker-iterations", str(counts.get(ipc, 2)), "--class-loop", args.class_loop,
-                   "--conv-impls", args.conv_impls.split(",")[0]] + (["--data-dir", args.data_dir] if args.data_dir
-                                                                     else [])
-            _, rss, out = child_rusage(cmd, {**env, "PYTHONPATH": tree}, cwd=tree)
-            base = json.loads(out.strip().splitlines()[-1])
-            base.update(peak_rss_gib=rss, tree=tree, commit=subprocess.run(
-                ["git", "-C", tree, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
-            row["baseline"] = base
-            print(f"baseline ({base['commit'][:7]}) ipc {ipc}: {base['iteration_s_median']:.2f} s/iteration "
-                  f"(compile {base['compile_s']:.1f} s), peak {rss:.2f} GiB", flush=True)
+
+        def time_ours():
+            for impl in args.conv_impls.split(","):
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(ipc), "--worker-iterations",
+                       str(counts.get(ipc, 2)), "--class-loop", args.class_loop, "--conv-impls", impl] + \
+                    (["--data-dir", args.data_dir] if args.data_dir else [])
+                _, rss, out = child_rusage(cmd, env)
+                ours = json.loads(out.strip().splitlines()[-1])
+                ours["peak_rss_gib"] = rss
+                ours["projected_1000_iterations_min"] = (ours["compile_s"] + 1000 * ours["iteration_s_median"]) / 60
+                row.setdefault("jaxdistill_by_conv_impl", {})[impl] = ours
+                print(f"jaxdistill ipc {ipc}, conv {impl}: {ours['iteration_s_median']:.2f} s/iteration "
+                      f"(compile {ours['compile_s']:.1f} s), peak {rss:.2f} GiB, "
+                      f"{ours['achieved_flop_rate'] / 1e9:.0f} GFLOP/s ({ours['direct_conv_flop_rate'] / 1e9:.0f} "
+                      f"direct-conv equivalent) of {ours['matmul_flop_rate_4096'] / 1e9:.0f} (matmul)"
+                      + (f", device peak {ours['device_peak_gib']:.2f} GiB" if ours["device_peak_gib"] else "")
+                      + f"; 1000 iterations ~{ours['projected_1000_iterations_min']:.1f} min", flush=True)
+
+        def time_baseline():
+            if args.baseline_tree:
+                tree = str(Path(args.baseline_tree).resolve())
+                cmd = [sys.executable, str(Path(tree) / "scripts" / "bench_dc.py"), "--worker", str(ipc),
+                       "--worker-iterations", str(counts.get(ipc, 2)), "--class-loop", args.class_loop,
+                       "--conv-impls", args.conv_impls.split(",")[0]] + (["--data-dir", args.data_dir] if args.data_dir
+                                                                         else [])
+                _, rss, out = child_rusage(cmd, {**env, "PYTHONPATH": tree}, cwd=tree)
+                base = json.loads(out.strip().splitlines()[-1])
+                base.update(peak_rss_gib=rss, tree=tree, commit=subprocess.run(
+                    ["git", "-C", tree, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
+                row["baseline"] = base
+                print(f"baseline ({base['commit'][:7]}) ipc {ipc}: {base['iteration_s_median']:.2f} s/iteration "
+                      f"(compile {base['compile_s']:.1f} s), peak {rss:.2f} GiB", flush=True)
+
+        # The host drifts within a round too: the baseline goes first in every other round, so order cancels.
+        for timed in ((time_baseline, time_ours) if baseline_first else (time_ours, time_baseline)):
+            timed()
         if args.reference_dir:
             n, k = ref_counts.get(ipc, (0, 1))
             row["reference"] = reference_seconds(args, ipc, n, k, env)
@@ -245,7 +253,7 @@ def main() -> None:
 
     rows = []
     for ipc in ipcs:
-        rounds = [one_round(ipc) for _ in range(args.rounds)]
+        rounds = [one_round(ipc, baseline_first=bool(r % 2)) for r in range(args.rounds)]
         # The machine's speed drifts between runs by more than the effects measured: with several rounds (each
         # timing every configuration once, in turn) a configuration's figure is its median over the rounds.
         row = {"ipc": ipc, "rounds": rounds, "jaxdistill_by_conv_impl": {}}

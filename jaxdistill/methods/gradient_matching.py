@@ -34,7 +34,7 @@ from jaxdistill.data.arrays import RealData, sample_class
 from jaxdistill.train import apply_model, cross_entropy, epoch_batch_indices
 
 PyTree = Any
-Batch = Any  # a pytree of arrays with a leading example axis: (images, labels) or more (e.g. a mask)
+Batch = Any  # a tuple (images, labels[, more]) of arrays with a leading example axis, images first
 # (net, params, batch_stats, batch) -> gradient pytree shaped like params
 GradientFn = Callable[[nn.Module, PyTree, PyTree, Batch], PyTree]
 
@@ -89,20 +89,26 @@ def group_keys(key: jax.Array, group) -> tuple[jax.Array, jax.Array]:
 
 
 def group_loop(form: str, groups: int, body: Callable[[Any, Any], tuple[Any, Any]], carry: Any) -> tuple[Any, Any]:
-    """for g in range(groups): carry, out_g = body(carry, g); returns (carry, outs stacked on a leading axis).
-    form 'unroll': g is a Python int and each group is its own code; 'scan': one `lax.scan`, g traced."""
+    """for g in range(groups): carry, out_g = body(carry, g); returns (carry, outs), out_g = group_item(outs, g).
+    form 'unroll': g is a Python int, each group is its own code and outs a list (no stacking copies); 'scan': one
+    `lax.scan`, g traced, outs stacked on a leading axis."""
     if form == "scan":
         return jax.lax.scan(body, carry, jnp.arange(groups))
     outs = []
     for g in range(groups):
         carry, out = body(carry, g)
         outs.append(out)
-    return carry, jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    return carry, outs
+
+
+def group_item(outs: Any, g) -> Any:
+    """Group g's output of `group_loop`, whichever its form."""
+    return outs[g] if isinstance(outs, list) else jax.tree.map(lambda a: a[g], outs)
 
 
 def real_gradients(m: Matching, net: nn.Module, params: PyTree, batch_stats: PyTree, key: jax.Array,
                    form: str = "unroll") -> PyTree:
-    """Every group's real-batch gradient, stacked on a leading group axis; constants (stop_gradient).
+    """Every group's real-batch gradient (`group_item(grads, g)`); constants (stop_gradient).
 
     A batch split into equal chunks gives the mean of their gradients: the same value up to the order of float
     additions. Each chunk waits for the previous chunk's gradient (`optimization_barrier`), so XLA keeps one chunk's
@@ -115,12 +121,15 @@ def real_gradients(m: Matching, net: nn.Module, params: PyTree, batch_stats: PyT
         total = None
         for i in range(m.real_chunks):
             chunk = jax.tree.map(lambda a: a[i * size:(i + 1) * size], batch)
-            chunk, _ = jax.lax.optimization_barrier((chunk, previous))
+            if previous is not None:  # only the images wait: labels and masks stay constants XLA can fold
+                images, _ = jax.lax.optimization_barrier((chunk[0], previous))
+                chunk = (images, *chunk[1:])
             previous = m.real_gradient(net, params, batch_stats, chunk)
             total = previous if total is None else jax.tree.map(jnp.add, total, previous)
         return previous, jax.tree.map(lambda t: t / m.real_chunks, total)
 
-    _, grads = group_loop(form, m.groups, one_group, jax.tree.map(jnp.zeros_like, params))
+    first = jax.tree.map(jnp.zeros_like, params) if form == "scan" else None  # a scan's carry needs a value
+    _, grads = group_loop(form, m.groups, one_group, first)
     return jax.lax.stop_gradient(grads)
 
 
@@ -133,7 +142,7 @@ def matching_loss(m: Matching, stored: jax.Array, net: nn.Module, params: PyTree
     def one_group(total, g):
         _, k_aug = group_keys(key, g)
         g_syn = m.syn_gradient(net, params, batch_stats, m.syn_batch(decoded, k_aug, g))
-        return total + m.distance(g_syn, jax.tree.map(lambda a: a[g], g_real)), None
+        return total + m.distance(g_syn, group_item(g_real, g)), None
 
     total, _ = group_loop(form, m.groups, one_group, jnp.zeros((), jnp.float32))
     return total
@@ -195,5 +204,5 @@ def train_network(net: nn.Module, tx: optax.GradientTransformation, params: PyTr
     return params, batch_stats, opt_state
 
 
-__all__ = ["GradientFn", "Matching", "batch_norm_statistics", "class_matching", "epoch_batches", "group_keys", "group_loop", "match",
-           "matching_loss", "mean_gradient", "per_class_images", "real_gradients", "train_network"]
+__all__ = ["GradientFn", "Matching", "batch_norm_statistics", "class_matching", "epoch_batches", "group_item",
+           "group_keys", "group_loop", "match", "matching_loss", "mean_gradient", "per_class_images", "real_gradients", "train_network"]
