@@ -50,23 +50,23 @@ def _trainer(model, train: TrainConfig, num_examples: int) -> Trainer:
     return Trainer(model, train, num_examples)
 
 
-def test_metrics(model, states, test_images, test_labels, num_classes: int, names=("accuracy",),
-                 batch_size: int = 1000) -> list[dict[str, Any]]:
-    """Per network in `states` (stacked on a leading axis): {metric: value} on the test set (`jaxdistill.metrics`)."""
+def test_metrics(model, states, test_images, test_labels, names=("accuracy",), batch_size: int = 1000
+                 ) -> list[dict[str, Any]]:
+    """Per network in `states` (stacked on a leading axis): {metric: value} on the test set (`jaxdistill.metrics`;
+    the number of classes is the logits' width)."""
     test_images = jnp.asarray(test_images)
     out = []
     for i in range(states.step.shape[0]):
         one = jax.tree.map(lambda a: a[i], states)
         logits = predict_logits(model, one.params, one.batch_stats, test_images, batch_size)
-        out.append(metrics_lib.compute(tuple(names), logits, test_labels, num_classes))
+        out.append(metrics_lib.compute(tuple(names), logits, test_labels, int(logits.shape[-1])))
     return out
 
 
 def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1000) -> np.ndarray:
     """Test accuracy of each network in `states` (stacked on a leading axis)."""
-    num_classes = int(np.max(np.asarray(test_labels))) + 1
-    return np.asarray([m["accuracy"] for m in test_metrics(model, states, test_images, test_labels, num_classes,
-                                                           ("accuracy",), batch_size)])
+    return np.asarray([m["accuracy"] for m in test_metrics(model, states, test_images, test_labels, ("accuracy",),
+                                                           batch_size)])
 
 
 def evaluate_set(images, labels, test_images, test_labels, num_classes: int, config: EvalConfig = EvalConfig(),
@@ -102,7 +102,7 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
         groups = [keys[first:]] if first < config.num_models else []
     for group in groups:
         states = trainer.run(group, images, labels, progress=progress)
-        per_network.extend(test_metrics(model, states, test_images, test_labels, num_classes, config.metrics,
+        per_network.extend(test_metrics(model, states, test_images, test_labels, config.metrics,
                                         config.test_batch_size))
         if on_network is not None:
             on_network(list(per_network), done_wall_time_s + time.time() - start)
