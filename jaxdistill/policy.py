@@ -125,11 +125,4 @@ def use(policy: Policy | None = None, **changes: Any) -> Iterator[Policy]:
         _CURRENT.reset(token)
 
 
-def parse_overrides(settings: dict[str, Any]) -> dict[str, Any]:
-    """Check NAME=VALUE policy settings from a command line against the fields (bools and ints as given)."""
-    current().replace(**settings)  # raises a ConfigError naming the bad setting
-    return dict(settings)
-
-
-__all__ = ["CHOICES", "MATMUL_MIN_BATCH", "Policy", "WINOGRAD_MIN_CHANNELS", "current", "default_policy",
-           "parse_overrides", "use"]
+__all__ = ["CHOICES", "MATMUL_MIN_BATCH", "Policy", "WINOGRAD_MIN_CHANNELS", "current", "default_policy", "use"]

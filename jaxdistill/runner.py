@@ -127,13 +127,11 @@ def distill_config(method: str, dataset: str, ipc: int, seeds: Sequence[int], *,
     if num_iterations < 0:
         raise ConfigError(f"iterations must be >= 0, got {num_iterations}")
     overrides = {**(method_overrides or {}), "ipc": ipc}
-    model_field = "model" in {f.name for f in dataclasses.fields(get_entry(method).config_cls)}
-    if resolution is not None and model_field and "model" not in overrides:
-        spec = get_spec(dataset).at_resolution(resolution)
-        model = method_config(method, dataset=dataset, **overrides).model
-        if model.name == "convnet":
-            overrides["model"] = ModelConfig("convnet", {**dict(model.settings), "depth": spec.convnet_depth()})
     cfg = method_config(method, dataset=dataset, **overrides)
+    model = getattr(cfg, "model", None)
+    if resolution is not None and "model" not in overrides and model is not None and model.name == "convnet":
+        depth = get_spec(dataset).at_resolution(resolution).convnet_depth()  # the dataset's depth for this size
+        cfg = dataclasses.replace(cfg, model=ModelConfig("convnet", {**dict(model.settings), "depth": depth}))
     config = {"kind": "distill", "method": method, "method_config": config_dict(cfg), "dataset": dataset.lower(),
               "source": source, "seeds": [int(s) for s in seeds], "iterations": num_iterations,
               **({"zca": True} if zca else {}), **({"resolution": int(resolution)} if resolution is not None else {})}
@@ -154,8 +152,9 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     `iterations` defaults to the method's paper value. `resolution` resizes the images (one of the dataset's allowed
     sizes; a ConvNet then gets the dataset's depth for it unless the method overrides name a model). zca=True
     distils (and `evaluate_workdir` then evaluates) on ZCA-whitened data (`load_real`). How it runs is the
-    policy's (`jaxdistill.policy`; a Policy or NAME=VALUE changes of the one in force); `parallel` ('vmap' / 'sequential') is a shorthand for its `seeds` field. Every
-    policy gives the same synthetic sets up to float rounding.
+    policy's (`jaxdistill.policy`; a Policy or NAME=VALUE changes of the one in force); `parallel` ('vmap' /
+    'sequential') is a shorthand for its `seeds` field. Every policy gives the same synthetic sets up to float
+    rounding.
     Writes workdir/synthetic.npz (`images`, `labels`, `seeds`[, `lr`]; with one seed, images is (N, H, W, C), with S
     seeds (S, N, H, W, C)) and workdir/run.json. `on_iteration(i)` is called after iteration i (tests use it).
     """
@@ -229,8 +228,8 @@ DATA_FILE = "data.json"  # where a workdir's data came from (outside the config 
 def _remember_data(workdir: Path, data: LoadedData) -> None:
     """Record where the data came from, so `evaluate_workdir` finds it again: an explicit folder as a path relative
     to the workdir (a committed workdir holds no absolute path), other origins by kind alone."""
-    origin = getattr(data, "origin", None)
-    if origin is None:
+    origin = data.origin
+    if origin is None:  # data built in memory
         return
     entry = {"kind": origin.kind}
     if origin.kind == "data_dir" and origin.folder is not None:

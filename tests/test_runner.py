@@ -431,3 +431,20 @@ def test_evaluate_finds_the_data_folder_the_distillation_used(tiny_idx, tmp_path
     res = evaluate_workdir(workdir, num_models=1, epochs=1, augment="none", progress=False,
                            model=SMALL_MODEL)  # no data_dir, no $JAXDISTILL_DATA, empty cache: no download tried
     assert len(res["accuracies"]) == 1
+
+
+def test_a_chosen_resolution_gives_a_convnet_the_datasets_depth(monkeypatch):
+    import dataclasses as dc
+
+    from jaxdistill.data.registry import REGISTRY, get_spec
+    from jaxdistill.runner import distill_config
+    spec = dc.replace(get_spec("mnist"), name="mnist64", resolutions=(64,))
+    monkeypatch.setitem(REGISTRY, "mnist64", spec)
+    cfg, config, _ = distill_config("dc", "mnist64", 1, [0], resolution=64)
+    assert str(cfg.model) == "convnet:depth=4" and config["resolution"] == 64  # 4 at 64 px, as the literature
+    cfg, _, _ = distill_config("dc", "mnist64", 1, [0], resolution=64, method_overrides={"model": "convnet:depth=2"})
+    assert str(cfg.model) == "convnet:depth=2"  # a model the user names is kept
+    cfg, config, _ = distill_config("dc", "mnist64", 1, [0])
+    assert str(cfg.model) == "convnet" and "resolution" not in config  # native size: configs as before
+    cfg, _, _ = distill_config("random", "mnist64", 1, [0], resolution=64)  # a method without a network
+    assert not hasattr(cfg, "model")

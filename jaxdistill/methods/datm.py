@@ -28,7 +28,7 @@ import optax
 from jaxdistill.data.arrays import sample_per_class
 from jaxdistill.data.dsa import default_dsa_strategy
 from jaxdistill.errors import ConfigError
-from jaxdistill.methods.base import INIT_ITERATION, Method, StepInputs, method, register_method
+from jaxdistill.methods.base import INIT_ITERATION, Method, StepInputs, check_minimums, method, register_method
 from jaxdistill.methods.mtt import MTTConfig, check_buffer, matching_loss, window_sampler
 from jaxdistill.synthetic import SyntheticSet, class_major_labels
 from jaxdistill.train import apply_model
@@ -66,8 +66,7 @@ class DATMConfig(MTTConfig):
                               "generation")
         if self.init not in ("correct", "real"):
             raise ConfigError(f"DATM init must be 'correct' or 'real', got {self.init!r}")
-        if self.label_experts < 1 or self.candidate_pool < 1:
-            raise ConfigError("label_experts and candidate_pool must be >= 1")
+        check_minimums(self, label_experts=1, candidate_pool=1)
 
 
 class DATMState(NamedTuple):

@@ -205,4 +205,5 @@ def train_network(net: nn.Module, tx: optax.GradientTransformation, params: PyTr
 
 
 __all__ = ["GradientFn", "Matching", "batch_norm_statistics", "class_matching", "epoch_batches", "group_item",
-           "group_keys", "group_loop", "match", "matching_loss", "mean_gradient", "per_class_images", "real_gradients", "train_network"]
+           "group_keys", "group_loop", "match", "matching_loss", "mean_gradient", "per_class_images", "real_gradients",
+           "train_network"]

@@ -16,8 +16,9 @@ vector per step instead of a whole step's activations (`remat=False` keeps them,
 scripts/bench_mtt.py).
 
 The expert window is host data: the driver calls `Method.host_data(seed, iteration)` before each step, which reads
-two snapshots from the buffer (`jaxdistill.experts.ExpertBuffer`), and passes them to `step` as `inputs.host`. Deviation from the reference: experts are drawn uniformly at random (seeded by seed and iteration, so a resumed
-run draws the same windows) instead of walking shuffled buffer files.
+two snapshots from the buffer (`jaxdistill.experts.ExpertBuffer`), and passes them to `step` as `inputs.host`.
+Deviation from the reference: experts are drawn uniformly at random (seeded by seed and iteration, so a resumed run
+draws the same windows) instead of walking shuffled buffer files.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ import optax
 from jaxdistill.data.dsa import DSAParams, default_dsa_strategy, dsa_augment, parse_dsa_strategy
 from jaxdistill.errors import ConfigError
 from jaxdistill import policy
-from jaxdistill.methods.base import INIT_ITERATION, Method, RunPlan, StepInputs, method, register_method
+from jaxdistill.methods.base import (INIT_ITERATION, Method, RunPlan, StepInputs, check_minimums, method,
+                                     register_method)
 from jaxdistill.models import ModelConfig
 from jaxdistill.synthetic import SyntheticSet, init_synthetic
 from jaxdistill.train import apply_model, cross_entropy, epoch_batch_indices
@@ -61,11 +63,7 @@ class MTTConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "model", ModelConfig.parse(self.model))
-        if self.ipc < 1:
-            raise ConfigError(f"ipc must be >= 1, got {self.ipc}")
-        for name in ("syn_steps", "expert_epochs", "max_start_epoch", "unroll"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_minimums(self, ipc=1, syn_steps=1, expert_epochs=1, max_start_epoch=1, unroll=1)
         if self.batch_syn is not None and self.batch_syn < 1:
             raise ConfigError(f"batch_syn must be >= 1 (or None for all images), got {self.batch_syn}")
         parse_dsa_strategy(self.dsa_strategy)
@@ -171,8 +169,8 @@ def check_buffer(config: MTTConfig, plan: RunPlan) -> dict[str, Any]:
         raise ConfigError(f"the experts in {config.buffer_dir} are {model}, the method's network is {config.model}; "
                           f"set model={model}")
     if bool(expert.get("zca", False)) != plan.zca:
-        raise ConfigError(f"the experts in {config.buffer_dir} were trained {'with' if expert.get('zca') else 'without'}"
-                          f" ZCA whitening; distil {'with' if expert.get('zca') else 'without'} it too")
+        was = "with" if expert.get("zca") else "without"
+        raise ConfigError(f"the experts in {config.buffer_dir} were trained {was} ZCA whitening; distil {was} it too")
     if config.max_start_epoch - 1 + config.expert_epochs > buffer.epochs:
         raise ConfigError(f"windows of {config.expert_epochs} epochs starting before epoch {config.max_start_epoch} "
                           f"do not fit the {buffer.epochs}-epoch experts in {config.buffer_dir}; lower max_start_epoch")
