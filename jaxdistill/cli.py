@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 from jaxdistill import cpu_tuning
 from jaxdistill.compilation_cache import enable_compilation_cache
-from jaxdistill.errors import JaxdistillError
+from jaxdistill.errors import DataWarning, JaxdistillError
 
 EXIT_USAGE = 2
 
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distil on ZCA-whitened data (trajectory matching's CIFAR protocol; evaluation follows)")
     q.add_argument("--resolution", type=_positive_int, default=None,
                    help="image size in px (one the dataset allows; default its native size; evaluation follows)")
+    q.add_argument("--min-agreement", type=int, default=None, choices=range(4, 8), metavar="4..7",
+                   help="MHIST: distil from the training images on which at least this many of the 7 annotators agree")
     q.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="NAME=VALUE",
                    help="a method setting, e.g. --set syn_steps=40 or --set model=convnet:depth=4 (repeatable; "
                         "see the method's config)")
@@ -121,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--first-seed", type=_nonnegative_int, default=0)
     q.add_argument("--epochs", type=_positive_int, default=50)
     q.add_argument("--lr", type=float, default=0.01)
-    q.add_argument("--model", default="convnet", help="e.g. 'convnet' or 'convnet:width=64,depth=3'")
+    q.add_argument("--model", default=None,
+                   help="e.g. 'convnet' or 'convnet:width=64,depth=3' (default: the ConvNet with the dataset's depth "
+                        "for its image size, the network distillation uses)")
+    q.add_argument("--resolution", type=_positive_int, default=None,
+                   help="image size in px (one the dataset allows; default its registered size)")
     q.add_argument("--augment", default=None, help="default: DSA with the dataset's strategy (the MTT protocol)")
     q.add_argument("--zca", action="store_true", help="train on ZCA-whitened data (distil with --zca then)")
     q.add_argument("--verify", action="store_true", help="only check the buffer: every snapshot present and intact")
@@ -138,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", default=None,
                    help="network to train, e.g. 'convnet:width=64' or 'mlp:128' (default: the one it was distilled "
                         "with)")
+    q.add_argument("--metrics", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+                   default=None, help="comma-separated metric names (default: the dataset's; MHIST reports balanced "
+                                      "accuracy, sensitivity, specificity, F1, ROC AUC and the confusion matrix)")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
 
@@ -174,14 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _counts_text(counts, class_names) -> str:
+    """'HP 1545 / SSA 630 (2.45:1)' for two classes; 'min 5421 .. max 6742 (1.24:1)' for more; '?' if unknown."""
+    if not counts:
+        return "?"
+    ratio = f"{max(counts) / min(counts):.2f}:1" if min(counts) else "a class is empty"
+    if len(counts) <= 3:
+        return " / ".join(f"{n} {c}" for n, c in zip(class_names, counts)) + f" ({ratio})"
+    return f"{sum(counts)}, per class {min(counts)}..{max(counts)} ({ratio})"
+
+
 def _cmd_datasets(args) -> int:
     from jaxdistill.data.registry import REGISTRY
-    from jaxdistill.data.sources import dataset_status
+    from jaxdistill.data.sources import dataset_class_counts, dataset_status
     print(f"{'dataset':<15} {'shape':<12} {'classes':>7}  {'status':<10} location")
+    counts_lines = []
     for name, spec in sorted(REGISTRY.items()):
         status, where = dataset_status(name, args.data_dir, args.cache_dir)
         shape = "x".join(str(d) for d in spec.image_shape)
         print(f"{name:<15} {shape:<12} {spec.num_classes:>7}  {status:<10} {where}")
+        train, test, origin = dataset_class_counts(name, args.data_dir, args.cache_dir)
+        counts_lines.append(f"{name:<15} train {_counts_text(train, spec.class_names)}; "
+                            f"test {_counts_text(test, spec.class_names)} [{origin}]")
+    print("\nimages per class (largest:smallest class)")
+    print("\n".join(counts_lines))
     return 0
 
 
@@ -194,7 +220,7 @@ def _cmd_distill(args) -> int:
     rec = distill(args.method, args.dataset, args.ipc, seeds, args.workdir, iterations=args.iterations,
                   data_dir=args.data_dir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
                   parallel=args.parallel, method_overrides=overrides, zca=args.zca, policy=dict(args.policy),
-                  resolution=args.resolution)
+                  resolution=args.resolution, min_agreement=args.min_agreement)
     print(f"wrote {os.path.join(args.workdir, 'synthetic.npz')} ({rec['iterations']} iterations, "
           f"{rec['wall_time_s']:.1f} s)")
     return 0
@@ -203,16 +229,20 @@ def _cmd_distill(args) -> int:
 def _cmd_evaluate(args) -> int:
     from jaxdistill.runner import evaluate_workdir
     res = evaluate_workdir(args.workdir, num_models=args.models, epochs=args.epochs, augment=args.augment,
-                           data_dir=args.data_dir, seed=args.seed, model=args.model, progress=not args.no_progress)
+                           data_dir=args.data_dir, seed=args.seed, model=args.model, progress=not args.no_progress,
+                           metrics=args.metrics)
     n = len(res["accuracies"])
     print(f"test accuracy {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
           f"over {n} networks ({res['num_sets']} synthetic set(s)); wrote {os.path.join(args.workdir, 'eval.json')}")
+    others = [k for k in res.get("metrics_mean", {}) if k != "accuracy" and not isinstance(res["metrics_mean"][k], list)]
+    for k in others:
+        print(f"  {k} {res['metrics_mean'][k]:.4f} +- {res['metrics_std'][k]:.4f}")
     return 0
 
 
 def _cmd_experts(args) -> int:
     from jaxdistill.experts import ExpertBuffer, ExpertConfig, train_experts
-    from jaxdistill.models import parse_model
+    from jaxdistill.models import ModelConfig
     if args.verify:
         problems = ExpertBuffer(args.buffer).verify()
         for line in problems:
@@ -223,10 +253,13 @@ def _cmd_experts(args) -> int:
     import numpy as np
 
     from jaxdistill.runner import load_real
-    model, kwargs = parse_model(args.model)
+    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress, zca=args.zca,
+                     resolution=args.resolution)
+    chosen = ModelConfig("convnet", {"depth": data.spec.convnet_depth()}) if args.model is None else \
+        ModelConfig.parse(args.model)
+    model, kwargs = chosen.name, chosen.settings
     config = ExpertConfig(model=model, model_kwargs=kwargs, epochs=args.epochs, lr=args.lr, augment=args.augment,
                           zca=args.zca)
-    data = load_real(args.dataset, args.data_dir, progress=not args.no_progress, zca=args.zca)
     seeds = list(range(args.first_seed, args.first_seed + args.num_experts))
     manifest = train_experts(args.buffer, np.asarray(data.train.images), np.asarray(data.train.labels),
                              args.dataset, data.spec.num_classes, seeds, config, progress=not args.no_progress)
@@ -287,6 +320,22 @@ def _apply_cpu_tuning(console: bool) -> str:
         return "cpu tuning: not applied (jax's backend had already started in this process)"
 
 
+def _one_line_data_warnings() -> None:
+    """Show a DataWarning (data that loads but differs from what was expected) as one line, like the errors."""
+    previous = warnings.showwarning
+    if getattr(previous, "one_line_data_warnings", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            print(f"jaxdistill: warning: {message}", file=file or sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    show.one_line_data_warnings = True
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     tuning = _apply_cpu_tuning(console=argv is None)  # first: before anything can start jax's backend
     cache = enable_compilation_cache()  # a rerun or resume skips the compiles
@@ -294,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
         return int(e.code or 0)
+    _one_line_data_warnings()
     if args.verbose:
         print(tuning, file=sys.stderr)
         print(f"compilation cache: {cache if cache is not None else 'off'}", file=sys.stderr)

@@ -18,3 +18,7 @@ class ConfigError(JaxdistillError):
 
 class WorkdirError(JaxdistillError):
     """A workdir cannot be created, written, or read."""
+
+
+class DataWarning(UserWarning):
+    """Data that loads but differs from what was expected (e.g. MHIST split counts); the CLI shows it in one line."""

@@ -47,16 +47,32 @@ class LoadedData:
     test_images: np.ndarray  # normalised float32
     test_labels: np.ndarray
     origin: Any = None  # data.sources.DataOrigin: where the files were found (None for data built in memory)
+    source_sha256: str | None = None  # a folder dataset's checksum of what was read (MHIST)
+    stand_in: bool = False  # whether the data is a generated stand-in (the MHIST stand-in)
+
+    def facts(self) -> dict[str, Any]:
+        """What a record says about the data: its shape and class counts, and for a folder dataset the source's
+        checksum and whether it is a stand-in."""
+        out = {"image_shape": list(self.spec.image_shape),
+               "train_counts": [int(c) for c in np.asarray(self.train.class_counts)],
+               "test_counts": [int(c) for c in np.bincount(self.test_labels, minlength=self.spec.num_classes)]}
+        if self.source_sha256 is not None:
+            out["source_sha256"] = self.source_sha256
+        if self.spec.is_folder_dataset:
+            out["stand_in"] = bool(self.stand_in)
+        return out
 
 
 def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: str = "files", progress: bool = True,
-              zca: bool = False, resolution: int | None = None) -> LoadedData:
+              zca: bool = False, resolution: int | None = None, min_agreement: int | None = None) -> LoadedData:
     """Load a registered dataset (at `resolution` px when given: one of the spec's allowed sizes), normalise it per
     its spec, and index the training split by class on device.
 
     zca=True: instead of the spec's mean/std, pixels in [0, 1] whitened by ZCA fitted on the training split
-    (`data/zca.py`; trajectory matching's CIFAR protocol)."""
-    ds = load_dataset(dataset, data_dir, source=source, progress=progress, resolution=resolution)
+    (`data/zca.py`; trajectory matching's CIFAR protocol). min_agreement (MHIST): keep the training images on which at
+    least that many of the 7 annotators agree."""
+    ds = load_dataset(dataset, data_dir, source=source, progress=progress, resolution=resolution,
+                      min_agreement=min_agreement)
     spec = ds.spec
     if zca:
         zero, one = (0.0,) * len(spec.mean), (1.0,) * len(spec.std)
@@ -68,7 +84,8 @@ def load_real(dataset: str | DatasetSpec, data_dir: str | None = None, source: s
     else:
         train = make_real_data(ds.train_images, ds.train_labels, spec.num_classes, spec.mean, spec.std)
         test_images = normalize(ds.test_images, spec.mean, spec.std)
-    loaded = LoadedData(spec, train, test_images, np.asarray(ds.test_labels, np.int32), ds.origin)
+    loaded = LoadedData(spec, train, test_images, np.asarray(ds.test_labels, np.int32), ds.origin,
+                        ds.source_sha256, ds.stand_in)
     del ds
     release_free_memory()
     return loaded
@@ -118,7 +135,8 @@ def upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
 
 def distill_config(method: str, dataset: str, ipc: int, seeds: Sequence[int], *, iterations: int | None = None,
                    source: str = "files", method_overrides: dict[str, Any] | None = None, zca: bool = False,
-                   resolution: int | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+                   resolution: int | None = None, min_agreement: int | None = None
+                   ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """(method config, the run's config.json, defaults for fields an older config.json lacks) of a distill call;
     see `distill` for the arguments. The config.json identifies the run: a workdir holding another is refused."""
     if ipc < 1:
@@ -129,12 +147,18 @@ def distill_config(method: str, dataset: str, ipc: int, seeds: Sequence[int], *,
     overrides = {**(method_overrides or {}), "ipc": ipc}
     cfg = method_config(method, dataset=dataset, **overrides)
     model = getattr(cfg, "model", None)
-    if resolution is not None and "model" not in overrides and model is not None and model.name == "convnet":
-        depth = get_spec(dataset).at_resolution(resolution).convnet_depth()  # the dataset's depth for this size
-        cfg = dataclasses.replace(cfg, model=ModelConfig("convnet", {**dict(model.settings), "depth": depth}))
+    if "model" not in overrides and model is not None and model.name == "convnet":
+        # the dataset's depth for the image size: a chosen resolution's, else the registered size's when the
+        # dataset's table has one (MNIST's and CIFAR's is the ConvNet's own 3; MHIST's 64 px gives 4)
+        spec = get_spec(dataset)
+        known = resolution is not None or any(side == spec.image_shape[0] for side, _ in spec.defaults.convnet_depths)
+        if known:
+            depth = spec.at_resolution(resolution).convnet_depth() if resolution is not None else spec.convnet_depth()
+            cfg = dataclasses.replace(cfg, model=ModelConfig("convnet", {**dict(model.settings), "depth": depth}))
     config = {"kind": "distill", "method": method, "method_config": config_dict(cfg), "dataset": dataset.lower(),
               "source": source, "seeds": [int(s) for s in seeds], "iterations": num_iterations,
-              **({"zca": True} if zca else {}), **({"resolution": int(resolution)} if resolution is not None else {})}
+              **({"zca": True} if zca else {}), **({"resolution": int(resolution)} if resolution is not None else {}),
+              **({"min_agreement": int(min_agreement)} if min_agreement is not None else {})}
     # a method-config field added after a run began defaults to what that run did: resuming it stays allowed
     defaults = {f"method_config.{k}": v for k, v in config_dict(type(cfg)()).items()}
     return cfg, config, defaults
@@ -145,12 +169,13 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
             checkpoint_every: int = 50, log_every: int = 10, progress: bool = True,
             method_overrides: dict[str, Any] | None = None, data: LoadedData | None = None,
             on_iteration: Callable[[int], None] | None = None, parallel: str = "auto", zca: bool = False,
-            policy: policy_lib.Policy | dict[str, Any] | None = None, resolution: int | None = None
-            ) -> dict[str, Any]:
+            policy: policy_lib.Policy | dict[str, Any] | None = None, resolution: int | None = None,
+            min_agreement: int | None = None) -> dict[str, Any]:
     """Distil `dataset` with `method` at `ipc` images per class, one synthetic set per seed; resumable.
 
     `iterations` defaults to the method's paper value. `resolution` resizes the images (one of the dataset's allowed
-    sizes; a ConvNet then gets the dataset's depth for it unless the method overrides name a model). zca=True
+    sizes, default the dataset's registered one; a ConvNet gets the dataset's depth for it unless the method overrides
+    name a model). min_agreement (MHIST) distils from the training images on which that many annotators agree. zca=True
     distils (and `evaluate_workdir` then evaluates) on ZCA-whitened data (`load_real`). How it runs is the
     policy's (`jaxdistill.policy`; a Policy or NAME=VALUE changes of the one in force); `parallel` ('vmap' /
     'sequential') is a shorthand for its `seeds` field. Every policy gives the same synthetic sets up to float
@@ -165,12 +190,14 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     if parallel != "auto":
         run_policy = run_policy.replace(seeds=parallel)
     cfg, config, defaults = distill_config(method, dataset, ipc, seeds, iterations=iterations, source=source,
-                                           method_overrides=method_overrides, zca=zca, resolution=resolution)
+                                           method_overrides=method_overrides, zca=zca, resolution=resolution,
+                                           min_agreement=min_agreement)
     num_iterations = config["iterations"]
     run = RunDir(workdir)
     run.check_config(config, defaults, upgrade=upgrade_config)  # refuse a different run before the (slow) data load
     start = time.time()
-    data = data or load_real(dataset, data_dir, source, progress, zca=zca, resolution=resolution)
+    data = data or load_real(dataset, data_dir, source, progress, zca=zca, resolution=resolution,
+                             min_agreement=min_agreement)
     plan = RunPlan.of(dataset.lower(), data.train, num_iterations, seeds, zca)
     m = make_method(method, cfg)
     prepared, facts = m.prepare(plan)
@@ -216,7 +243,7 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     extra = {} if syn.lr is None else {"lr": np.asarray(syn.lr, np.float32).reshape(len(seeds))}
     write_npz(run.path / SYNTHETIC_FILE, images=images, labels=labels, seeds=np.asarray(seeds), **extra)
     record = {"config": config, "iterations": num_iterations, "resumed_from": first, "versions": versions(),
-              "device": device_info(), "policy": run_policy.to_dict(), "method_facts": facts,
+              "device": device_info(), "policy": run_policy.to_dict(), "method_facts": facts, "data": data.facts(),
               "wall_time_s": time.time() - start, "method_description": get_entry(method).description}
     write_json(run.path / "run.json", record)
     return record
@@ -295,7 +322,7 @@ def distilled_model(config: dict[str, Any]) -> ModelConfig:
 def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int = 1000, augment: str | None = None,
                      data_dir: str | None = None, seed: int = 0, model: str | ModelConfig | None = None,
                      progress: bool = True, data: LoadedData | None = None,
-                     train_overrides: dict[str, Any] | None = None, metrics: Sequence[str] = ("accuracy",)
+                     train_overrides: dict[str, Any] | None = None, metrics: Sequence[str] | None = None
                      ) -> dict[str, Any]:
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
 
@@ -311,11 +338,12 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                            f"fix its permissions first")
     data = data or load_real(config["dataset"], data_dir or remembered_data_dir(workdir),
                              config.get("source", "files"), progress, zca=config.get("zca", False),
-                             resolution=config.get("resolution"))
+                             resolution=config.get("resolution"), min_agreement=config.get("min_agreement"))
     augment = default_augmentation_for(config) if augment is None else augment
     train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
     eval_cfg = EvalConfig(model=distilled_model(config) if model is None else model, num_models=num_models,
-                          train=train_cfg, seed=seed, metrics=tuple(metrics))
+                          train=train_cfg, seed=seed,
+                          metrics=tuple(data.spec.defaults.metrics if metrics is None else metrics))
     steps_per_network = Trainer(eval_cfg.model.build(data.spec.num_classes), train_cfg, images.shape[1]).total_steps
     total = len(seeds) * num_models * steps_per_network
     # Each network's accuracy is saved as soon as it is known (EVAL_PARTIAL_FILE), so an evaluation stopped part-way
@@ -356,6 +384,7 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
             per_set.append(rec)
             bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")
     result = {**summarize(per_set), "per_set": per_set, "distill_config": config, "eval_config": eval_cfg.to_dict(),
+              "data": data.facts(),
               "versions": versions(), "device": device_info(),
               "wall_time_s": float(sum(r["wall_time_s"] for r in per_set))}
     write_json(Path(workdir) / EVAL_FILE, result)

@@ -216,8 +216,11 @@ def test_datasets_lists_without_downloading(clean_env, tmp_path, capsys):
     cache = tmp_path / "cache"
     code, out, err = cli(capsys, "datasets", "--cache-dir", cache)
     assert code == 0 and err == ""
-    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert {"mnist", "fashion_mnist", "cifar10"} <= set(rows)
+    table, counts = out.split("\n\n")
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert {"mnist", "fashion_mnist", "cifar10", "mhist"} <= set(rows)
+    assert "mhist" in counts and "train HP 1545 / SSA 630 (2.45:1); test HP 617 / SSA 360 (1.71:1) [official]" in counts
+    assert "never downloaded" in rows["mhist"] and rows["mhist"].split()[3] == "missing"
     assert "28x28x1" in rows["mnist"] and "not downloaded yet" in rows["mnist"]
     assert str(cache / "mnist") in rows["mnist"]
     assert not cache.exists()
@@ -231,7 +234,7 @@ def test_datasets_reports_a_corrupt_file(clean_env, monkeypatch, tmp_path, capsy
     monkeypatch.setenv("JAXDISTILL_DATA", str(data))
     code, out, err = cli(capsys, "datasets", "--cache-dir", tmp_path / "cache")
     assert code == 0 and err == ""
-    (row,) = [line for line in out.splitlines() if line.split()[0] == "mnist"]
+    (row,) = [line for line in out.split("\n\n")[0].splitlines() if line.split()[0] == "mnist"]
     assert row.split()[3] == "corrupt" and "train-labels-idx1-ubyte.gz" in row
     assert not (tmp_path / "cache").exists()
 
@@ -239,7 +242,7 @@ def test_datasets_reports_a_corrupt_file(clean_env, monkeypatch, tmp_path, capsy
 def test_datasets_verifies_a_data_dir(tiny, tmp_path, capsys):
     code, out, err = cli(capsys, "datasets", "--data-dir", tiny, "--cache-dir", tmp_path / "cache")
     assert code == 0 and err == ""
-    (row,) = [line for line in out.splitlines() if line.split()[0] == TINY]
+    (row,) = [line for line in out.split("\n\n")[0].splitlines() if line.split()[0] == TINY]
     assert row.split()[1:4] == ["4x4x1", "3", "verified"] and str(tiny) in row
 
 

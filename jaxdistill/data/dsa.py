@@ -27,6 +27,10 @@ augmentation. The operation groups, with the magnitudes of :class:`DSAParams`, a
     ``F.affine_grid`` + ``F.grid_sample`` (bilinear, zero padding, ``align_corners=False``) with
     ``theta = [[s_x, 0, 0], [0, s_y, 0]]``, ``s_x, s_y ~ U(1 / ratio_scale, ratio_scale)``
     independently; ``s_x`` scales the normalised width coordinate, ``s_y`` the height coordinate.
+``rot90``
+    turn each image by ``k`` quarter turns, ``k ~ randint(0, 4)``, like ``np.rot90(x, k, axes=(1, 2))``
+    (anticlockwise); exact (a permutation of pixels), for square images. Not in the reference: added for
+    histology, whose label does not depend on orientation (MHIST's strategy, ``DSA_HISTOLOGY_STRATEGY``).
 ``rotate``
     the same sampling with ``theta = [[cos a, -sin a, 0], [sin a, cos a, 0]]``,
     ``a ~ U(-ratio_rotate, ratio_rotate)`` degrees; ``a = 90`` turns an image like ``np.rot90``
@@ -79,6 +83,7 @@ __all__ = [
     "dsa_augmentation",
     "flip_width",
     "parse_dsa_strategy",
+    "rotate90",
     "rotate_theta",
     "saturation",
     "scale_theta",
@@ -86,7 +91,7 @@ __all__ = [
 ]
 
 #: Operation groups a strategy may combine (the reference's ``AUGMENT_FNS``).
-DSA_OPS: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
+DSA_OPS: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate", "rot90")
 
 # DSA_STRATEGY (the DSA paper's, for FashionMNIST and CIFAR-10/100) and DSA_DIGIT_STRATEGY (the reference readme's
 # for the digit datasets MNIST and SVHN, without flip) are defined with the dataset defaults and re-exported here.
@@ -202,6 +207,19 @@ def flip_width(images, u, prob: float = 0.5) -> jax.Array:
     """Reverse the width axis of the images whose ``u < prob``."""
     images = jnp.asarray(images)
     return jnp.where(_per_image(u, jnp.float32) < prob, images[:, :, ::-1, :], images)
+
+
+def rotate90(images, k) -> jax.Array:
+    """Turn square NHWC images by ``k`` quarter turns anticlockwise (``np.rot90(x, k, axes=(1, 2))``); ``k`` is a
+    scalar or one int per image (taken mod 4)."""
+    images = jnp.asarray(images)
+    if images.shape[1] != images.shape[2]:
+        raise ValueError(f"rot90 needs square images, got {images.shape[1]}x{images.shape[2]}")
+    k = jnp.mod(jnp.asarray(k, jnp.int32), 4)
+    turned = jnp.stack([jnp.rot90(images, r, axes=(1, 2)) for r in range(4)])  # (4, N, H, W, C)
+    if k.ndim == 0:
+        return jnp.take(turned, k, axis=0)
+    return jnp.take_along_axis(turned, k.reshape(1, -1, 1, 1, 1), axis=0)[0]
 
 
 def _translate(images: jax.Array, shift_h, shift_w, pad_h: int, pad_w: int) -> jax.Array:
@@ -376,6 +394,9 @@ def _group(op: str, params: DSAParams, siamese: bool) -> Augmentation:
         angle = (uniform(key, images) - 0.5) * 2.0 * params.ratio_rotate / 180.0 * jnp.pi
         return affine_sample(images, rotate_theta(angle))
 
+    def rot90(key, images):
+        return rotate90(images, randint(key, images, 0, 4))
+
     return {
         "color": color,
         "crop": crop,
@@ -383,6 +404,7 @@ def _group(op: str, params: DSAParams, siamese: bool) -> Augmentation:
         "flip": flip,
         "scale": scale,
         "rotate": rotate,
+        "rot90": rot90,
     }[op]
 
 

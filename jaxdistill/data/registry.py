@@ -3,11 +3,14 @@
 A `DatasetSpec` is plain data. `load_dataset` accepts either a registered name or a spec object,
 so a dataset does not have to be registered to be loaded (tests build tiny specs of their own).
 
-Integrity is checked in one of two ways, both declared on the spec:
+Integrity is checked in one of three ways, each declared on the spec:
   * per file (`FileSpec`): the sha256 of the file as published and, for a compressed file, the sha256 of its
     decompressed content, so a faithful copy in other packaging (re-compressed, or shipped uncompressed) is accepted;
   * per folder (`Manifest`): for datasets that come as thousands of images, the expected counts per split and
-    class, the image shape and a sha256 of the decoded arrays (see `arrays_sha256`).
+    class, the image shape and a sha256 of the decoded arrays (see `arrays_sha256`);
+  * by its reader (`index_file`): for a dataset that is never downloaded and has no published checksum (MHIST,
+    released under a research-use agreement), the folder the user supplies is found by its index file and its
+    format's reader validates every row and image (see `jaxdistill.data.mhist`).
 Behaviour that depends on the dataset (evaluation augmentation, DSA strategy, ConvNet depth) is data too:
 `DatasetSpec.defaults`, a `DatasetDefaults`.
 """
@@ -40,9 +43,11 @@ __all__ = [
     "DSA_DIGIT_STRATEGY",
     "DSA_STRATEGY",
     "CONVNET_DEPTHS",
+    "DSA_HISTOLOGY_STRATEGY",
 ]
 
-#: On-disk layouts a spec may declare. 'mhist' has no reader yet; its spec can still be registered.
+#: On-disk layouts a spec may declare: files checked one by one ('idx', 'cifar10_python'), or a folder the user
+#: supplies and whose reader validates it ('mhist').
 FORMATS: tuple[str, ...] = ("idx", "cifar10_python", "mhist")
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -124,20 +129,25 @@ CONVNET_DEPTHS: tuple[tuple[int, int], ...] = ((28, 3), (32, 3), (64, 4), (128, 
 class DatasetDefaults:
     """What a method uses for a dataset unless told otherwise.
 
-    eval_augmentation: DC's evaluation augmentation for a ConvNet without batch norm (one of EVAL_AUGMENTATIONS);
+    eval_augmentation: the evaluation augmentation for a ConvNet without batch norm: DC's (one of
+    EVAL_AUGMENTATIONS) or a DSA strategy 'dsa:<ops>' for datasets outside DC's table;
     dsa_strategy: the DSA strategy ('_'-joined operations, checked when it is used);
-    convnet_depths: (image side in pixels, ConvNet depth) pairs, see `convnet_depth`.
+    convnet_depths: (image side in pixels, ConvNet depth) pairs, see `convnet_depth`;
+    metrics: what an evaluation reports by default (names in `jaxdistill.metrics`, checked when used).
     """
 
     eval_augmentation: str = "none"
     dsa_strategy: str = DSA_STRATEGY
     convnet_depths: tuple[tuple[int, int], ...] = CONVNET_DEPTHS
+    metrics: tuple[str, ...] = ("accuracy",)
 
     def __post_init__(self) -> None:
-        if self.eval_augmentation not in EVAL_AUGMENTATIONS:
+        if self.eval_augmentation not in EVAL_AUGMENTATIONS and not (
+            isinstance(self.eval_augmentation, str) and self.eval_augmentation.startswith("dsa:")
+        ):
             raise ConfigError(
                 f"DatasetDefaults: eval_augmentation {self.eval_augmentation!r} is not one of "
-                f"{', '.join(EVAL_AUGMENTATIONS)}"
+                f"{', '.join(EVAL_AUGMENTATIONS)} or 'dsa:<strategy>'"
             )
         if not isinstance(self.dsa_strategy, str) or not self.dsa_strategy:
             raise ConfigError(f"DatasetDefaults: dsa_strategy must be a non-empty string, got {self.dsa_strategy!r}")
@@ -152,6 +162,9 @@ class DatasetDefaults:
                 f"DatasetDefaults: convnet_depths {depths} must pair distinct positive sides with positive depths"
             )
         object.__setattr__(self, "convnet_depths", depths)
+        if isinstance(self.metrics, str) or not self.metrics:
+            raise ConfigError(f"DatasetDefaults: metrics must be a non-empty tuple of names, got {self.metrics!r}")
+        object.__setattr__(self, "metrics", tuple(self.metrics))
 
     def convnet_depth(self, resolution: int) -> int:
         """The ConvNet depth for square images of side `resolution` pixels; ConfigError if the table has none."""
@@ -252,7 +265,12 @@ class DatasetSpec:
     """A dataset: image_shape is (H, W, C); mean/std are per channel for images scaled to [0, 1].
 
     files are checked per file (see `FileSpec`); manifest, if given, is checked against the decoded arrays (see
-    `Manifest`); a spec needs at least one of the two. defaults are the per-dataset settings methods fall back on.
+    `Manifest`); index_file, for a dataset the user supplies as a folder that is never downloaded, names the file
+    that marks its folder, whose format's reader validates the rest (MHIST: 'annotations.csv'); a spec needs at
+    least one of the three. obtain says how to get such a dataset (its error messages repeat it). train_counts /
+    test_counts are the official images per class of each split, when known (listed by `jaxdistill datasets`; a
+    folder dataset whose counts differ loads with a warning). defaults are the per-dataset settings methods fall
+    back on.
     resolutions are the square image sides (pixels) the dataset may be loaded at besides its native one, which is
     always allowed (`allowed_resolutions` is the union; listing the native side too is fine). `at_resolution(r)`
     gives the spec at side r; the spec it returns remembers the native shape in native_image_shape (None on a native
@@ -275,6 +293,10 @@ class DatasetSpec:
     resolutions: tuple[int, ...] = ()
     manifest: Manifest | None = None
     native_image_shape: tuple[int, int, int] | None = None
+    index_file: str | None = None
+    obtain: str = ""
+    train_counts: tuple[int, ...] | None = None
+    test_counts: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for attr in ("image_shape", "class_names", "mean", "std", "files", "resolutions"):
@@ -300,8 +322,22 @@ class DatasetSpec:
             raise ConfigError(f"{where}: every std must be positive, got {self.std}")
         if self.format not in FORMATS:
             raise ConfigError(f"{where}: format {self.format!r} is not one of {', '.join(FORMATS)}")
-        if not self.files and self.manifest is None:
-            raise ConfigError(f"{where}: needs at least one file, or a manifest for a folder of images")
+        if not self.files and self.manifest is None and self.index_file is None:
+            raise ConfigError(
+                f"{where}: needs at least one file, a manifest for a folder of images, or the index_file of a "
+                f"folder the user supplies"
+            )
+        if self.index_file is not None and (self.files or not self.index_file or "/" in self.index_file):
+            raise ConfigError(f"{where}: index_file must be a plain file name, for a spec without files")
+        for attr, total in (("train_counts", self.train_size), ("test_counts", self.test_size)):
+            counts = getattr(self, attr)
+            if counts is not None:
+                counts = tuple(int(c) for c in counts)
+                if len(counts) != self.num_classes or any(c < 0 for c in counts) or sum(counts) != total:
+                    raise ConfigError(
+                        f"{where}: {attr} {counts} needs {self.num_classes} non-negative counts summing to {total}"
+                    )
+                object.__setattr__(self, attr, counts)
         names = [n for f in self.files for n in f.accepted_names]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}: file names repeat (counting uncompressed names): {names}")
@@ -356,6 +392,18 @@ class DatasetSpec:
     def native_shape(self) -> tuple[int, int, int]:
         """(H, W, C) of the images as stored in the dataset's files, before any resizing."""
         return self.native_image_shape if self.native_image_shape is not None else self.image_shape
+
+    @property
+    def is_folder_dataset(self) -> bool:
+        """Whether the dataset is a folder the user supplies (found by `index_file`, never downloaded)."""
+        return self.index_file is not None
+
+    def imbalance(self, split: str = "train") -> float | None:
+        """Largest over smallest class count of a split's official counts (1.0: balanced); None if unknown."""
+        counts = self.train_counts if split == "train" else self.test_counts
+        if not counts or min(counts) == 0:
+            return None
+        return max(counts) / min(counts)
 
     @property
     def allowed_resolutions(self) -> tuple[int, ...]:
@@ -491,6 +539,8 @@ register(
         format="idx",
         train_size=60000,
         test_size=10000,
+        train_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+        test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
         tfds_name="mnist",
         homepage="http://yann.lecun.com/exdb/mnist/",
         defaults=DatasetDefaults(eval_augmentation="crop_scale_rotate", dsa_strategy=DSA_DIGIT_STRATEGY),
@@ -535,6 +585,8 @@ register(
         format="idx",
         train_size=60000,
         test_size=10000,
+        train_counts=(6000,) * 10,
+        test_counts=(1000,) * 10,
         tfds_name="fashion_mnist",
         homepage="https://github.com/zalandoresearch/fashion-mnist",
         defaults=DatasetDefaults(eval_augmentation="none", dsa_strategy=DSA_STRATEGY),
@@ -568,9 +620,60 @@ register(
         format="cifar10_python",
         train_size=50000,
         test_size=10000,
+        train_counts=(5000,) * 10,
+        test_counts=(1000,) * 10,
         tfds_name="cifar10",
         homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
         defaults=DatasetDefaults(eval_augmentation="none", dsa_strategy=DSA_STRATEGY),
         resolutions=(32,),
+    )
+)
+
+#: MHIST's DSA strategy: the DSA paper's for natural images plus 90-degree rotations. Flips and quarter turns are
+#: label-preserving for histology (a tissue section has no up or left), and together they give all 8 symmetries of
+#: the square.
+DSA_HISTOLOGY_STRATEGY = DSA_STRATEGY + "_rot90"
+
+# MHIST (Wei et al., 2021, https://bmirds.github.io/MHIST/). Released under a research-use agreement: never downloaded,
+# no checksum to ship; the user's folder is found by annotations.csv and validated row by row by
+# jaxdistill.data.mhist. Registered at 64 px, its default resolution (the native 224 px and 32 / 128 px on request).
+# ConvNet depth: 3 at 32 px, 4 at 64, 5 at 128 as across the literature, and 5 at 224 px, which leaves a 7x7 feature
+# map (depth 6 would leave 3x3). Normalisation uses ImageNet's published mean and std, fixed public constants:
+# statistics of the private split are never computed (private set generation on MHIST relies on that).
+# Evaluation trains with the histology DSA strategy, as the DSA paper evaluates with its own.
+register(
+    dataclasses.replace(
+        DatasetSpec(
+            name="mhist",
+            image_shape=(224, 224, 3),
+            num_classes=2,
+            class_names=("HP", "SSA"),
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            files=(),
+            format="mhist",
+            train_size=2175,
+            test_size=977,
+            homepage="https://bmirds.github.io/MHIST/",
+            defaults=DatasetDefaults(
+                eval_augmentation="dsa:" + DSA_HISTOLOGY_STRATEGY,
+                dsa_strategy=DSA_HISTOLOGY_STRATEGY,
+                convnet_depths=((32, 3), (64, 4), (128, 5), (224, 5)),
+                # an imbalanced binary problem, SSA (label 1) positive: never accuracy alone
+                metrics=("accuracy", "balanced_accuracy", "sensitivity", "specificity", "recall_per_class",
+                         "precision", "f1", "roc_auc", "confusion_matrix"),
+            ),
+            resolutions=(32, 64, 128),
+            index_file="annotations.csv",
+            obtain=(
+                "MHIST is released under a research-use agreement, so it is never downloaded: request it at "
+                "https://bmirds.github.io/MHIST/ and pass --data-dir naming the folder that holds annotations.csv "
+                "and images/ (or images.zip, read without extracting)"
+            ),
+            train_counts=(1545, 630),
+            test_counts=(617, 360),
+        ),
+        image_shape=(64, 64, 3),
+        native_image_shape=(224, 224, 3),
     )
 )

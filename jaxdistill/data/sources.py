@@ -10,13 +10,17 @@ the sha256 of its decompressed content (so a re-compressed copy, or the uncompre
 '.gz', is accepted: see `jaxdistill.data.download`); a file that matches neither is never read. A spec with a
 `Manifest` also has its decoded arrays checked against it. `load_dataset` says where the data came from
 (`Dataset.origin`) and can resize the images to another resolution the spec allows.
+
+A folder dataset (a spec with an `index_file`, e.g. MHIST) is looked for in the same places, by its index file, but
+is never downloaded; its format's reader validates it and says what the source's checksum is (`Dataset.source_sha256`)
+and whether it is a generated stand-in (`Dataset.stand_in`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +43,14 @@ __all__ = [
     "resolve_dataset_origin",
     "load_dataset",
     "dataset_status",
+    "dataset_class_counts",
     "register_reader",
     "STATUSES",
 ]
 
 ENV_DATA = "JAXDISTILL_DATA"
 ENV_CACHE = "JAXDISTILL_CACHE"
-STATUSES = ("verified", "corrupt", "incomplete", "missing")
+STATUSES = ("verified", "present", "corrupt", "incomplete", "missing")
 #: Where a dataset was loaded from: an explicit data_dir, $JAXDISTILL_DATA, the user cache, TensorFlow Datasets.
 ORIGIN_KINDS = ("data_dir", "env", "cache", "tfds")
 
@@ -83,7 +88,9 @@ class DataOrigin:
 class Dataset:
     """A loaded dataset: images uint8 (N, H, W, C) with (H, W, C) = spec.image_shape, labels int32 (N,).
 
-    origin says where it was loaded from (None only for datasets built by hand).
+    origin says where it was loaded from (None only for datasets built by hand). For a folder dataset,
+    source_sha256 is the checksum of what was read, stand_in whether the folder is a generated stand-in, and
+    annotations holds per-image arrays its reader keeps (MHIST: 'train_votes', 'test_votes', the annotators' SSA votes).
     """
 
     spec: DatasetSpec
@@ -92,6 +99,14 @@ class Dataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     origin: DataOrigin | None = None
+    source_sha256: str | None = None
+    stand_in: bool = False
+    annotations: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def class_counts(self, split: str = "train") -> tuple[int, ...]:
+        """Images per class in a split ('train' or 'test')."""
+        labels = self.train_labels if split == "train" else self.test_labels
+        return tuple(int(c) for c in np.bincount(np.asarray(labels, np.int64), minlength=self.num_classes))
 
     @property
     def name(self) -> str:
@@ -197,6 +212,8 @@ def _resolve(
 ) -> tuple[Path, str]:
     """(folder, origin kind); see `resolve_dataset_dir`."""
     spec = get_spec(spec)
+    if spec.is_folder_dataset:
+        return _resolve_folder(spec, data_dir, cache_dir)
     if data_dir is not None:
         folder = _explicit_folder(spec, Path(data_dir).expanduser())
         missing = _missing(spec, folder)
@@ -230,6 +247,36 @@ def _resolve(
     for f in missing:
         download_file(f, folder, progress=progress)
     return folder, "cache"
+
+
+def _folder_candidates(spec: DatasetSpec, data_dir: str | os.PathLike | None,
+                       cache_dir: str | os.PathLike | None) -> list[tuple[Path, str]]:
+    """Where a folder dataset is looked for, in order, with the origin kind of each."""
+    if data_dir is not None:
+        root = Path(data_dir).expanduser()
+        return [(root, "data_dir"), (root / spec.name, "data_dir")]
+    out = []
+    env = os.environ.get(ENV_DATA)
+    if env:
+        out.append((Path(env).expanduser() / spec.name, "env"))
+    out.append((default_cache_dir(cache_dir) / spec.name, "cache"))
+    return out
+
+
+def _resolve_folder(spec: DatasetSpec, data_dir, cache_dir) -> tuple[Path, str]:
+    """The folder holding a folder dataset's index file; DataError saying how to obtain the dataset otherwise."""
+    candidates = _folder_candidates(spec, data_dir, cache_dir)
+    if data_dir is not None and not candidates[0][0].is_dir():
+        raise DataError(
+            f"data directory {candidates[0][0]} for dataset {spec.name!r} does not exist or is not a folder; "
+            f"{spec.obtain or 'pass --data-dir naming the folder that holds ' + str(spec.index_file)}"
+        )
+    for folder, kind in candidates:
+        if (folder / spec.index_file).is_file():
+            return folder, kind
+    looked = ", ".join(str(folder) for folder, _ in candidates)
+    return_hint = spec.obtain or f"pass --data-dir naming the folder that holds {spec.index_file}"
+    raise DataError(f"dataset {spec.name!r}: no {spec.index_file} in {looked}; {return_hint}")
 
 
 # ------------------------------------------------------------------------------------------------- readers
@@ -302,11 +349,15 @@ def register_reader(format: str, reader: Callable[[DatasetSpec, Path], Arrays]) 
 # ----------------------------------------------------------------------------------------------- checking
 
 
-def _check_split(spec: DatasetSpec, split: str, images, labels, expected: int, origin: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_split(spec: DatasetSpec, split: str, images, labels, expected: int | None, origin: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Check a split's arrays; expected is its image count (None: any count, for a folder dataset's subset)."""
     images = np.asarray(images)
     labels = np.asarray(labels)
     fix = "delete the files so they are downloaded again, or check that they belong to this dataset"
-    want_shape = (expected, *spec.native_shape)
+    expected = len(images) if expected is None else expected
+    # a folder dataset's reader resizes as it decodes; other readers return the native shape
+    want_shape = (expected, *(spec.image_shape if spec.is_folder_dataset else spec.native_shape))
     if images.dtype != np.uint8:
         raise DataError(f"dataset {spec.name!r} from {origin}: {split} images are {images.dtype}, expected uint8; {fix}")
     if images.shape != want_shape:
@@ -354,6 +405,7 @@ def load_dataset(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     resolution: int | None = None,
+    min_agreement: int | None = None,
 ) -> Dataset:
     """Load a dataset by registered name (case-insensitive) or from a DatasetSpec.
 
@@ -367,10 +419,19 @@ def load_dataset(
     `jaxdistill.data.resize`), and the returned Dataset's spec is `spec.at_resolution(resolution)`.
 
     The Dataset's origin says where it was loaded from (an explicit data_dir, $JAXDISTILL_DATA, the cache or TFDS).
+
+    A folder dataset (MHIST) is read and validated by its format's reader, which caches the decoded arrays per
+    resolution under the cache folder (cache_dir, else $JAXDISTILL_CACHE, else ~/.cache/jaxdistill) keyed by the
+    source's checksum; min_agreement (MHIST only) keeps the training images on which at least that many of the 7
+    annotators agree.
     """
     spec = get_spec(name)
     if resolution is not None:
         spec = spec.at_resolution(resolution)
+    if min_agreement is not None and spec.format != "mhist":
+        raise ConfigError(f"dataset {spec.name!r} has no annotator votes; min_agreement is for MHIST")
+    if source == "files" and spec.is_folder_dataset:
+        return _load_folder_dataset(spec, data_dir, cache_dir, progress, min_agreement)
     if source == "files":
         reader = _READERS.get(spec.format)
         if reader is None:
@@ -388,6 +449,23 @@ def load_dataset(
         origin = DataOrigin("tfds", None if data_dir is None else Path(data_dir).expanduser().absolute())
         return _to_dataset(spec, load_tfds(spec, data_dir, download=download), "TensorFlow Datasets", origin)
     raise ConfigError(f"unknown dataset source {source!r}; use 'files' or 'tfds'")
+
+
+def _load_folder_dataset(spec: DatasetSpec, data_dir, cache_dir, progress: bool, min_agreement) -> Dataset:
+    if spec.format != "mhist":
+        raise ConfigError(f"dataset {spec.name!r}: no reader for folder format {spec.format!r}")
+    from jaxdistill.data.mhist import read_mhist
+
+    folder, kind = _resolve_folder(spec, data_dir, cache_dir)
+    side = spec.image_shape[0]
+    data = read_mhist(folder, side, cache_dir=default_cache_dir(cache_dir), progress=progress,
+                      min_agreement=min_agreement)
+    where = str(folder)
+    train_x, train_y = _check_split(spec, "train", data.train_images, data.train_labels, None, where)
+    test_x, test_y = _check_split(spec, "test", data.test_images, data.test_labels, None, where)
+    return Dataset(spec=spec, train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y,
+                   origin=DataOrigin(kind, folder.absolute()), source_sha256=data.source_sha256,
+                   stand_in=data.stand_in, annotations={"train_votes": data.train_votes, "test_votes": data.test_votes})
 
 
 # ------------------------------------------------------------------------------------------------- status
@@ -423,9 +501,13 @@ def dataset_status(
     """(status, location or explanation) of a dataset's files, following the order of `resolve_dataset_dir`.
 
     status is 'verified' (all files present with the right sha256; the second item is their folder), 'corrupt',
-    'incomplete' or 'missing'. Never downloads.
+    'incomplete' or 'missing'. A folder dataset (MHIST) is 'present' when its index file is valid and every image it
+    lists is there (the images themselves are checked as they are decoded, on load), 'corrupt' when not (the
+    second item is the problem), 'missing' when no folder has its index file. Never downloads.
     """
     spec = get_spec(name)
+    if spec.is_folder_dataset:
+        return _index_status(spec, data_dir, cache_dir)[:2]
     if data_dir is not None:
         root = Path(data_dir).expanduser()
         if not root.is_dir():
@@ -442,3 +524,40 @@ def dataset_status(
         where = "" if spec.files[0].urls else f" (get them by hand from {spec.homepage})"
         text = f"not downloaded yet; will be downloaded into {folder} on first use{where}"
     return status, text
+
+
+def _index_status(spec: DatasetSpec, data_dir, cache_dir) -> tuple[str, str, tuple | None]:
+    """(status, text, (train_counts, test_counts) or None) of a folder dataset, from its index file."""
+    from jaxdistill.data.mhist import ANNOTATIONS, find_images, read_annotations
+
+    try:
+        folder, _ = _resolve_folder(spec, data_dir, cache_dir)
+    except DataError:
+        looked = ", ".join(str(f) for f, _ in _folder_candidates(spec, data_dir, cache_dir))
+        return "missing", (f"no {spec.index_file} in {looked}; never downloaded (get it from {spec.homepage}, "
+                           f"then pass --data-dir)"), None
+    try:
+        rows = read_annotations(folder / ANNOTATIONS)
+        find_images(folder, rows).close()
+    except DataError as e:
+        return "corrupt", str(e), None
+    counts = tuple(
+        tuple(sum(1 for r in rows if r.partition == split and r.label == c) for c in range(spec.num_classes))
+        for split in ("train", "test")
+    )
+    return "present", str(folder), counts
+
+
+def dataset_class_counts(
+    name: str | DatasetSpec,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None, str]:
+    """(train counts, test counts, where they come from) per class: a folder dataset's own index file when one is
+    found and valid ('annotations.csv'), else the spec's official counts ('official'; None when unknown)."""
+    spec = get_spec(name)
+    if spec.is_folder_dataset:
+        status, _, counts = _index_status(spec, data_dir, cache_dir)
+        if counts is not None:
+            return counts[0], counts[1], spec.index_file
+    return spec.train_counts, spec.test_counts, "official"

@@ -263,6 +263,24 @@ def test_flip_reverses_width(siamese):
         assert (per_call == per_call[:, :1]).all()
 
 
+@pytest.mark.parametrize("siamese", [False, True])
+def test_rot90_turns_each_image_by_whole_quarter_turns(siamese):
+    x = _images(8, (16, 6, 6, 2))
+    turns = []
+    for key in KEYS:
+        y = _run(key, x, "rot90", siamese=siamese)
+        for b in range(len(x)):
+            (k,) = [k for k in range(4) if np.array_equal(y[b], np.rot90(x[b], k, axes=(0, 1)))]
+            turns.append(k)
+    per_call = np.asarray(turns).reshape(len(KEYS), len(x))
+    if siamese:
+        assert (per_call == per_call[:, :1]).all()
+    else:
+        assert set(turns) == {0, 1, 2, 3}  # 64 draws: each quarter turn occurs
+    with pytest.raises(ValueError, match="square"):
+        dsa.rotate90(np.zeros((1, 4, 6, 1), np.float32), 1)
+
+
 def test_flip_probability_and_mode_m():
     x = _images(9)
     always = dsa.DSAParams(prob_flip=1.0)

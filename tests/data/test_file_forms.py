@@ -304,8 +304,8 @@ def test_manifest_dataset_through_a_registered_reader(tmp_path, monkeypatch):
               rng.integers(0, 256, (2, 6, 6, 3), dtype=np.uint8), np.array([1, 0])]
     spec = dataclasses.replace(
         get_spec("cifar10"), name="folder_like", format="mhist", image_shape=(6, 6, 3), num_classes=2,
-        class_names=("a", "b"), files=(), train_size=4, test_size=2, resolutions=(),
-        manifest=Manifest((2, 2), (1, 1), (6, 6, 3), arrays_sha256(*arrays)),
+        class_names=("a", "b"), files=(), train_size=4, test_size=2, resolutions=(), train_counts=None,
+        test_counts=None, manifest=Manifest((2, 2), (1, 1), (6, 6, 3), arrays_sha256(*arrays)),
     )
     monkeypatch.setitem(sources._READERS, "mhist", lambda s, folder: tuple(arrays))
     (tmp_path / "images").mkdir()

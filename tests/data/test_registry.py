@@ -1,4 +1,5 @@
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,28 @@ def test_register_and_refuse_duplicates(scratch_registry):
         register(make_spec(name="TOY"))
     with pytest.raises(ConfigError, match="already registered"):
         register(get_spec("mnist"))
+
+
+def test_official_class_counts_sum_to_the_split_sizes():
+    for spec in REGISTRY.values():
+        assert sum(spec.train_counts) == spec.train_size and sum(spec.test_counts) == spec.test_size
+    assert get_spec("cifar10").imbalance() == 1.0 and get_spec("mnist").imbalance("test") == pytest.approx(1135 / 892)
+    with pytest.raises(ConfigError, match="train_counts"):
+        make_spec(train_counts=(1, 2))
+
+
+@pytest.mark.skipif(not os.environ.get("JAXDISTILL_DATA"), reason="needs the MNIST files ($JAXDISTILL_DATA)")
+def test_mnist_class_counts_are_those_of_the_files():
+    from jaxdistill.data.sources import load_dataset
+    ds = load_dataset("mnist", progress=False)
+    assert (ds.class_counts("train"), ds.class_counts("test")) == (ds.spec.train_counts, ds.spec.test_counts)
+
+
+def test_a_folder_dataset_is_found_by_its_index_file():
+    spec = make_spec(files=(), index_file="annotations.csv", format="mhist")
+    assert spec.is_folder_dataset
+    with pytest.raises(ConfigError, match="index_file"):
+        make_spec(index_file="a/b.csv", files=())
 
 
 def test_registry_can_hold_mhist(scratch_registry):

@@ -233,7 +233,8 @@ def test_fashion_mnist_loads_from_files_in_the_official_idx_format(tmp_path):
         data = (folder / f.filename).read_bytes()
         assert data[:2] == b"\x1f\x8b"  # gzip, as published
         files.append(dataclasses.replace(f, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
-    spec = dataclasses.replace(official, files=tuple(files), train_size=30, test_size=20)
+    spec = dataclasses.replace(official, files=tuple(files), train_size=30, test_size=20, train_counts=None,
+                               test_counts=None)
     ds = load_dataset(spec, tmp_path, download=False, progress=False)
     np.testing.assert_array_equal(ds.train_images[..., 0], arrays["train-images-idx3-ubyte.gz"])
     np.testing.assert_array_equal(ds.test_labels, arrays["t10k-labels-idx1-ubyte.gz"])

@@ -16,7 +16,8 @@ INSTALL = "pip install 'jaxdistill[tfds]'"
 
 
 def small_mnist(train=6, test=4):
-    return dataclasses.replace(get_spec("mnist"), name="small_mnist", train_size=train, test_size=test)
+    return dataclasses.replace(get_spec("mnist"), name="small_mnist", train_size=train, test_size=test,
+                               train_counts=None, test_counts=None)
 
 
 def fake_tfds(monkeypatch, load):
