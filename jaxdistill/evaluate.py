@@ -14,10 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill import metrics as metrics_lib
+from jaxdistill import policy
 from jaxdistill.errors import ConfigError
 from jaxdistill.models import ModelConfig
 from jaxdistill.records import device_info, versions
-from jaxdistill.train import Trainer, TrainConfig, predict_logits
+from jaxdistill.train import Trainer, TrainConfig, predict_logits_stacked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +54,14 @@ def _trainer(model, train: TrainConfig, num_examples: int) -> Trainer:
 def test_metrics(model, states, test_images, test_labels, names=("accuracy",), batch_size: int = 1000
                  ) -> list[dict[str, Any]]:
     """Per network in `states` (stacked on a leading axis): {metric: value} on the test set (`jaxdistill.metrics`;
-    the number of classes is the logits' width)."""
-    test_images = jnp.asarray(test_images)
-    out = []
-    for i in range(states.step.shape[0]):
-        one = jax.tree.map(lambda a: a[i], states)
-        logits = predict_logits(model, one.params, one.batch_stats, test_images, batch_size)
-        out.append(metrics_lib.compute(tuple(names), logits, test_labels, int(logits.shape[-1])))
-    return out
+    the number of classes is the logits' width).
+
+    The networks' logits are predicted as the policy runs several networks (one vmapped program, or one network
+    after another on XLA:CPU; `batch_size` bounds the test images of one call either way), and every metric of every
+    network is then computed on device as one program (`metrics.compute_batch`)."""
+    vmap = policy.current().seeds == "vmap"
+    logits = predict_logits_stacked(model, states.params, states.batch_stats, test_images, batch_size, vmap=vmap)
+    return metrics_lib.compute_batch(tuple(names), logits, test_labels, int(logits.shape[-1]))
 
 
 def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1000) -> np.ndarray:
@@ -91,6 +92,7 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
     if len(per_network) > config.num_models:
         raise ConfigError(f"{len(per_network)} networks already evaluated, more than the {config.num_models} asked "
                           f"for")
+    metrics_lib.check_names(config.metrics, num_classes)  # before any training: e.g. specificity on 10 classes
     model = config.model.build(num_classes)
     trainer = _trainer(model, config.train, int(images.shape[0]))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_models)
@@ -111,24 +113,49 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
             "device": device_info(), "wall_time_s": done_wall_time_s + time.time() - start}
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_vector(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_number(v) for v in value)
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_vector(row) for row in value)
+
+
 def summarize_networks(per_network: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-network metrics -> the record's summary: accuracies and their mean and std, and every scalar metric's."""
-    scalars = [k for k, v in per_network[0].items() if isinstance(v, (int, float))] if per_network else []
-    values = {k: np.asarray([m[k] for m in per_network], np.float64) for k in scalars}
+    """Per-network metrics -> the record's summary: accuracies and their mean and std (population std), the mean
+    and std of every scalar metric, per element for list metrics such as recall_per_class (lists in metrics_mean /
+    metrics_std), and for count tables such as the confusion matrix (kept per network) their sum over networks as
+    `<name>_total`, e.g. `confusion_matrix_total`. NaN (an undefined metric, e.g. the AUC of a test set with one
+    class) stays NaN in the mean."""
+    first = per_network[0] if per_network else {}
+    vectors = [k for k, v in first.items() if _is_number(v) or _is_vector(v)]
+    tables = [k for k, v in first.items() if _is_table(v)]
+    values = {k: np.asarray([m[k] for m in per_network], np.float64) for k in vectors}
     accs = values.get("accuracy", np.zeros(0))
-    return {"accuracies": accs.tolist(), "accuracy_mean": float(accs.mean()) if accs.size else float("nan"),
-            "accuracy_std": float(accs.std()) if accs.size else float("nan"), "metrics": per_network,
-            "metrics_mean": {k: float(v.mean()) for k, v in values.items()},
-            "metrics_std": {k: float(v.std()) for k, v in values.items()}}
+
+    def listed(a: np.ndarray) -> float | list[float]:
+        return a.tolist() if a.ndim else float(a)
+    out = {"accuracies": accs.tolist(), "accuracy_mean": float(accs.mean()) if accs.size else float("nan"),
+           "accuracy_std": float(accs.std()) if accs.size else float("nan"), "metrics": per_network,
+           "metrics_mean": {k: listed(v.mean(0)) for k, v in values.items()},
+           "metrics_std": {k: listed(v.std(0)) for k, v in values.items()}}
+    for k in tables:
+        out[f"{k}_total"] = np.sum([np.asarray(m[k], np.int64) for m in per_network], axis=0).tolist()
+    return out
 
 
 def summarize(per_set: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pool several sets' evaluations (e.g. one per distillation seed): mean +- std over all networks."""
+    """Pool several sets' evaluations (e.g. one per distillation seed): mean +- std over all networks, and the
+    pooled metrics' summary (`summarize_networks`) when every set recorded per-network metrics."""
     accs = np.concatenate([np.asarray(r["accuracies"]) for r in per_set])
     out = {"accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
            "accuracies": accs.tolist(), "num_sets": len(per_set),
            "set_means": [r["accuracy_mean"] for r in per_set]}
     if all("metrics" in r for r in per_set):
         pooled = summarize_networks([m for r in per_set for m in r["metrics"]])
-        out.update(metrics_mean=pooled["metrics_mean"], metrics_std=pooled["metrics_std"])
+        out.update({k: v for k, v in pooled.items() if k.startswith("metrics_") or k.endswith("_total")})
     return out

@@ -316,6 +316,40 @@ def _predict_fn(model: nn.Module) -> Callable:
     return _PREDICT_CACHE[model]
 
 
+def predict_logits_stacked(model: nn.Module, params: PyTree, batch_stats: PyTree, images: jax.Array,
+                           batch_size: int = 1000, vmap: bool = True) -> jax.Array:
+    """Inference logits (K, N, C) of K networks whose params and batch_stats are stacked on a leading axis.
+
+    vmap=True: the K networks run as one vmapped program on chunks of about batch_size / K images each, so one call
+    holds about `batch_size` images' activations whatever K is; vmap=False: one network after another on chunks of
+    `batch_size` (same compiled program, K = 1), for backends where vmapped convolutions run slowly (XLA:CPU).
+    The last chunk is padded with repeated images (inference is per example) so every call has one shape.
+    """
+    images = jnp.asarray(images)
+    num_networks, num_images = jax.tree.leaves(params)[0].shape[0], images.shape[0]
+    if not vmap and num_networks > 1:
+        return jnp.concatenate([predict_logits_stacked(
+            model, *jax.tree.map(lambda a: a[k:k + 1], (params, batch_stats)), images, batch_size)
+            for k in range(num_networks)])
+    chunk = max(1, min(batch_size // num_networks, num_images))
+    padded = -(-num_images // chunk) * chunk
+    if padded > num_images:
+        images = jnp.concatenate([images, images[:padded - num_images]])
+    fn = _predict_stacked_fn(model)
+    chunks = [fn(params, batch_stats, images[i:i + chunk]) for i in range(0, padded, chunk)]
+    return jnp.concatenate(chunks, axis=1)[:, :num_images]
+
+
+_PREDICT_STACKED_CACHE: dict[nn.Module, Callable] = {}
+
+
+def _predict_stacked_fn(model: nn.Module) -> Callable:
+    if model not in _PREDICT_STACKED_CACHE:
+        _PREDICT_STACKED_CACHE[model] = jax.jit(jax.vmap(
+            lambda p, s, x: apply_model(model, p, s, x, train=False)[0], in_axes=(0, 0, None)))
+    return _PREDICT_STACKED_CACHE[model]
+
+
 def accuracy(logits: jax.Array, labels: jax.Array) -> float:
     """Fraction of rows whose argmax logit is the label."""
     return float(jnp.mean(jnp.argmax(logits, -1) == labels))
