@@ -13,16 +13,26 @@ and how K networks (seeds) are trained:
 - parallel 'vmap': one program over all K (right for GPU/TPU, where one small net leaves the chip idle);
 - parallel 'sequential': one network after another (the CPU default: a 10-image step is already compute bound there,
   and vmapping per-network convolutions makes grouped convs that XLA:CPU runs slowly).
+
+For imbalanced training sets (MHIST has about 2.2 benign HP images per precancerous SSA) two options correct for the
+imbalance, one at a time, both off by default (the defaults are the programs above, unchanged):
+- class_weighting 'balanced': example i's loss is weighted n / (C n_c) for its class c (n examples, n_c of class c,
+  C classes present; sklearn's 'balanced' class weights), so every class carries the same total weight and the
+  weights average 1 over the training set (the loss keeps its scale, the lr needs no retuning);
+- sampling 'balanced': each minibatch is drawn with replacement with probability proportional to those weights, so
+  every class is equally likely in every draw; an epoch keeps its number of steps.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxdistill import policy
@@ -40,6 +50,10 @@ class TrainState(NamedTuple):
     step: jax.Array  # int32 scalar
 
 
+CLASS_WEIGHTINGS = ("none", "balanced")
+SAMPLINGS = ("shuffle", "balanced")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The DC evaluation protocol by default: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, lr x0.1 at
@@ -53,6 +67,8 @@ class TrainConfig:
     augment: str = "none"
     driver: str = "auto"  # 'auto' | 'scan' | 'python'
     parallel: str = "auto"  # 'auto' | 'vmap' | 'sequential'
+    class_weighting: str = "none"  # 'none' | 'balanced': loss weight n / (C n_c) per example (see module docstring)
+    sampling: str = "shuffle"  # 'shuffle' (every example once per epoch) | 'balanced' (classes equally likely)
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -65,6 +81,13 @@ class TrainConfig:
             raise ConfigError(f"driver must be 'auto', 'scan' or 'python', got {self.driver!r}")
         if self.parallel not in ("auto", "vmap", "sequential"):
             raise ConfigError(f"parallel must be 'auto', 'vmap' or 'sequential', got {self.parallel!r}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ConfigError(f"class_weighting must be 'none' or 'balanced', got {self.class_weighting!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be 'shuffle' or 'balanced', got {self.sampling!r}")
+        if self.class_weighting == "balanced" and self.sampling == "balanced":
+            raise ConfigError("class_weighting='balanced' and sampling='balanced' both correct for class imbalance "
+                              "and together over-correct it (the minority weighted twice); choose one")
         get_augment(self.augment)  # fails early, naming the known augmentations
 
 
@@ -101,12 +124,18 @@ def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree, images: j
     return model.apply(variables, images, train=train, rngs=rngs), batch_stats
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """Mean cross-entropy. labels: int (N,) hard labels, or float (N, C) probabilities (soft labels)."""
+def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None,
+                  weights: jax.Array | None = None) -> jax.Array:
+    """Mean cross-entropy. labels: int (N,) hard labels, or float (N, C) probabilities (soft labels).
+
+    mask: optional (N,) 0/1, rows with 0 left out; weights: optional (N,) per-example loss weights, the mean still
+    taken over the (unmasked) examples, so weights that average 1 keep the loss's scale."""
     if labels.ndim == logits.ndim:
         per_example = optax.softmax_cross_entropy(logits, labels)
     else:
         per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    if weights is not None:
+        per_example = per_example * weights
     if mask is None:
         return per_example.mean()
     return jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
@@ -127,6 +156,34 @@ def epoch_batch_indices(shuffle_key: jax.Array, step: jax.Array, num_examples: i
 def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:
     """The order in which epoch `epoch` visits the examples."""
     return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
+
+
+def example_classes(labels: jax.Array) -> jax.Array:
+    """The class of each training example: hard labels (N,) as they are, soft labels (N, C) by their argmax."""
+    if not isinstance(labels, (jax.Array, np.ndarray)) or labels.ndim not in (1, 2):
+        raise ConfigError("class_weighting='balanced' and sampling='balanced' need the training labels as one array, "
+                          f"(N,) hard or (N, C) soft; got {jax.tree.map(jnp.shape, labels)}")
+    return jnp.argmax(labels, -1) if labels.ndim == 2 else labels
+
+
+def balanced_class_weights(labels: jax.Array, num_classes: int) -> jax.Array:
+    """(N,) weight n / (C n_c) of each example of class c: n examples, n_c of class c, C classes present in `labels`
+    (sklearn's compute_class_weight('balanced')). Every present class gets the same total weight n / C, and the
+    weights average 1. Soft labels count by their argmax."""
+    classes = example_classes(labels)
+    counts = jnp.bincount(classes, length=num_classes).astype(jnp.float32)
+    present = jnp.sum(counts > 0).astype(jnp.float32)
+    per_class = classes.shape[0] / (present * jnp.maximum(counts, 1.0))
+    return per_class[classes]
+
+
+def balanced_batch_indices(sample_key: jax.Array, step: jax.Array, weights: jax.Array, batch_size: int
+                           ) -> tuple[jax.Array, jax.Array]:
+    """Minibatch `step` drawn with replacement, example i with probability weights[i] / sum(weights) (with
+    `balanced_class_weights`, every class equally likely); every row is real, so the mask is all ones."""
+    idx = jax.random.choice(jax.random.fold_in(sample_key, step), weights.shape[0], (batch_size,), replace=True,
+                            p=weights)
+    return idx, jnp.ones(batch_size, jnp.float32)
 
 
 def batch_from_permutation(perm: jax.Array, step: jax.Array, num_examples: int, batch_size: int
@@ -152,6 +209,10 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, num_examples: int, loss: LossFn = cross_entropy):
+        if config.class_weighting != "none" and loss is not cross_entropy:
+            raise ConfigError(f"class_weighting={config.class_weighting!r} weights the cross-entropy loss, and this "
+                              "Trainer has another loss (e.g. knowledge distillation's): weight the examples inside "
+                              "that loss, or use sampling='balanced'")
         self.model = model
         self.config = config
         self.loss = loss
@@ -183,12 +244,11 @@ class Trainer:
         """One SGD step of the run keyed by `key` (the run's key; the step's randomness is fold_in(key, step)).
 
         `perm`: this epoch's `epoch_order(key, epoch)`, when the caller computed it once for the epoch (a sort of
-        the whole training set per step otherwise: the cost of a small network's step on a large set)."""
+        the whole training set per step otherwise: the cost of a small network's step on a large set). With
+        class_weighting or sampling 'balanced' the class weights are computed here from the whole `labels`, so
+        they follow whatever labels a network trains on (per-network labels included)."""
         shuffle_key, step_key = jax.random.split(key)
-        if perm is None:
-            idx, mask = epoch_batch_indices(shuffle_key, state.step, self.num_examples, self.batch_size)
-        else:
-            idx, mask = batch_from_permutation(perm, state.step, self.num_examples, self.batch_size)
+        idx, mask = self.batch_indices(shuffle_key, state.step, labels, perm)
         aug_key, dropout_key = jax.random.split(jax.random.fold_in(step_key, state.step))
         batch_labels = jax.tree.map(lambda a: a[idx], labels)
         if mixes_labels(self.augment):  # CutMix-like: images and their targets change together
@@ -197,14 +257,32 @@ class Trainer:
         else:
             batch = self.augment(aug_key, images[idx])
 
+        if self.config.class_weighting == "balanced":
+            weights = balanced_class_weights(labels, self.model.num_classes)[idx]
+            batch_loss = functools.partial(cross_entropy, weights=weights)
+        else:
+            batch_loss = self.loss
+
         def loss_fn(params):
             logits, new_stats = apply_model(self.model, params, state.batch_stats, batch, True, dropout_key)
-            return self.loss(logits, batch_labels, mask), new_stats
+            return batch_loss(logits, batch_labels, mask), new_stats
 
         (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, new_stats, opt_state, state.step + 1), loss
+
+    def batch_indices(self, shuffle_key: jax.Array, step: jax.Array, labels: PyTree, perm: jax.Array | None = None
+                      ) -> tuple[jax.Array, jax.Array]:
+        """Indices into the training set and 0/1 mask of minibatch `step`: the shuffled pass of the epoch (from
+        `perm` when given), or with sampling='balanced' a class-balanced draw with replacement keyed by
+        fold_in(shuffle_key, step)."""
+        if self.config.sampling == "balanced":
+            weights = balanced_class_weights(labels, self.model.num_classes)
+            return balanced_batch_indices(shuffle_key, step, weights, self.batch_size)
+        if perm is None:
+            return epoch_batch_indices(shuffle_key, step, self.num_examples, self.batch_size)
+        return batch_from_permutation(perm, step, self.num_examples, self.batch_size)
 
     def epoch_order(self, key: jax.Array, epoch: jax.Array) -> jax.Array:
         """The example order of epoch `epoch` of the run keyed by `key` (what train_step computes itself)."""
@@ -264,7 +342,7 @@ class Trainer:
         epochs_per_call = 1 if on_epoch else max(1, -(-100 // self.steps_per_epoch))
         chunk = self.steps_per_epoch * epochs_per_call if self.driver == "scan" else 1
         # The Python driver computes each epoch's example order once, not in every step.
-        per_epoch_order = self.driver == "python" and self.steps_per_epoch > 1
+        per_epoch_order = self.driver == "python" and self.steps_per_epoch > 1 and self.config.sampling == "shuffle"
         order_fn = self._compiled("order", lambda: jax.jit(jax.vmap(self.epoch_order, in_axes=(0, None))))
         order, order_epoch = None, -1
         while step < self.total_steps:

@@ -1,3 +1,4 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,7 +6,8 @@ import pytest
 
 from jaxdistill.errors import ConfigError
 from jaxdistill.models import ConvNet
-from jaxdistill.train import Trainer, TrainConfig, cross_entropy, epoch_batch_indices, predict_logits
+from jaxdistill.train import (Trainer, TrainConfig, balanced_class_weights, cross_entropy, epoch_batch_indices,
+                              predict_logits)
 from tests.helpers import tiny_images
 
 IMAGES, LABELS = tiny_images(num_per_class=5, num_classes=2)
@@ -187,3 +189,79 @@ def test_a_label_mixing_augmentation_trains_on_the_targets_it_returns():
     np.testing.assert_allclose(jax.nn.softmax(logits), 0.5, atol=0.05)
     with pytest.raises(ConfigError, match="already registered"):
         augment_lib.register_augmentation(name, swap_to_uniform)
+
+
+# ---- imbalanced training sets ---------------------------------------------------------------------------------------
+class ConstantLogits(nn.Module):
+    """Logits = a learned bias, whatever the image: the loss of each class is set by hand through the bias."""
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        return jnp.broadcast_to(self.param("bias", nn.initializers.zeros, (self.num_classes,)),
+                                (x.shape[0], self.num_classes))
+
+
+def test_balanced_class_weighting_gives_the_weighted_loss():
+    # 3 examples of class 0, 1 of class 1; softmax p = (3/4, 1/4) everywhere. Weights n / (C n_c) = 2/3 and 2, so
+    # the loss is the mean of the two classes' losses instead of the mean over examples.
+    images, labels = np.zeros((4, 2, 2, 1), np.float32), np.array([0, 0, 1, 0], np.int32)
+    net = ConstantLogits(2)
+    state = {}
+    for weighting in ("none", "balanced"):
+        trainer = Trainer(net, TrainConfig(epochs=1, batch_size=4, class_weighting=weighting), 4)
+        state = trainer.init_state(jax.random.PRNGKey(0), jnp.asarray(images))
+        state = state._replace(params={"bias": jnp.log(jnp.array([3.0, 1.0]))})
+        for targets in (labels, np.eye(2, dtype=np.float32)[labels]):  # soft labels count by their argmax
+            _, loss = trainer.train_step(state, jax.random.PRNGKey(1), jnp.asarray(images), jnp.asarray(targets))
+            want = (np.log(4 / 3) + np.log(4)) / 2 if weighting == "balanced" else (3 * np.log(4 / 3) + np.log(4)) / 4
+            assert float(loss) == pytest.approx(want, rel=1e-6)
+    weights = balanced_class_weights(jnp.asarray(labels), 2)
+    np.testing.assert_allclose(weights, [2 / 3, 2 / 3, 2, 2 / 3], rtol=1e-6)
+    # on a balanced set every weight is 1: the weighted loss is the plain one
+    np.testing.assert_allclose(balanced_class_weights(jnp.asarray(LABELS), 2), 1.0)
+
+
+def test_balanced_sampling_draws_every_class_equally_often():
+    # 18 examples of class 0 to 2 of class 1; 2000 steps of 10 draws. Each draw is class 1 with probability 1/2, so
+    # the fraction of 20000 draws has std 0.0035: a tolerance of 0.03 is 8.5 std (chance of failing ~1e-17, and the
+    # draws are fixed by the key anyway). Plain shuffling gives 0.1.
+    labels = jnp.asarray(np.r_[np.zeros(18), np.ones(2)].astype(np.int32))
+    trainer = Trainer(ConstantLogits(2), TrainConfig(epochs=1, batch_size=10, sampling="balanced"), 20)
+    assert trainer.steps_per_epoch == 2  # unchanged by the sampling
+    idx, mask = jax.jit(jax.vmap(lambda t: trainer.batch_indices(jax.random.PRNGKey(0), t, labels)))(
+        jnp.arange(2000))
+    assert np.asarray(mask).min() == 1.0  # every row is a real draw
+    assert abs(float(labels[idx].mean()) - 0.5) < 0.03
+    counts = np.bincount(np.asarray(idx).ravel(), minlength=20)
+    assert counts[18:].min() > 10 * counts[:18].max() / 2  # the two minority examples are drawn ~9x as often
+    shuffled = make(batch_size=10).batch_indices(jax.random.PRNGKey(0), jnp.int32(0), labels)[0]
+    assert sorted(np.asarray(shuffled).tolist()) == list(range(10))  # the default: one shuffled pass
+
+
+@pytest.mark.parametrize("option", [{"class_weighting": "balanced"}, {"sampling": "balanced"}])
+def test_imbalance_options_under_both_drivers_and_parallel_modes(option):
+    keys = jax.random.split(jax.random.PRNGKey(2), 2)
+    reference = make(epochs=3, driver="python", parallel="vmap", **option).run(keys, IMAGES, LABELS)
+    other = make(epochs=3, driver="scan", parallel="sequential", **option).run(keys, IMAGES, LABELS)
+    close(other.params, reference.params, rtol=2e-4, atol=2e-5)
+    plain = make(epochs=3, driver="python", parallel="vmap").run(keys, IMAGES, LABELS)
+    if "sampling" in option:  # other minibatches; class weights on this balanced set are all 1 (same run)
+        assert not np.allclose(plain.params["Conv_0"]["kernel"], reference.params["Conv_0"]["kernel"])
+    else:
+        close(plain.params, reference.params, rtol=2e-5, atol=2e-6)
+
+
+def test_imbalance_options_are_validated():
+    with pytest.raises(ConfigError, match="class_weighting must be 'none' or 'balanced', got 'inverse'"):
+        TrainConfig(class_weighting="inverse")
+    with pytest.raises(ConfigError, match="sampling must be 'shuffle' or 'balanced'"):
+        TrainConfig(sampling="oversample")
+    with pytest.raises(ConfigError, match="choose one"):
+        TrainConfig(class_weighting="balanced", sampling="balanced")
+    with pytest.raises(ConfigError, match="another loss"):
+        Trainer(NET, TrainConfig(class_weighting="balanced"), 10, loss=lambda logits, targets, mask: 0.0)
+    trainer = make(sampling="balanced")
+    state = trainer.init_state(jax.random.PRNGKey(0), jnp.asarray(IMAGES))
+    with pytest.raises(ConfigError, match="labels as one array"):
+        trainer.train_step(state, jax.random.PRNGKey(0), jnp.asarray(IMAGES), {"labels": jnp.asarray(LABELS)})
