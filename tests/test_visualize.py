@@ -33,3 +33,17 @@ def test_png_files_are_written(tmp_path):
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(WorkdirError, match="accuracy"):
         save_loss_curve(tmp_path / "x.png", run.path, key="accuracy")
+
+
+def test_confusion_matrix_and_roc_figures(tmp_path):
+    from jaxdistill import metrics
+    from jaxdistill.visualize import plot_confusion_matrix, plot_roc
+    out = plot_confusion_matrix([[50, 10], [0, 0]], ["HP", "SSA"], tmp_path / "figs" / "cm.png", title="MHIST")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a class with no examples (an all-zero row) is drawn too
+    with pytest.raises(ValueError, match="2 x 2"):
+        plot_confusion_matrix(np.zeros((3, 3), int), ["HP", "SSA"], tmp_path / "bad.png")
+    logits = np.random.default_rng(0).normal(size=(20, 2))
+    labels = np.arange(20) % 2
+    curve = metrics.roc_curve(metrics.binary_scores(logits), labels)[:2]
+    roc = plot_roc({"net 0": curve, "perfect": ([0, 0, 1], [0, 1, 1])}, tmp_path / "roc.png")
+    assert roc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
