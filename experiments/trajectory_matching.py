@@ -22,6 +22,7 @@ MNIST has no published trajectory-matching settings: its variants follow the CIF
     python experiments/trajectory_matching.py --method mtt --dataset cifar10 --variant ipc10   # paper row, GPU
     python experiments/trajectory_matching.py --method datm --dataset mnist --variant ipc1_reduced
     python experiments/trajectory_matching.py --method mtt --dataset mnist --variant smoke      # seconds; CI
+    python experiments/trajectory_matching.py --method datm --dataset mhist --variant ipc10 --data-dir MHIST
     python -m jaxdistill.experiment trajectory_matching --method datm --variant ipc1_reduced   # the same runner
 
 Experts are trained once per (dataset, ZCA, expert settings) into runs/experts_<...> and shared by the methods and
@@ -34,7 +35,7 @@ from typing import Any
 
 from jaxdistill.experiment import Context, finish_distillation, is_reduced
 
-CHOICES = {"method": ("mtt", "datm"), "dataset": ("mnist", "cifar10")}
+CHOICES = {"method": ("mtt", "datm"), "dataset": ("mnist", "cifar10", "mhist")}
 FLAGS = ("checkpoint_every", "seeds")
 
 PAPER = {("mtt", "cifar10", 1): (46.3, 0.8), ("mtt", "cifar10", 10): (65.3, 0.7), ("mtt", "cifar10", 50): (71.6, 0.2),
@@ -65,6 +66,35 @@ SETTINGS = {
     ("datm", "mnist", 10): dict(syn_steps=80, expert_epochs=2, min_start_epoch=0, current_max_start_epoch=5,
                                 max_start_epoch=10, expansion_end_epoch=1000, lr_img=1000.0, lr_lr=1e-5, lr_y=2.0,
                                 threshold=1.0, batch_syn=100),
+    # MHIST at 64 px (ours; no published trajectory-matching result): MTT's Tiny ImageNet row, the other 64-px dataset
+    # of its table (syn_steps 10 / 20 / 20, expert_epochs 2, max_start_epoch 40, lr_img 1e4, lr_lr 1e-4, no ZCA);
+    # DATM with the same unrolls and its CIFAR-10 window pattern (start 0, window grown from half of max_start_epoch).
+    ("mtt", "mhist", 1): dict(syn_steps=10, expert_epochs=2, max_start_epoch=40, lr_img=1e4, lr_lr=1e-4),
+    ("mtt", "mhist", 10): dict(syn_steps=20, expert_epochs=2, max_start_epoch=40, lr_img=1e4, lr_lr=1e-4),
+    ("mtt", "mhist", 50): dict(syn_steps=20, expert_epochs=2, max_start_epoch=40, lr_img=1e4, lr_lr=1e-4),
+    ("datm", "mhist", 1): dict(syn_steps=10, expert_epochs=2, min_start_epoch=0, max_start_epoch=40,
+                               sequential_generation=False, lr_img=1e4, lr_lr=1e-4, lr_y=5.0, threshold=1.1,
+                               batch_syn=2),
+    ("datm", "mhist", 10): dict(syn_steps=20, expert_epochs=2, min_start_epoch=0, current_max_start_epoch=20,
+                                max_start_epoch=40, expansion_end_epoch=1000, lr_img=1e4, lr_lr=1e-4, lr_y=2.0,
+                                threshold=1.0, batch_syn=20),
+    ("datm", "mhist", 50): dict(syn_steps=20, expert_epochs=2, min_start_epoch=0, current_max_start_epoch=20,
+                                max_start_epoch=40, expansion_end_epoch=2000, lr_img=1e4, lr_lr=1e-4, lr_y=2.0,
+                                threshold=1.0, batch_syn=100),
+}
+# Reduced MHIST rows for a 2-core CPU, on the stand-in at 32 px (ConvNet depth 3, as gradient_matching.py's reduced
+# MHIST rows): 2 experts of 6 epochs (start epochs 0-4), short unrolls, few iterations, one distillation, and the
+# evaluation of the other MHIST reduced rows (5 networks x 300 epochs; 100 at ipc 50).
+MHIST_REDUCED = {
+    "ipc1_reduced": dict(experts=(2, 6), iterations=40, models=5, epochs=300, resolution=32,
+                         settings=dict(syn_steps=10, max_start_epoch=4)),
+    "ipc10_reduced": dict(experts=(2, 6), iterations=15, models=5, epochs=300, resolution=32,
+                          settings=dict(syn_steps=10, max_start_epoch=4, current_max_start_epoch=2,
+                                        expansion_end_epoch=15)),
+    "ipc50_reduced": dict(experts=(2, 6), iterations=3, models=5, epochs=100, resolution=32,
+                          settings=dict(syn_steps=5, max_start_epoch=4, current_max_start_epoch=2,
+                                        expansion_end_epoch=3)),
+    "smoke": dict(resolution=32),
 }
 ZCA = {("mtt", "cifar10", 1): True, ("mtt", "cifar10", 10): True, ("mtt", "cifar10", 50): False,
        ("datm", "cifar10", 1): True, ("datm", "cifar10", 10): True, ("datm", "cifar10", 50): True}
@@ -95,13 +125,21 @@ VARIANTS = {
 }
 
 
+def _row(variant: str, dataset: str) -> dict[str, Any]:
+    """A variant's VARIANTS row, with MHIST's reduced rows in place of the MNIST-sized ones."""
+    row = dict(VARIANTS[variant])
+    if dataset == "mhist":
+        row.update(MHIST_REDUCED.get(variant, {}))
+    return row
+
+
 def method_settings(method: str, dataset: str, variant: str) -> tuple[dict, bool]:
     """(method overrides, zca) of a variant."""
     from jaxdistill.errors import ConfigError
     from jaxdistill.methods import get_entry
     from jaxdistill.models import ModelConfig
 
-    cfg = VARIANTS[variant]
+    cfg = _row(variant, dataset)
     key = (method, dataset, cfg["ipc"])
     if key not in SETTINGS:
         have = ", ".join(f"ipc {i}" for m, d, i in sorted(SETTINGS) if (m, d) == (method, dataset))
@@ -118,19 +156,21 @@ def method_settings(method: str, dataset: str, variant: str) -> tuple[dict, bool
 def get_config(variant: str, method: str, dataset: str = "mnist") -> dict[str, Any]:
     """What a run of `variant` does: the VARIANTS row, the method's settings and ZCA, the expert buffer's name, the
     paper's value and the full-protocol command."""
-    row = VARIANTS[variant]
+    row = _row(variant, dataset)
     settings, zca = method_settings(method, dataset, variant)
     num_experts, expert_epochs = row["experts"]
     model_kwargs = row.get("model_kwargs", {})
     buffer_name = (f"experts_{dataset}{'_zca' if zca else ''}_{num_experts}x{expert_epochs}"
                    + "".join(f"_{k}{v}" for k, v in sorted(model_kwargs.items()))
-                   + (f"_subset{row['subset']}" if row.get("subset") else ""))
+                   + (f"_subset{row['subset']}" if row.get("subset") else "")
+                   + (f"_{row['resolution']}px" if row.get("resolution") else ""))
     return {**row, "method": method, "dataset": dataset, "zca": zca, "method_settings": settings,
             "iterations": row["iterations"] or ITERATIONS[method], "name": f"{method}_{dataset}_{variant}",
             "buffer_name": buffer_name, "paper": PAPER.get((method, dataset, row["ipc"])),
             "reduced": is_reduced(variant),
             "full_protocol_command": f"python experiments/trajectory_matching.py --method {method} "
-                                     f"--dataset {dataset} --variant ipc{row['ipc']}"}
+                                     f"--dataset {dataset} --variant ipc{row['ipc']}"
+                                     + (" --data-dir MHIST" if dataset == "mhist" else "")}
 
 
 def add_arguments(parser) -> None:
@@ -145,20 +185,24 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     import numpy as np
 
     from jaxdistill.experts import ExpertConfig, train_experts
+    from jaxdistill.models import ModelConfig
     from jaxdistill.runner import distill, load_real
 
     num_experts, expert_epochs = config["experts"]
     buffer = Path(ctx.args.buffer or ctx.root / "runs" / config["buffer_name"])
     if ctx.args.workdir and not ctx.args.buffer:
         buffer = ctx.workdir.parent / (ctx.workdir.name + "_experts")
-    data = load_real(config["dataset"], ctx.data_dir, progress=ctx.progress, zca=config["zca"])
+    data = load_real(config["dataset"], ctx.data_dir, progress=ctx.progress, zca=config["zca"],
+                     resolution=config.get("resolution"))
 
     images, labels = np.asarray(data.train.images), np.asarray(data.train.labels)  # class-sorted
     if config.get("subset"):
         offsets = np.asarray(data.train.class_offsets)
         keep = np.concatenate([np.arange(o, o + config["subset"]) for o in offsets])
         images, labels = images[keep], labels[keep]
-    expert_cfg = ExpertConfig(model_kwargs=tuple(sorted(config.get("model_kwargs", {}).items())),
+    # the experts' network is the one distillation uses: the variant's, else the ConvNet of the dataset's depth
+    model_kwargs = config.get("model_kwargs") or {"depth": data.spec.convnet_depth()}
+    expert_cfg = ExpertConfig(model_kwargs=tuple(sorted(ModelConfig("convnet", model_kwargs).settings)),
                               epochs=expert_epochs, zca=config["zca"])
     train_experts(buffer, images, labels, config["dataset"], data.spec.num_classes, list(range(num_experts)),
                   expert_cfg, progress=ctx.progress)
@@ -167,8 +211,9 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     rec = distill(config["method"], config["dataset"], config["ipc"], config["seeds"], ctx.workdir,
                   iterations=config["iterations"], data=data,
                   method_overrides={**config["method_settings"], "buffer_dir": str(buffer.resolve())},
-                  progress=ctx.progress, checkpoint_every=ctx.checkpoint_every, zca=config["zca"])
-    row = {**VARIANTS[ctx.variant], "seeds": config["seeds"]}  # the VARIANTS row as run (--seeds: the part's)
+                  progress=ctx.progress, checkpoint_every=ctx.checkpoint_every, zca=config["zca"],
+                  resolution=config.get("resolution"))
+    row = {**_row(ctx.variant, config["dataset"]), "seeds": config["seeds"]}  # the row as run (--seeds: the part's)
     finish_distillation(ctx, data, rec, {
         **row, "method": config["method"], "dataset": config["dataset"], "zca": config["zca"],
         "method_settings": config["method_settings"],

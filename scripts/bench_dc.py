@@ -2,6 +2,7 @@
 
     python scripts/bench_dc.py --reference-dir DIR --reference-python PY --reference-data DIR \
         [--ipcs 1,10] [--iterations 1:4,10:2] [--out results/bench/dc_<backend>.json]
+    python scripts/bench_dc.py --dataset mhist --data-dir MHIST --ipcs 10 --iterations 10:2   # MHIST, 64 px
 
 jaxdistill: every configuration runs in a fresh process (so its peak RSS is its own), compiles the DC step first
 (timed separately), then times steady-state iterations one by one. Its FLOP count is XLA's cost analysis of the
@@ -83,8 +84,8 @@ def iteration_flops(m, state, inputs) -> float:
     return cost(m.loop.begin, state, jax.random.PRNGKey(1), inputs) + body + cost(m.loop.end, carry, inputs)
 
 
-def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "unroll", conv_impl: str = "auto"
-           ) -> None:
+def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "unroll", conv_impl: str = "auto",
+           dataset: str = "mnist") -> None:
     """One jaxdistill configuration in this process (the policy's defaults with this class loop and conv kernel);
     prints one JSON line."""
     import jax
@@ -94,13 +95,15 @@ def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "u
     from jaxdistill.driver import compiled_step
     from jaxdistill.methods import make_method
     from jaxdistill.methods.base import StepInputs
-    from jaxdistill.runner import load_real
+    from jaxdistill.runner import distill_config, load_real
 
     t0 = time.perf_counter()
-    data = load_real("mnist", data_dir, progress=False)
+    data = load_real(dataset, data_dir, progress=False)
     setup = time.perf_counter() - t0
     inputs = StepInputs(data.train)
-    m = make_method("dc", ipc=ipc)
+    # the DC config a `jaxdistill distill` run on this dataset uses (MHIST at 64 px: the depth-4 ConvNet)
+    m_config = distill_config("dc", dataset, ipc, [0])[0]
+    m = make_method("dc", m_config)
     run_policy = policy.current().replace(class_loop=class_loop, conv_impl=conv_impl)
     with policy.use(run_policy):
         state = jax.jit(m.init)(jax.random.PRNGKey(0), inputs)
@@ -138,7 +141,9 @@ def worker(ipc: int, iterations: int, data_dir: str | None, class_loop: str = "u
                       "achieved_flop_rate": flops / float(np.median(steady)), "direct_conv_flops_per_iteration": direct,
                       "direct_conv_flop_rate": direct / float(np.median(steady)),
                       "matmul_flop_rate_4096": matmul_rate, "match_loss": float(metrics["match_loss"]),
-                      "cpu_tuning": cpu_tuning.applied_settings()}))
+                      "cpu_tuning": cpu_tuning.applied_settings(), "dataset": dataset,
+                      "image_shape": list(data.spec.image_shape), "model": str(m_config.model),
+                      "stand_in": bool(data.stand_in)}))
 
 
 def reference_seconds(args, ipc: int, n: int, k: int, env: dict[str, str]) -> dict:
@@ -165,7 +170,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ipcs", default="1,10")
     p.add_argument("--iterations", default="1:4,10:2", help="timed steady-state iterations per ipc (ipc:count)")
-    p.add_argument("--data-dir", default=None, help="MNIST for jaxdistill (default: $JAXDISTILL_DATA or cache)")
+    p.add_argument("--dataset", default="mnist", help="mnist, or mhist (with --data-dir naming its folder; no "
+                                                       "reference timing: the reference code has no MHIST)")
+    p.add_argument("--data-dir", default=None, help="the dataset for jaxdistill (default: $JAXDISTILL_DATA or cache)")
     p.add_argument("--reference-dir", default=None, help="checkout of VICO-UoE/DatasetCondensation (skip if unset)")
     p.add_argument("--reference-python", default=sys.executable)
     p.add_argument("--reference-data", default=None)
@@ -188,7 +195,7 @@ def main() -> None:
     p.add_argument("--worker-iterations", type=int, default=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker is not None:
-        worker(args.worker, args.worker_iterations, args.data_dir, args.class_loop, args.conv_impls)
+        worker(args.worker, args.worker_iterations, args.data_dir, args.class_loop, args.conv_impls, args.dataset)
         return
     settings = cpu_tuning.apply(reexec=True)  # restarts once, then goes on from here; the workers inherit it
     print(cpu_tuning.describe(settings), flush=True)
@@ -211,8 +218,8 @@ def main() -> None:
         def time_ours():
             for impl in args.conv_impls.split(","):
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(ipc), "--worker-iterations",
-                       str(counts.get(ipc, 2)), "--class-loop", args.class_loop, "--conv-impls", impl] + \
-                    (["--data-dir", args.data_dir] if args.data_dir else [])
+                       str(counts.get(ipc, 2)), "--class-loop", args.class_loop, "--conv-impls", impl,
+                       "--dataset", args.dataset] + (["--data-dir", args.data_dir] if args.data_dir else [])
                 _, rss, out = child_rusage(cmd, env)
                 ours = json.loads(out.strip().splitlines()[-1])
                 ours["peak_rss_gib"] = rss
@@ -313,7 +320,8 @@ def main() -> None:
             ran_with["reference_without_glibc_tunables"] = {"glibc_tunables": None}
     out = Path(args.out or f"results/bench/dc_{jax.default_backend()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, {"benchmark": "DC outer iteration, MNIST ConvNet", "command": " ".join(["python"] + sys.argv),
+    write_json(out, {"benchmark": f"DC outer iteration, {args.dataset} ConvNet",
+                     "command": " ".join(["python"] + sys.argv),
                      "rows": rows, "versions": versions(), "device": device_info(),
                      "glibc_tunables": env.get("GLIBC_TUNABLES"), "xla_flags": env.get("XLA_FLAGS"),
                      "settings": ran_with, "host": {"cpu_model": cpu_model(), "kernel": platform.release(),

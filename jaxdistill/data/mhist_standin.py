@@ -6,14 +6,15 @@ research-use agreement, so tests, CI and CPU demos use this generator instead: s
 plus `images/`, a flat folder, or `images.zip`), same names, same header, same counts at `scale='full'`.
 
 The images imitate H&E in optical density (Beer-Lambert: pink eosin stroma and cytoplasm, dark blue-purple
-hematoxylin nuclei, pale gland lumens). The class lives in gland *shape* only: HP crypts have smooth, round or oval
-borders; SSA crypts are serrated (star-shaped, saw-tooth borders). Stain colours, brightness, gland count and size,
-lumen fraction and nucleus density are drawn from one distribution for both classes, and a serrated gland's radius is
-scaled so that its area (and so the image's mean colour) does not depend on its serration. How clear the class is
-follows the annotators: each gland of an image is serrated with probability `SERRATION_PROBABILITY[votes]` (0.08 at
-0 of 7 SSA votes rising to 0.92 at 7 of 7), so borderline images (3 or 4 votes) mix smooth and serrated glands and a
-classifier that counts serrated glands cannot be perfect. Teeth are 7-12 per gland with amplitudes of 14-30% of the
-radius, large enough to survive downsampling to 64 px.
+hematoxylin nuclei, pale gland lumens). The class lives in gland *shape* only: HP crypts are round or oval with
+smooth borders; SSA crypts are dilated (about 1.35x the radius) with star-shaped lumens (6-10 saw-tooth infoldings of
+28-42% of the lumen radius), large enough to survive downsampling to 64 px (and, weakened, to 32 px). Stain colours,
+brightness, the share of the patch covered by glands, the lumen fraction and nucleus density are drawn from one
+distribution for both classes; glands fill an area budget (so dilated glands come fewer), a serrated border is
+scaled to keep its area, and epithelial nuclei grow with gland area: the mean colour carries no class information.
+How clear the class is follows the annotators: each gland is serrated with probability
+`SERRATION_PROBABILITY[votes]` (0.08 at 0 of 7 SSA votes rising to 0.92 at 7 of 7), so borderline images (3 or 4
+votes) mix smooth and serrated glands and even a perfect counter of serrated glands misclassifies some images.
 
 Everything is numpy (and Pillow for PNG): no JAX needed. Image i of a set is a pure function of (seed, i, its label,
 its votes), so sets written in chunks, or a subset rendered on its own, are identical.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -32,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from jaxdistill.data.mhist import STANDIN_MARKER
 from jaxdistill.errors import ConfigError
 
 __all__ = ["CLASS_NAMES", "LAYOUTS", "MHIST_HEADER", "OFFICIAL_COUNTS", "SCALES", "SERRATION_PROBABILITY",
@@ -169,65 +172,84 @@ def _triangle_wave(t: np.ndarray) -> np.ndarray:
 
 def _draw_glands(rng, hem, eos, cover, stain, votes, size, nuclei_points):
     """Draw one image's crypts into its hematoxylin and eosin density maps and its gland coverage map (in place);
-    append their nuclei to nuclei_points."""
+    append their nuclei to nuclei_points.
+
+    Glands are added until they cover a per-image share of the patch (drawn alike for both classes). Each is
+    serrated with probability SERRATION_PROBABILITY[votes]; a serrated gland is dilated (about 1.35x the radius) and
+    its lumen is star-shaped (saw-tooth infoldings), its outer border less so. Because glands fill an area budget,
+    images with dilated glands have fewer of them, and the lumen and epithelium shares stay the same.
+    """
     scale = size / _SIZE
-    count = int(rng.integers(4, 8))
-    centres, radii = [], []
-    for _ in range(count):
-        radius = rng.uniform(26, 40) * scale
-        for _ in range(40):  # place without overlap; a gland may run off the patch
+    serration_p = SERRATION_PROBABILITY[votes]
+    budget = rng.uniform(0.30, 0.42) * size * size
+    centres, radii, covered = [], [], 0.0
+    for _ in range(16):
+        serrated = rng.random() < serration_p
+        radius = rng.uniform(30, 42) * scale if serrated else rng.uniform(22, 31) * scale
+        shape = {"serrated": serrated, "teeth": int(rng.integers(6, 11)), "phases": rng.uniform(0, 2 * np.pi, 3),
+                 "harmonics": rng.uniform(0, 0.06, 2), "aspect": rng.uniform(1.0, 1.5), "tilt": rng.uniform(0, np.pi),
+                 "lumen": rng.uniform(0.45, 0.6), "lumen_amplitude": rng.uniform(0.28, 0.42) if serrated else 0.0}
+        for _ in range(30):  # place without overlap; a gland may run off the patch
             centre = rng.uniform(-0.1 * size, 1.1 * size, 2)
-            if all(np.hypot(*(centre - c)) > 0.92 * (radius + r) for c, r in zip(centres, radii)):
+            if all(np.hypot(*(centre - c)) > 0.95 * (radius + r) for c, r in zip(centres, radii)):
                 centres.append(centre)
                 radii.append(radius)
+                _draw_gland(rng, hem, eos, cover, stain, centre, radius, shape, size, nuclei_points)
+                covered += np.pi * radius * radius
                 break
-    serration_p = SERRATION_PROBABILITY[votes]
-    for (cy, cx), radius in zip(centres, radii):
-        serrated = rng.random() < serration_p
-        amplitude = rng.uniform(0.14, 0.30) if serrated else 0.0
-        teeth = int(rng.integers(7, 13))
-        phases = rng.uniform(0, 2 * np.pi, 3)
-        harmonics = rng.uniform(0, 0.06, 2)  # smooth irregularity of every gland, serrated or not
-        aspect = rng.uniform(1.0, 1.5)
-        tilt = rng.uniform(0, np.pi)
-        lumen = rng.uniform(0.42, 0.6)  # lumen radius as a fraction of the gland's
-        # The triangle wave adds amplitude^2/3 to the mean squared radius: shrink to keep the area unchanged.
-        radius_eff = radius / np.sqrt(1 + amplitude ** 2 / 3)
-        axis_u, axis_v = radius_eff * np.sqrt(aspect), radius_eff / np.sqrt(aspect)
+        if covered >= budget:
+            break
 
-        def profile(theta):
-            return (1 + harmonics[0] * np.cos(2 * theta + phases[0]) + harmonics[1] * np.cos(3 * theta + phases[1])
-                    + amplitude * _triangle_wave(teeth * theta / (2 * np.pi) + phases[2]))
 
-        reach = axis_u * (1 + amplitude + harmonics.sum()) + 2
-        y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
-        x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
-        if y0 < y1 and x0 < x1:
-            dy = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5 - cy
-            dx = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5 - cx
-            u = (dx * np.cos(tilt) + dy * np.sin(tilt)) / axis_u
-            v = (-dx * np.sin(tilt) + dy * np.cos(tilt)) / axis_v
-            rho = np.sqrt(u * u + v * v) / profile(np.arctan2(v, u))
-            edge = 1.2 * scale / radius_eff  # about one pixel of soft edge, in units of rho
-            gland = np.clip((1 - rho) / edge + 0.5, 0, 1)
-            lumen_mask = np.clip((lumen - rho) / edge + 0.5, 0, 1)
-            epithelium = gland - lumen_mask
-            h_win, e_win = hem[y0:y1, x0:x1], eos[y0:y1, x0:x1]
-            np.maximum(cover[y0:y1, x0:x1], gland, out=cover[y0:y1, x0:x1])
-            h_win *= 1 - gland
-            e_win *= 1 - gland
-            h_win += epithelium * stain["epithelium_h"] + lumen_mask * 0.02
-            e_win += epithelium * stain["epithelium_e"] + lumen_mask * stain["lumen_e"]
-        # Columnar nuclei line the basal side of the epithelium; their number follows the radius, not the
-        # (serration-lengthened) perimeter, so nucleus density carries no class information.
-        n = int(2 * np.pi * radius / stain["nucleus_spacing"])
-        theta = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * 2 * np.pi / n + rng.uniform(0, 2 * np.pi)
-        depth = (lumen + (1 - lumen) * rng.uniform(0.55, 0.75, n)) * profile(theta)
-        u, v = depth * np.cos(theta) * axis_u, depth * np.sin(theta) * axis_v
-        px = cx + u * np.cos(tilt) - v * np.sin(tilt)
-        py = cy + u * np.sin(tilt) + v * np.cos(tilt)
-        nuclei_points.append((py, px, np.zeros(n, np.int64), np.arctan2(py - cy, px - cx) + np.pi / 2,
-                              rng.uniform(0.8, 1.15, n)))
+def _draw_gland(rng, hem, eos, cover, stain, centre, radius, shape, size, nuclei_points):
+    """One crypt: pale lumen, eosinophilic epithelium, a ring of columnar nuclei on its basal side."""
+    scale = size / _SIZE
+    cy, cx = centre
+    lumen_amplitude = shape["lumen_amplitude"]
+    outer_amplitude = 0.4 * lumen_amplitude
+    harmonics, phases, teeth, tilt = shape["harmonics"], shape["phases"], shape["teeth"], shape["tilt"]
+    # A triangle wave of amplitude a adds a^2/3 to the mean squared radius: shrink to keep each area unchanged.
+    radius_eff = radius / np.sqrt(1 + outer_amplitude ** 2 / 3)
+    lumen = shape["lumen"] * np.sqrt((1 + outer_amplitude ** 2 / 3) / (1 + lumen_amplitude ** 2 / 3))
+    axis_u, axis_v = radius_eff * np.sqrt(shape["aspect"]), radius_eff / np.sqrt(shape["aspect"])
+
+    def borders(theta):
+        """(lumen border, outer border) radii at angle theta, in units of the gland's axes."""
+        smooth = 1 + harmonics[0] * np.cos(2 * theta + phases[0]) + harmonics[1] * np.cos(3 * theta + phases[1])
+        tooth = _triangle_wave(teeth * theta / (2 * np.pi) + phases[2])
+        return lumen * (smooth + lumen_amplitude * tooth), smooth + outer_amplitude * tooth
+
+    reach = axis_u * (1 + outer_amplitude + harmonics.sum()) + 2
+    y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 1)
+    x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 1)
+    if y0 < y1 and x0 < x1:
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5 - cy
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5 - cx
+        u = (dx * np.cos(tilt) + dy * np.sin(tilt)) / axis_u
+        v = (-dx * np.sin(tilt) + dy * np.cos(tilt)) / axis_v
+        rho = np.sqrt(u * u + v * v)
+        lumen_border, outer_border = borders(np.arctan2(v, u))
+        edge = 1.2 * scale / radius_eff  # about one pixel of soft edge, in units of rho
+        gland = np.clip((outer_border - rho) / edge + 0.5, 0, 1)
+        lumen_mask = np.clip((lumen_border - rho) / edge + 0.5, 0, 1)
+        epithelium = gland - lumen_mask
+        h_win, e_win = hem[y0:y1, x0:x1], eos[y0:y1, x0:x1]
+        np.maximum(cover[y0:y1, x0:x1], gland, out=cover[y0:y1, x0:x1])
+        h_win *= 1 - gland
+        e_win *= 1 - gland
+        h_win += epithelium * stain["epithelium_h"] + lumen_mask * 0.02
+        e_win += epithelium * stain["epithelium_e"] + lumen_mask * stain["lumen_e"]
+    # Columnar nuclei on the basal side of the epithelium. Their number grows with the gland's area, not its
+    # perimeter, so that, glands filling the same area budget, nucleus density carries no class information.
+    n = int(2 * np.pi * radius / stain["nucleus_spacing"] * radius / (27 * scale))
+    theta = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * 2 * np.pi / n + rng.uniform(0, 2 * np.pi)
+    lumen_border, outer_border = borders(theta)
+    depth = lumen_border + (outer_border - lumen_border) * rng.uniform(0.5, 0.75, n)
+    u, v = depth * np.cos(theta) * axis_u, depth * np.sin(theta) * axis_v
+    px = cx + u * np.cos(tilt) - v * np.sin(tilt)
+    py = cy + u * np.sin(tilt) + v * np.cos(tilt)
+    nuclei_points.append((py, px, np.zeros(n, np.int64), np.arctan2(py - cy, px - cx) + np.pi / 2,
+                          rng.uniform(0.8, 1.15, n)))
 
 
 def _render_block(labels, votes, seed, start, size, nuclei):
@@ -339,7 +361,7 @@ def write_mhist_standin(folder: str | os.PathLike, *, scale: str | float = "smal
     folder = Path(folder)
     rows = standin_annotations(scale, seed)
     targets = {"images": ["images"], "flat": [r[0] for r in rows], "zip": ["images.zip"]}[layout]
-    existing = [name for name in ["annotations.csv", *targets] if (folder / name).exists()]
+    existing = [name for name in ["annotations.csv", STANDIN_MARKER, *targets] if (folder / name).exists()]
     if existing:
         raise ConfigError(f"{folder} already holds {existing[0]}: write the stand-in into an empty folder "
                           f"or delete the old one first")
@@ -376,6 +398,10 @@ def write_mhist_standin(folder: str | os.PathLike, *, scale: str | float = "smal
         else:
             for row in rows:
                 os.replace(images_dir / row[0], folder / row[0])
+        # the marker by which the loader flags every run on this folder as a stand-in (the real MHIST has none)
+        marker = {"generator": "jaxdistill.data.mhist_standin", "scale": scale, "seed": seed, "layout": layout,
+                  "note": "synthetic stand-in for MHIST; not MHIST data"}
+        (folder / STANDIN_MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(staging / "annotations.csv", folder / "annotations.csv")  # last: its presence means complete
     finally:
         shutil.rmtree(staging, ignore_errors=True)

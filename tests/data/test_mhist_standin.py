@@ -95,7 +95,7 @@ def test_images_layout_writes_valid_pngs_and_the_csv(tmp_path):
         pixels = np.asarray(image)
     expected = render_standin([rows[0][1] == "SSA"], [int(rows[0][2])], seed=1)[0]
     assert np.array_equal(pixels, expected)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.csv", "images"]  # no staging left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.csv", "images", "mhist_standin.json"]  # no staging
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -113,8 +113,8 @@ def test_flat_and_zip_layouts(tmp_path):
     write_mhist_standin(tmp_path / "images", scale=TINY, layout="images")
     _, rows = read_csv(tmp_path / "flat" / "annotations.csv")
     names = [r[0] for r in rows]
-    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == sorted(["annotations.csv", *names])
-    assert sorted(p.name for p in (tmp_path / "zip").iterdir()) == ["annotations.csv", "images.zip"]
+    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == sorted(["annotations.csv", "mhist_standin.json", *names])
+    assert sorted(p.name for p in (tmp_path / "zip").iterdir()) == ["annotations.csv", "images.zip", "mhist_standin.json"]
     with zipfile.ZipFile(tmp_path / "zip" / "images.zip") as archive:
         entries = archive.infolist()
         assert [e.filename for e in entries] == ["images/", *(f"images/{n}" for n in names)]
