@@ -250,7 +250,9 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
                                progress=ctx.progress, model=cfg.get("eval_model"))
     print(f"{method} {dataset} ipc={cfg['ipc']} ({ctx.variant}): {100 * res['accuracy_mean']:.2f} +- "
           f"{100 * res['accuracy_std']:.2f} % over {len(res['accuracies'])} networks"
-          + (f" (paper {paper[0]} +- {paper[1]})" if paper else ""))
+          + (f" (paper {paper[0]} +- {paper[1]})" if paper else "")
+          + "".join(f"; {k} {res['metrics_mean'][k]:.3f} +- {res['metrics_std'][k]:.3f}"
+                    for k in ("balanced_accuracy", "f1", "roc_auc") if k in res.get("metrics_mean", {})))
     if not ctx.writes_record:
         return res
     spec = REGISTRY[dataset]
