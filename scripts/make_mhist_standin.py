@@ -2,7 +2,7 @@
 
     python scripts/make_mhist_standin.py FOLDER [--full | --fraction F] [--seed S] [--layout images|flat|zip]
 
-Default: the small set (a tenth of the official counts, 315 images); --full writes all 3,152. The images are
+Default: the small set (a tenth of the official counts, 316 images); --full writes all 3,152. The images are
 synthetic H&E-like patches whose class (HP vs SSA) lives in gland shape (see `jaxdistill.data.mhist_standin`);
 they are for tests, CI and CPU demos, never for reporting results on MHIST.
 """

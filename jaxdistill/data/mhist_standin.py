@@ -7,14 +7,14 @@ plus `images/`, a flat folder, or `images.zip`), same names, same header, same c
 
 The images imitate H&E in optical density (Beer-Lambert: pink eosin stroma and cytoplasm, dark blue-purple
 hematoxylin nuclei, pale gland lumens). The class lives in gland *shape* only: HP crypts are round or oval with
-smooth borders; SSA crypts are dilated (about 1.35x the radius) with star-shaped lumens (6-10 saw-tooth infoldings of
-28-42% of the lumen radius), large enough to survive downsampling to 64 px (and, weakened, to 32 px). Stain colours,
+smooth borders; SSA crypts are dilated (about 1.5x the radius) with star-shaped lumens (5-9 saw-tooth infoldings of
+35-50% of the lumen radius), large enough to survive downsampling to 64 px (and, weakened, to 32 px). Stain colours,
 brightness, the share of the patch covered by glands, the lumen fraction and nucleus density are drawn from one
 distribution for both classes; glands fill an area budget (so dilated glands come fewer), a serrated border is
 scaled to keep its area, and epithelial nuclei grow with gland area: the mean colour carries no class information.
 How clear the class is follows the annotators: each gland is serrated with probability
-`SERRATION_PROBABILITY[votes]` (0.08 at 0 of 7 SSA votes rising to 0.92 at 7 of 7), so borderline images (3 or 4
-votes) mix smooth and serrated glands and even a perfect counter of serrated glands misclassifies some images.
+`SERRATION_PROBABILITY[votes]` (0.03 at 0 of 7 SSA votes, 0.38 and 0.62 at 3 and 4, 0.97 at 7), so borderline images
+(3 or 4 votes) mix smooth and serrated glands and even a perfect counter of serrated glands misclassifies some images.
 
 Everything is numpy (and Pillow for PNG): no JAX needed. Image i of a set is a pure function of (seed, i, its label,
 its votes), so sets written in chunks, or a subset rendered on its own, are identical.
@@ -50,8 +50,9 @@ LAYOUTS = ("images", "flat", "zip")
 # How many of the 7 pathologists chose SSA, per majority label: clear cases (0 or 7 votes) are the most common,
 # borderline ones (3 or 4) the least.
 VOTE_PROBABILITIES = {"HP": {0: 0.40, 1: 0.28, 2: 0.18, 3: 0.14}, "SSA": {4: 0.14, 5: 0.20, 6: 0.28, 7: 0.38}}
-# Probability that a gland is serrated, by SSA votes: linear from 0.08 (0 votes) to 0.92 (7 votes).
-SERRATION_PROBABILITY = tuple(0.08 + 0.84 * v / 7 for v in range(8))
+# Probability that a gland is serrated, by SSA votes: logistic, 0.03 at 0 votes, 0.38 / 0.62 at 3 / 4 (borderline
+# images mix smooth and serrated glands), 0.97 at 7.
+SERRATION_PROBABILITY = tuple(float(1 / (1 + np.exp(3.5 - v))) for v in range(8))
 
 _SIZE = 224  # the real patches' side; lengths below are in pixels of a 224-pixel image
 _HEMATOXYLIN = np.array([0.650, 0.704, 0.286])  # optical density per unit stain (Ruifrok & Johnston 2001)
@@ -81,7 +82,7 @@ def _fraction(scale: str | float) -> float:
 def standin_counts(scale: str | float = "small") -> dict[str, tuple[int, int]]:
     """(HP, SSA) image counts per partition: the official counts times the scale's fraction, rounded, at least 3.
 
-    'full' gives OFFICIAL_COUNTS (train 1545/630, test 617/360); 'small' a tenth (train 154/63, test 62/36: 315
+    'full' gives OFFICIAL_COUNTS (train 1545/630, test 617/360); 'small' a tenth (train 155/63, test 62/36: 316
     images); a float f in (0, 1] gives round(f * count) per class and partition but never fewer than 3, so even a
     tiny set has both classes in both partitions.
     """
@@ -175,7 +176,7 @@ def _draw_glands(rng, hem, eos, cover, stain, votes, size, nuclei_points):
     append their nuclei to nuclei_points.
 
     Glands are added until they cover a per-image share of the patch (drawn alike for both classes). Each is
-    serrated with probability SERRATION_PROBABILITY[votes]; a serrated gland is dilated (about 1.35x the radius) and
+    serrated with probability SERRATION_PROBABILITY[votes]; a serrated gland is dilated (about 1.5x the radius) and
     its lumen is star-shaped (saw-tooth infoldings), its outer border less so. Because glands fill an area budget,
     images with dilated glands have fewer of them, and the lumen and epithelium shares stay the same.
     """
@@ -185,10 +186,10 @@ def _draw_glands(rng, hem, eos, cover, stain, votes, size, nuclei_points):
     centres, radii, covered = [], [], 0.0
     for _ in range(16):
         serrated = rng.random() < serration_p
-        radius = rng.uniform(30, 42) * scale if serrated else rng.uniform(22, 31) * scale
-        shape = {"serrated": serrated, "teeth": int(rng.integers(6, 11)), "phases": rng.uniform(0, 2 * np.pi, 3),
+        radius = rng.uniform(32, 46) * scale if serrated else rng.uniform(22, 31) * scale
+        shape = {"serrated": serrated, "teeth": int(rng.integers(5, 10)), "phases": rng.uniform(0, 2 * np.pi, 3),
                  "harmonics": rng.uniform(0, 0.06, 2), "aspect": rng.uniform(1.0, 1.5), "tilt": rng.uniform(0, np.pi),
-                 "lumen": rng.uniform(0.45, 0.6), "lumen_amplitude": rng.uniform(0.28, 0.42) if serrated else 0.0}
+                 "lumen": rng.uniform(0.45, 0.6), "lumen_amplitude": rng.uniform(0.35, 0.5) if serrated else 0.0}
         for _ in range(30):  # place without overlap; a gland may run off the patch
             centre = rng.uniform(-0.1 * size, 1.1 * size, 2)
             if all(np.hypot(*(centre - c)) > 0.95 * (radius + r) for c, r in zip(centres, radii)):
@@ -352,9 +353,11 @@ def write_mhist_standin(folder: str | os.PathLike, *, scale: str | float = "smal
     Writes annotations.csv (MHIST_HEADER, rows in name order, train and test interleaved) and the PNGs: in an
     `images/` subfolder (layout 'images', as unpacked from the download), next to the CSV ('flat'), or inside
     `images.zip` as stored (uncompressed) entries `images/MHIST_xxx.png` ('zip'). `scale`: 'full' (the official
-    3,152 images), 'small' (a tenth, 315) or a fraction (see `standin_counts`). The same (scale, seed, layout) gives
-    byte-identical files. Nothing half-written is left: everything is written under temporary names first, and
-    existing MHIST files in `folder` are an error rather than overwritten. `progress(n)` is told of every n images.
+    3,152 images), 'small' (a tenth, 316) or a fraction (see `standin_counts`). A marker file
+    (`jaxdistill.data.mhist.STANDIN_MARKER`) records the generator's settings, so the loader flags runs on it as
+    stand-in runs. The same (scale, seed, layout) gives byte-identical files. Nothing half-written is left:
+    everything is written under temporary names first, and existing MHIST files in `folder` are an error rather
+    than overwritten. `progress(n)` is told of every n images.
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -401,7 +404,8 @@ def write_mhist_standin(folder: str | os.PathLike, *, scale: str | float = "smal
         # the marker by which the loader flags every run on this folder as a stand-in (the real MHIST has none)
         marker = {"generator": "jaxdistill.data.mhist_standin", "scale": scale, "seed": seed, "layout": layout,
                   "note": "synthetic stand-in for MHIST; not MHIST data"}
-        (folder / STANDIN_MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        (staging / STANDIN_MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(staging / STANDIN_MARKER, folder / STANDIN_MARKER)
         os.replace(staging / "annotations.csv", folder / "annotations.csv")  # last: its presence means complete
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,6 +3,7 @@ determinism. Counts at full size are checked without rendering; only a few dozen
 
 import csv
 import io
+import json
 import re
 import zipfile
 from collections import Counter
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxdistill.data.mhist import STANDIN_MARKER
 from jaxdistill.data.mhist_standin import (MHIST_HEADER, OFFICIAL_COUNTS, mhist_image_names, render_standin,
                                            standin_annotations, standin_counts, write_mhist_standin)
 from jaxdistill.errors import ConfigError
@@ -95,7 +97,9 @@ def test_images_layout_writes_valid_pngs_and_the_csv(tmp_path):
         pixels = np.asarray(image)
     expected = render_standin([rows[0][1] == "SSA"], [int(rows[0][2])], seed=1)[0]
     assert np.array_equal(pixels, expected)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.csv", "images", "mhist_standin.json"]  # no staging
+    # No staging folder left; the marker tells the loader this is a stand-in.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.csv", "images", STANDIN_MARKER]
+    assert json.loads((tmp_path / STANDIN_MARKER).read_text())["seed"] == 1
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -113,8 +117,8 @@ def test_flat_and_zip_layouts(tmp_path):
     write_mhist_standin(tmp_path / "images", scale=TINY, layout="images")
     _, rows = read_csv(tmp_path / "flat" / "annotations.csv")
     names = [r[0] for r in rows]
-    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == sorted(["annotations.csv", "mhist_standin.json", *names])
-    assert sorted(p.name for p in (tmp_path / "zip").iterdir()) == ["annotations.csv", "images.zip", "mhist_standin.json"]
+    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == sorted(["annotations.csv", STANDIN_MARKER, *names])
+    assert sorted(p.name for p in (tmp_path / "zip").iterdir()) == ["annotations.csv", "images.zip", STANDIN_MARKER]
     with zipfile.ZipFile(tmp_path / "zip" / "images.zip") as archive:
         entries = archive.infolist()
         assert [e.filename for e in entries] == ["images/", *(f"images/{n}" for n in names)]
