@@ -43,10 +43,10 @@ VARIANTS = {
     "ipc10": dict(ipc=10, models=20, epochs=1000),
     "ipc50": dict(ipc=50, models=20, epochs=1000),
     # Reduced for a 2-core CPU, on the stand-in: the full-data network at 64 px (the stand-in's calibration, an epoch
-    # over 2,175 images ~ 30 s there) with 3 networks of 10 epochs; the full-data and random rows beside the reduced
+    # over 2,175 images ~ 30 s there) with 2 networks of 30 epochs; the full-data and random rows beside the reduced
     # distillations at 32 px (their resolution), evaluated like them (5 networks, 300 epochs; 100 at ipc 50).
-    "full_reduced": dict(models=3, epochs=10),
-    "full32_reduced": dict(models=3, epochs=20, resolution=32),
+    "full_reduced": dict(models=2, epochs=30),
+    "full32_reduced": dict(models=2, epochs=15, resolution=32),
     "ipc1_reduced": dict(ipc=1, models=5, epochs=300, resolution=32),
     "ipc10_reduced": dict(ipc=10, models=5, epochs=300, resolution=32),
     "ipc10_64_reduced": dict(ipc=10, models=3, epochs=300),

@@ -22,3 +22,7 @@ class WorkdirError(JaxdistillError):
 
 class DataWarning(UserWarning):
     """Data that loads but differs from what was expected (e.g. MHIST split counts); the CLI shows it in one line."""
+
+
+class DivergedError(JaxdistillError):
+    """A run's losses or learned values stopped being finite (a learning rate too high for the data)."""

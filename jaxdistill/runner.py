@@ -25,7 +25,7 @@ from jaxdistill.data.registry import DatasetSpec, get_spec
 from jaxdistill.data.dsa import parse_dsa_strategy
 from jaxdistill.data.sources import load_dataset
 from jaxdistill.data.zca import fit_zca
-from jaxdistill.errors import ConfigError, WorkdirError
+from jaxdistill.errors import ConfigError, DivergedError, WorkdirError
 from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
 from jaxdistill import policy as policy_lib
 from jaxdistill.driver import Driver
@@ -227,6 +227,8 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
                 host.update(m.report(plan, done))
                 run.log_metrics(done, host)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in host.items()})
+            if done % log_every == 0 or done % checkpoint_every == 0 or done == num_iterations:
+                _check_finite(metrics, done, checkpoint_every)  # never checkpoint, or write, a diverged set
             if done % checkpoint_every == 0 or done == num_iterations:
                 run.save(done, state)
             bar.update(1)
@@ -247,6 +249,17 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
               "wall_time_s": time.time() - start, "method_description": get_entry(method).description}
     write_json(run.path / "run.json", record)
     return record
+
+
+def _check_finite(metrics: dict[str, Any], iteration: int, checkpoint_every: int) -> None:
+    """Stop a run whose step metrics (a loss, a learned lr) are no longer finite: its synthetic sets are lost, and
+    training networks on them would only record chance-level numbers."""
+    bad = sorted(k for k, v in metrics.items() if not np.all(np.isfinite(np.asarray(v, np.float64))))
+    if bad:
+        raise DivergedError(
+            f"the distillation diverged: {', '.join(bad)} not finite after iteration {iteration}; lower the image "
+            f"learning rate (--set lr_img=...) or, for trajectory matching, lr_lr, and start a new workdir (the last "
+            f"checkpoint, at most {checkpoint_every} iterations earlier, was written before the check failed)")
 
 
 DATA_FILE = "data.json"  # where a workdir's data came from (outside the config identity)

@@ -448,3 +448,11 @@ def test_a_chosen_resolution_gives_a_convnet_the_datasets_depth(monkeypatch):
     assert str(cfg.model) == "convnet" and "resolution" not in config  # native size: configs as before
     cfg, _, _ = distill_config("random", "mnist64", 1, [0], resolution=64)  # a method without a network
     assert not hasattr(cfg, "model")
+
+
+def test_a_diverged_distillation_stops_before_writing_a_set(tmp_path):
+    from jaxdistill.errors import DivergedError
+    with pytest.raises(DivergedError, match=r"norm not finite after iteration 2.*lr_img"):
+        distill("test_walk", "tiny", 1, [0], tmp_path, data=DATA, iterations=6, log_every=2, checkpoint_every=2,
+                method_overrides={"step_size": float("inf")}, progress=False)
+    assert not (tmp_path / "synthetic.npz").exists() and not (tmp_path / "run.json").exists()
