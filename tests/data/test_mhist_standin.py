@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from jaxdistill.data.mhist import STANDIN_MARKER
-from jaxdistill.data.mhist_standin import (MHIST_HEADER, OFFICIAL_COUNTS, mhist_image_names, render_standin,
-                                           standin_annotations, standin_counts, write_mhist_standin)
+from jaxdistill.data.mhist_standin import (MHIST_HEADER, OFFICIAL_COUNTS, SERRATION_PROBABILITY, mhist_image_names,
+                                           render_standin, standin_annotations, standin_counts,
+                                           write_mhist_standin)
 from jaxdistill.errors import ConfigError
 
 TINY = 0.005  # the minimum of 3 per class and partition but 8 HP in train: 17 images
@@ -57,6 +58,14 @@ def test_labels_and_votes_agree_and_clear_cases_dominate():
     assert all((r[1] == "HP" and 0 <= r[2] <= 3) or (r[1] == "SSA" and 4 <= r[2] <= 7) for r in rows)
     assert votes[0] > votes[3] and votes[7] > votes[4]
     assert set(votes) == set(range(8))
+
+
+def test_serration_follows_agreement_symmetrically():
+    """Clear cases are nearly pure, borderline ones mixed; HP with v votes mirrors SSA with 7 - v."""
+    q = np.asarray(SERRATION_PROBABILITY)
+    assert q.shape == (8,) and np.all(np.diff(q) > 0)
+    assert np.allclose(q + q[::-1], 1)
+    assert q[0] < 0.1 and q[7] > 0.9 and 0.3 < q[3] < 0.5
 
 
 def test_small_and_fractional_scales_keep_ratio_and_both_classes():
