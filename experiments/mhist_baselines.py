@@ -93,8 +93,12 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     if ctx.writes_record:
         record_config = {k: v for k, v in config.items() if k not in ("name", "reduced", "full_protocol_command")}
         ctx.write_record(record_config, {**result, "data": data.facts()})
-    if ctx.writes_record and "metrics" in result:
-        _figures(ctx, data, result)
+    if ctx.writes_record:
+        from jaxdistill.visualize import plot_confusion_matrix
+        plot_confusion_matrix(result["confusion_matrix_total"], data.spec.class_names,
+                              ctx.figures_dir / f"{ctx.name}_confusion.png",
+                              title=f"{ctx.name}: summed over {len(result['metrics'])} network(s)"
+                                    + (" [stand-in]" if data.stand_in else ""))
 
 
 def _eval_config(config, data, **train_changes):
@@ -136,6 +140,7 @@ def _mean_colour(config, ctx, data) -> dict[str, Any]:
     import numpy as np
 
     from jaxdistill import metrics
+    from jaxdistill.evaluate import summarize_networks
     x_train = np.asarray(data.train.images).mean(axis=(1, 2))
     y_train = np.asarray(data.train.labels)
     x_test = np.asarray(data.test_images).mean(axis=(1, 2))
@@ -152,19 +157,7 @@ def _mean_colour(config, ctx, data) -> dict[str, Any]:
     score = x_test @ coef + bias
     logits = np.stack([np.zeros_like(score), score], -1)
     values = metrics.compute(data.spec.defaults.metrics, logits, data.test_labels, 2)
-    scalars = {k: v for k, v in values.items() if isinstance(v, float)}
-    return {"metrics": [values], "metrics_mean": scalars, "metrics_std": {k: 0.0 for k in scalars},
-            "classifier": "logistic regression on mean RGB, balanced class weights"}
-
-
-def _figures(ctx, data, result) -> None:
-    import numpy as np
-
-    from jaxdistill.visualize import plot_confusion_matrix
-    total = np.sum([np.asarray(m["confusion_matrix"]) for m in result["metrics"]], axis=0)
-    plot_confusion_matrix(total, data.spec.class_names, ctx.figures_dir / f"{ctx.name}_confusion.png",
-                          title=f"{ctx.name}: summed over {len(result['metrics'])} network(s)"
-                                + (" [stand-in]" if data.stand_in else ""))
+    return {**summarize_networks([values]), "classifier": "logistic regression on mean RGB, balanced class weights"}
 
 
 if __name__ == "__main__":

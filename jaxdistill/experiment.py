@@ -232,8 +232,6 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
     (`<grid_name>_seed<S>.png`) and the loss curve (`<name>_loss.png`) into ctx.figures_dir and write the record.
     Reads config "method", "dataset", "ipc", "models", "epochs", "paper" (mean, std in %, or None). Returns the
     evaluation."""
-    import numpy as np
-
     from jaxdistill.data.registry import REGISTRY
     from jaxdistill.runner import evaluate_workdir, load_synthetic
     from jaxdistill.visualize import save_image_grid, save_loss_curve
@@ -268,13 +266,11 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
     over = "mean over seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
     save_loss_curve(ctx.figures_dir / f"{ctx.name}_loss.png", workdir,
                     title=f"{method.upper()} {dataset} ipc {cfg['ipc']} ({over})")
-    confusion = [m["confusion_matrix"] for r in res.get("per_set", []) for m in r.get("metrics", [])
-                 if isinstance(m, dict) and "confusion_matrix" in m]
-    if confusion:  # an imbalanced dataset's evaluation (MHIST): the confusion matrix summed over networks
+    if "confusion_matrix_total" in res:  # an imbalanced dataset's evaluation (MHIST): summed over networks
         from jaxdistill.visualize import plot_confusion_matrix
-        plot_confusion_matrix(np.sum(np.asarray(confusion), axis=0), spec.class_names,
+        plot_confusion_matrix(res["confusion_matrix_total"], spec.class_names,
                               ctx.figures_dir / f"{ctx.name}_confusion.png",
-                              title=f"{method.upper()} {dataset} ipc {cfg['ipc']}: {len(confusion)} networks"
+                              title=f"{method.upper()} {dataset} ipc {cfg['ipc']}: {len(res['accuracies'])} networks"
                                     + (" [stand-in]" if res.get("data", {}).get("stand_in") else ""))
     ctx.write_record(record_config, {**res, "paper_mean_std": paper, "distill_record": distill_record})
     return res

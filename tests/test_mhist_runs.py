@@ -65,3 +65,4 @@ def test_distill_and_evaluate_on_the_standin(method, standin, tmp_path, capsys, 
     assert {"balanced_accuracy", "sensitivity", "specificity", "f1", "roc_auc"} <= set(means)
     (network,) = [m for s in rec["per_set"] for m in s["metrics"]]
     assert sum(map(sum, network["confusion_matrix"])) == sum(run["data"]["test_counts"])
+    assert rec["confusion_matrix_total"] == network["confusion_matrix"]  # one network: what the figure draws

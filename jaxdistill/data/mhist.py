@@ -55,6 +55,7 @@ __all__ = [
     "IMAGE_SHAPE",
     "MhistData",
     "MhistRow",
+    "OBTAIN",
     "OFFICIAL_COUNTS",
     "STANDIN_MARKER",
     "VOTERS",
@@ -63,6 +64,7 @@ __all__ = [
     "read_annotations",
     "read_mhist",
     "source_sha256",
+    "split_counts",
 ]
 
 ANNOTATIONS = "annotations.csv"
@@ -81,8 +83,10 @@ OFFICIAL_COUNTS = {"train": (1545, 630), "test": (617, 360)}
 CACHE_SUBDIR = "decoded"
 _CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\.png$")
-_OBTAIN = ("MHIST is distributed under a research-use agreement: request it at https://bmirds.github.io/MHIST/ and "
-           "pass --data-dir naming the folder that holds annotations.csv and images/ (or images.zip)")
+#: How to get MHIST; the registered spec's `obtain` and this module's errors say it.
+OBTAIN = ("MHIST is released under a research-use agreement, so it is never downloaded: request it at "
+          "https://bmirds.github.io/MHIST/ and pass --data-dir naming the folder that holds annotations.csv and "
+          "images/ (or images.zip, read without extracting)")
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def read_annotations(path: str | os.PathLike) -> list[MhistRow]:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        raise DataError(f"{path} does not exist; {_OBTAIN}") from None
+        raise DataError(f"{path} does not exist; {OBTAIN}") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text ({e}); replace it with the annotations.csv of MHIST") from None
     lines = list(csv.reader(io.StringIO(text)))
@@ -280,21 +284,22 @@ class MhistData:
     stand_in: bool
     cached: bool  # whether the arrays came from the decode cache
 
-    def counts(self, split: str) -> tuple[int, int]:
-        labels = self.train_labels if split == "train" else self.test_labels
-        return tuple(int(c) for c in np.bincount(labels, minlength=len(CLASS_NAMES)))
+
+
+def split_counts(rows: list[MhistRow]) -> dict[str, tuple[int, int]]:
+    """{partition: (HP, SSA) images} of annotation rows."""
+    return {split: tuple(sum(1 for r in rows if r.partition == split and r.label == c) for c in range(len(CLASS_NAMES)))
+            for split in PARTITIONS}
 
 
 def _count_warning(rows: list[MhistRow], where: str) -> None:
     """One DataWarning naming every split count that differs from the official ones; DataError for an empty split."""
+    counts = split_counts(rows)
     for split in PARTITIONS:
-        if not any(r.partition == split for r in rows):
+        if not sum(counts[split]):
             raise DataError(f"{where}: annotations.csv lists no {split} images; MHIST needs both partitions")
-    differences = []
-    for split, official in OFFICIAL_COUNTS.items():
-        found = [sum(1 for r in rows if r.partition == split and r.label == c) for c in range(len(CLASS_NAMES))]
-        differences += [f"{split} {name} {f} (official {o})"
-                        for name, f, o in zip(CLASS_NAMES, found, official) if f != o]
+    differences = [f"{split} {name} {f} (official {o})" for split, official in OFFICIAL_COUNTS.items()
+                   for name, f, o in zip(CLASS_NAMES, counts[split], official) if f != o]
     if differences:
         warnings.warn(f"{where}: not the official MHIST split: {', '.join(differences)}; loading it as given",
                       DataWarning, stacklevel=3)

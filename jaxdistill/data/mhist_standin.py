@@ -34,16 +34,14 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from jaxdistill.data.mhist import STANDIN_MARKER
+from jaxdistill.data.mhist import CLASS_NAMES, HEADER, OFFICIAL_COUNTS, STANDIN_MARKER
 from jaxdistill.errors import ConfigError
 
 __all__ = ["CLASS_NAMES", "LAYOUTS", "MHIST_HEADER", "OFFICIAL_COUNTS", "SCALES", "SERRATION_PROBABILITY",
            "VOTE_PROBABILITIES", "mhist_image_names", "render_standin", "standin_annotations", "standin_counts",
            "write_mhist_standin"]
 
-MHIST_HEADER = ("Image Name", "Majority Vote Label", "Number of Annotators who Selected SSA (Out of 7)", "Partition")
-CLASS_NAMES = ("HP", "SSA")  # label index 0, 1
-OFFICIAL_COUNTS = {"train": (1545, 630), "test": (617, 360)}  # (HP, SSA) per partition
+MHIST_HEADER = HEADER  # the real CSV's header; CLASS_NAMES (label index 0, 1) and OFFICIAL_COUNTS are the reader's
 SCALES = {"full": 1.0, "small": 0.1}
 LAYOUTS = ("images", "flat", "zip")
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jaxdistill.data import mhist  # MHIST's reader: its classes, official counts and index file
 from jaxdistill.errors import ConfigError, DataError
 
 __all__ = [
@@ -647,7 +648,7 @@ register(
             name="mhist",
             image_shape=(224, 224, 3),
             num_classes=2,
-            class_names=("HP", "SSA"),
+            class_names=mhist.CLASS_NAMES,
             mean=(0.485, 0.456, 0.406),
             std=(0.229, 0.224, 0.225),
             files=(),
@@ -664,14 +665,10 @@ register(
                          "precision", "f1", "roc_auc", "confusion_matrix"),
             ),
             resolutions=(32, 64, 128),
-            index_file="annotations.csv",
-            obtain=(
-                "MHIST is released under a research-use agreement, so it is never downloaded: request it at "
-                "https://bmirds.github.io/MHIST/ and pass --data-dir naming the folder that holds annotations.csv "
-                "and images/ (or images.zip, read without extracting)"
-            ),
-            train_counts=(1545, 630),
-            test_counts=(617, 360),
+            index_file=mhist.ANNOTATIONS,
+            obtain=mhist.OBTAIN,
+            train_counts=mhist.OFFICIAL_COUNTS["train"],
+            test_counts=mhist.OFFICIAL_COUNTS["test"],
         ),
         image_shape=(64, 64, 3),
         native_image_shape=(224, 224, 3),

@@ -266,17 +266,16 @@ def _folder_candidates(spec: DatasetSpec, data_dir: str | os.PathLike | None,
 def _resolve_folder(spec: DatasetSpec, data_dir, cache_dir) -> tuple[Path, str]:
     """The folder holding a folder dataset's index file; DataError saying how to obtain the dataset otherwise."""
     candidates = _folder_candidates(spec, data_dir, cache_dir)
+    hint = spec.obtain or f"pass --data-dir naming the folder that holds {spec.index_file}"
     if data_dir is not None and not candidates[0][0].is_dir():
         raise DataError(
-            f"data directory {candidates[0][0]} for dataset {spec.name!r} does not exist or is not a folder; "
-            f"{spec.obtain or 'pass --data-dir naming the folder that holds ' + str(spec.index_file)}"
+            f"data directory {candidates[0][0]} for dataset {spec.name!r} does not exist or is not a folder; {hint}"
         )
     for folder, kind in candidates:
         if (folder / spec.index_file).is_file():
             return folder, kind
     looked = ", ".join(str(folder) for folder, _ in candidates)
-    return_hint = spec.obtain or f"pass --data-dir naming the folder that holds {spec.index_file}"
-    raise DataError(f"dataset {spec.name!r}: no {spec.index_file} in {looked}; {return_hint}")
+    raise DataError(f"dataset {spec.name!r}: no {spec.index_file} in {looked}; {hint}")
 
 
 # ------------------------------------------------------------------------------------------------- readers
@@ -528,7 +527,7 @@ def dataset_status(
 
 def _index_status(spec: DatasetSpec, data_dir, cache_dir) -> tuple[str, str, tuple | None]:
     """(status, text, (train_counts, test_counts) or None) of a folder dataset, from its index file."""
-    from jaxdistill.data.mhist import ANNOTATIONS, find_images, read_annotations
+    from jaxdistill.data.mhist import ANNOTATIONS, find_images, read_annotations, split_counts
 
     try:
         folder, _ = _resolve_folder(spec, data_dir, cache_dir)
@@ -541,11 +540,8 @@ def _index_status(spec: DatasetSpec, data_dir, cache_dir) -> tuple[str, str, tup
         find_images(folder, rows).close()
     except DataError as e:
         return "corrupt", str(e), None
-    counts = tuple(
-        tuple(sum(1 for r in rows if r.partition == split and r.label == c) for c in range(spec.num_classes))
-        for split in ("train", "test")
-    )
-    return "present", str(folder), counts
+    counts = split_counts(rows)
+    return "present", str(folder), (counts["train"], counts["test"])
 
 
 def dataset_class_counts(
