@@ -8,13 +8,14 @@ import flax.linen as nn
 
 from jaxdistill.errors import ConfigError
 from jaxdistill.models.convnet import ConvNet
+from jaxdistill.models.applications import MobileNetV2, ResNet50V2
 from jaxdistill.models.mlp import MLP
 
-MODELS = {"convnet": ConvNet, "mlp": MLP}
+MODELS = {"convnet": ConvNet, "mlp": MLP, "resnet50v2": ResNet50V2, "mobilenetv2": MobileNetV2}
 
 
 def make_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
-    """Build a model by name ('convnet', 'mlp') with its keyword settings."""
+    """Build a model by name ('convnet', 'mlp', 'resnet50v2', 'mobilenetv2') with its keyword settings."""
     try:
         cls = MODELS[name.lower()]
     except KeyError:
@@ -100,4 +101,4 @@ class ModelConfig:
         return self.name + (":" + ",".join(widths + parts) if widths or parts else "")
 
 
-__all__ = ["ConvNet", "MLP", "MODELS", "ModelConfig", "make_model", "parse_model"]
+__all__ = ["ConvNet", "MLP", "MobileNetV2", "ResNet50V2", "MODELS", "ModelConfig", "make_model", "parse_model"]
