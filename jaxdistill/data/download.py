@@ -29,7 +29,8 @@ from tqdm import tqdm
 from jaxdistill.data.registry import FileSpec
 from jaxdistill.errors import DataError
 
-__all__ = ["sha256_file", "content_sha256", "locate_file", "verify_file", "download_file", "MANUAL_FIX"]
+__all__ = ["sha256_file", "content_sha256", "locate_file", "verify_file", "download_file", "download_url",
+           "MANUAL_FIX"]
 
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -168,7 +169,7 @@ class _AttemptFailed(Exception):
     """One mirror failed; the message says how."""
 
 
-def _stream(url: str, file: FileSpec, out, progress: bool, timeout: float) -> tuple[int, str]:
+def _stream(url: str, file: FileSpec | str, out, progress: bool, timeout: float) -> tuple[int, str]:
     """Fetch `url` into the open binary file `out`, checking its length against Content-Length; raise _AttemptFailed.
 
     Returns (bytes received, their sha256)."""
@@ -193,7 +194,7 @@ def _stream(url: str, file: FileSpec, out, progress: bool, timeout: float) -> tu
                 expected_len = int(header)
             except ValueError:
                 expected_len = None
-        total = expected_len if expected_len is not None else file.size
+        total = expected_len if expected_len is not None else getattr(file, "size", None)
         digest = hashlib.sha256()
         received = 0
         with tqdm(
@@ -201,7 +202,7 @@ def _stream(url: str, file: FileSpec, out, progress: bool, timeout: float) -> tu
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
-            desc=file.filename,
+            desc=getattr(file, "filename", file),
             file=sys.stderr,
             disable=not progress,
             leave=False,
@@ -322,3 +323,29 @@ def download_file(
                     pass
     tried = "; ".join(failures)
     raise DataError(f"could not download {file.filename}: tried {tried}. Fix: {manual}")
+
+
+def download_url(url: str, dest: str | os.PathLike, check=None, progress: bool = True, timeout: float = 30) -> str:
+    """Stream `url` into the file `dest` (its folder is created), moving it into place only once complete and
+    accepted; returns its sha256. `check(tmp_path, sha256)` may raise DataError to refuse the bytes (a wrong
+    checksum), which are then deleted. Raises DataError saying what failed; nothing half-written is left behind."""
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.part-", dir=dest.parent)
+    except OSError as e:
+        raise DataError(f"cannot write to {dest.parent} to download {dest.name}: {e}") from e
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _, digest = _stream(url, dest.name, out, progress, timeout)
+            os.fsync(out.fileno())
+        if check is not None:
+            check(tmp, digest)
+        os.replace(tmp, dest)
+        return digest
+    except _AttemptFailed as e:
+        raise DataError(f"could not download {dest.name} from {url} ({e})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
