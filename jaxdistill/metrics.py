@@ -234,7 +234,33 @@ def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return fpr, tpr, np.r_[np.inf, scores[last_of_each_score]]
 
 
-__all__ = ["BINARY_ONLY", "IMBALANCED_METRICS", "METRICS", "accuracy", "balanced_accuracy", "binary_scores",
+def bootstrap_interval(names: tuple[str, ...], logits_stack, labels, num_classes: int, resamples: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
+    """Percentile bootstrap interval over the test images of each metric's mean over K networks.
+
+    logits_stack (K, N, C): every resample draws N test images with replacement (the same draw for all K networks,
+    which saw the same test set) and computes each scalar metric in `names` for every network, then their mean; the
+    interval is the (1 - level) / 2 and (1 + level) / 2 quantiles over resamples (NaN resamples, e.g. one class
+    missing for an AUC, are left out). It measures the uncertainty that a finite test set puts on the reported mean."""
+    names = tuple(names)
+    check_names(names, num_classes)
+    logits_stack = jnp.asarray(logits_stack, jnp.float32)
+    labels = jnp.asarray(labels, jnp.int32)
+    n = labels.shape[0]
+    draws = jax.random.randint(jax.random.PRNGKey(seed), (resamples, n), 0, n)
+
+    @jax.jit
+    def one(idx):
+        per_net = jax.vmap(lambda lg: jnp.stack([METRICS[m](lg[idx], labels[idx], num_classes) for m in names]))
+        return jnp.mean(per_net(logits_stack), axis=0)
+
+    values = np.asarray(jax.lax.map(one, draws, batch_size=min(resamples, 50)))  # (resamples, len(names))
+    low, high = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {m: [float(np.nanpercentile(values[:, i], low)), float(np.nanpercentile(values[:, i], high))]
+            for i, m in enumerate(names)}
+
+
+__all__ = ["BINARY_ONLY", "bootstrap_interval", "IMBALANCED_METRICS", "METRICS", "accuracy", "balanced_accuracy", "binary_scores",
            "check_names", "compute", "compute_batch", "confusion_matrix", "f1", "mann_whitney_auc", "precision",
            "predictions", "recall", "recall_per_class", "register_metric", "roc_auc", "roc_curve", "sensitivity",
            "specificity"]
