@@ -38,8 +38,10 @@ TEACHER, STUDENT = "resnet50v2", "mobilenetv2"
 VARIANTS = {
     "full": dict(resolution=224, seeds=(0, 1, 2), head_epochs=10, finetune_epochs=25, teacher=TEACHER,
                  student=STUDENT, bootstrap=1000),
+    # A ResNet50V2 step at 128 px takes ~4.3 s on a 2-core CPU from scratch (scripts/bench_applications.py), so the
+    # reduced run trains the teacher 1 epoch and the students 2 + 2, on a quarter-size stand-in.
     "reduced128": dict(resolution=128, seeds=(0, 1), head_epochs=2, finetune_epochs=2, teacher=TEACHER,
-                       student=STUDENT, bootstrap=1000),
+                       student=STUDENT, bootstrap=1000, teacher_epochs=(1, 0)),
     "smoke": dict(resolution=32, seeds=(0, 1), head_epochs=1, finetune_epochs=1, teacher="mobilenetv2:alpha=0.35",
                   student="mobilenetv2:alpha=0.35", bootstrap=100),
 }
@@ -50,9 +52,11 @@ TEMPERATURES, ALPHAS = (1.0, 2.0, 4.0, 8.0, 16.0), (0.1, 0.5, 0.9)
 def stage_config(args, role: str, temperature: float | None = None, alpha: float = 0.5) -> TransferConfig:
     v = VARIANTS[args.variant]
     teacher = role == "teacher"
+    head, finetune = v.get("teacher_epochs", (v["head_epochs"], v["finetune_epochs"])) if teacher else \
+        (v["head_epochs"], v["finetune_epochs"])
     return TransferConfig(model=v["teacher"] if teacher else v["student"], pretrained=args.pretrained,
-                          lr=TEACHER_LR if teacher else STUDENT_LR, head_epochs=v["head_epochs"],
-                          finetune_epochs=v["finetune_epochs"], seeds=v["seeds"],
+                          lr=TEACHER_LR if teacher else STUDENT_LR, head_epochs=head,
+                          finetune_epochs=finetune, seeds=v["seeds"],
                           class_weighting=args.class_weighting,
                           # students alone and with KD see the same views (the teacher's logits are cached per view)
                           augment="histology" if teacher else "dihedral",
