@@ -122,3 +122,12 @@ def write_tiny_idx(folder: Path, base_urls=(), name="tiny", train=12, test=6, se
 def tiny_idx():
     """The `write_tiny_idx` function."""
     return write_tiny_idx
+
+
+@pytest.fixture(scope="session")
+def tiny_mhist_standin(tmp_path_factory):
+    """A 1 % MHIST stand-in (seed 1) in the real layout, written once per test process; tests only read it."""
+    from jaxdistill.data.mhist_standin import write_mhist_standin
+    folder = tmp_path_factory.mktemp("mhist_standin") / "mhist"
+    write_mhist_standin(folder, scale=0.01, seed=1)
+    return folder

@@ -6,26 +6,18 @@ import warnings
 import pytest
 
 from jaxdistill.cli import main
-from jaxdistill.data.mhist_standin import write_mhist_standin
 from tests.helpers import TEST_POLICY, TINY_SETTINGS
 
 pytestmark = pytest.mark.filterwarnings("ignore::jaxdistill.errors.DataWarning")  # tiny stand-in: not official
 
 
 @pytest.fixture(scope="module")
-def standin(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mhist_runs") / "mhist"
-    write_mhist_standin(folder, scale=0.01, seed=1)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def buffer(standin, tmp_path_factory):
+def buffer(tiny_mhist_standin, tmp_path_factory):
     """One tiny expert trajectory on the stand-in, for MTT and DATM."""
     path = tmp_path_factory.mktemp("mhist_experts") / "buffer"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        code = main(["experts", "--dataset", "mhist", "--data-dir", str(standin), "--buffer", str(path),
+        code = main(["experts", "--dataset", "mhist", "--data-dir", str(tiny_mhist_standin), "--buffer", str(path),
                      "--num-experts", "2", "--epochs", "2", "--model", TINY_SETTINGS["mtt"]["model"],
                      "--resolution", "32", "--no-progress"])
     assert code == 0
@@ -42,9 +34,9 @@ def settings_argv(method):
 
 
 @pytest.mark.parametrize("method", ["random", "dc", "dsa", "mtt", "datm"])
-def test_distill_and_evaluate_on_the_standin(method, standin, tmp_path, capsys, request):
+def test_distill_and_evaluate_on_the_standin(method, tiny_mhist_standin, tmp_path, capsys, request):
     work = tmp_path / "run"
-    argv = ["distill", "--method", method, "--dataset", "mhist", "--ipc", "1", "--data-dir", str(standin),
+    argv = ["distill", "--method", method, "--dataset", "mhist", "--ipc", "1", "--data-dir", str(tiny_mhist_standin),
             "--workdir", str(work), "--iterations", "1", "--resolution", "32", "--no-progress",
             *settings_argv(method)]
     if method in ("mtt", "datm"):

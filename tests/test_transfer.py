@@ -2,21 +2,22 @@
 experiments/mhist_transfer.py on a tiny stand-in (the pretrained path through a Keras-saved random-weights file)."""
 import json
 import os
-import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxdistill import experiment
 from jaxdistill.checkpoint import RunDir
-from jaxdistill.data.mhist_standin import write_mhist_standin
 from jaxdistill.errors import ConfigError
 from jaxdistill.transfer import (NUM_VIEWS, TransferConfig, TransferTrainer, augment_batch, colour_jitter,
                                  dihedral_view, train_transfer)
 
 pytestmark = pytest.mark.filterwarnings("ignore::jaxdistill.errors.DataWarning")
 TINY = "mobilenetv2:alpha=0.35"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_dihedral_views_are_the_eight_distinct_symmetries():
@@ -101,13 +102,6 @@ def test_training_resumes_from_its_workdir(tiny_data, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def standin(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("transfer") / "mhist"
-    write_mhist_standin(folder, scale=0.01, seed=1)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def keras_file(tmp_path_factory):
     """A MobileNetV2 (alpha 0.35) weights file saved by Keras with random weights: stands in for ImageNet's."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -118,19 +112,20 @@ def keras_file(tmp_path_factory):
     return path
 
 
-def test_every_step_on_the_standin(standin, keras_file, tmp_path, capsys):
-    from experiments.mhist_transfer import main
-    work, scratch = tmp_path / "pretrained", tmp_path / "scratch"
-    common = ["--variant", "smoke", "--data-dir", str(standin), "--no-progress"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main(["teacher", "--workdir", str(work), "--pretrained", str(keras_file), *common]) == 0
-        assert main(["student", "--workdir", str(scratch), *common]) == 0
-        (scratch / "teacher").symlink_to(work / "teacher")  # a pretrained teacher for scratch students
-        assert main(["kd", "--workdir", str(scratch), "--temperature", "2", "--alpha", "0.5", *common]) == 0
-        assert main(["report", "--workdir", str(scratch), "--record", str(tmp_path / "report.md")]) == 0
-    teacher = json.loads((work / "teacher" / "record.json").read_text())
-    assert teacher["pretrained"] is True and teacher["stand_in"] is True and teacher["reduced"] is True
+def test_every_stage_on_the_standin(tiny_mhist_standin, keras_file, tmp_path, capsys):
+    """teacher, student, kd and report through the experiment runner (smoke: 32 px, MobileNetV2 alpha 0.35 for both),
+    the pretrained path (import, head phase, fine-tuning) from Keras-saved random weights."""
+    module = experiment.load_experiment(ROOT / "experiments" / "mhist_transfer.py")
+    runs = tmp_path / "runs"
+    flags = ["--variant", "smoke", "--init", "imagenet", "--data-dir", str(tiny_mhist_standin), "--no-progress",
+             "--pretrained-file", str(keras_file), "--runs", str(runs)]
+    workdir = {s: runs / module.get_config("smoke", s, "imagenet")["name"] for s in ("teacher", "student", "kd")}
+    for stage in ("teacher", "student", "kd"):
+        experiment.run_experiment(module, ["--stage", stage, "--workdir", str(workdir[stage]), *flags], "test")
+    experiment.run_experiment(module, ["--stage", "report", *flags], "test")
+    report = capsys.readouterr().out
+    teacher = json.loads((workdir["teacher"] / "teacher" / "record.json").read_text())
+    assert teacher["pretrained"] is True and teacher["stand_in"] is True and teacher["data"]["stand_in"] is True
     facts = teacher["pretrained_weights"]
     assert facts["md5_checked"] is False and len(facts["sha256"]) == 64 and facts["head_kept"] == ["classifier"]
     assert [p["name"] for p in teacher["config"]["phases"]] == ["head", "finetune"]
@@ -140,10 +135,12 @@ def test_every_step_on_the_standin(standin, keras_file, tmp_path, capsys):
     assert 0 <= low <= high <= 1
     assert teacher["costs"]["params"] > 0 and teacher["costs"]["forward_flops_per_image"] > 0
     assert set(teacher["costs"]["latency_s_per_image"]) == {"1", "32"}
-    assert (work / "teacher" / "figures" / "roc.png").exists()
-    with np.load(work / "teacher" / "train_view_logits.npz") as f:
+    assert (workdir["teacher"] / "teacher" / "figures" / "roc.png").exists()
+    with np.load(workdir["teacher"] / "teacher" / "train_view_logits.npz") as f:
         assert f["logits"].shape[0] == 2 and f["logits"].shape[2:] == (NUM_VIEWS, 2)
-    kd = json.loads((scratch / "kd_T2_a0.5" / "record.json").read_text())
-    assert kd["teacher"]["pretrained"] is True and kd["pretrained"] is False and kd["config"]["temperature"] == 2
-    report = (tmp_path / "report.md").read_text()
-    assert "kd_T2_a0.5" in report and "student" in report and "92.7" in report
+    kd = json.loads((workdir["kd"] / "kd_T2_a0.5" / "record.json").read_text())
+    assert kd["teacher"]["pretrained"] is True and kd["config"]["temperature"] == 2
+    assert kd["config"]["augment"] == "dihedral" == json.loads(
+        (workdir["student"] / "student" / "record.json").read_text())["config"]["augment"]
+    assert "kd_T2_a0.5" in report and "| student" in report and "| teacher" in report and "92.7" in report
+    assert not list((ROOT / "results").glob("*smoke*"))  # smoke runs write no result records
