@@ -50,11 +50,12 @@ def soften(logits: jax.Array, temperature: float) -> jax.Array:
 
 
 def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, temperature: float,
-            alpha: float, mask: jax.Array | None = None) -> jax.Array:
+            alpha: float, mask: jax.Array | None = None, weights: jax.Array | None = None) -> jax.Array:
     """alpha * CE(labels) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T)), mean over examples.
 
     student_logits, teacher_logits: (N, C); labels: (N,) int or (N, C) probabilities; mask: optional (N,) 0/1
-    weights (padded rows of a last minibatch). alpha = 1 is plain cross-entropy training.
+    weights (padded rows of a last minibatch); weights: optional (N,) per-example weights of the hard-label term
+    (class weighting, see `train.cross_entropy`). alpha = 1 is plain cross-entropy training.
     """
     log_student = jax.nn.log_softmax(student_logits / temperature, axis=-1)
     log_teacher = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
@@ -63,7 +64,7 @@ def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Ar
         soft = kl.mean()
     else:
         soft = jnp.sum(kl * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-    return alpha * cross_entropy(student_logits, labels, mask) + (1.0 - alpha) * temperature ** 2 * soft
+    return alpha * cross_entropy(student_logits, labels, mask, weights) + (1.0 - alpha) * temperature ** 2 * soft
 
 
 def kd_objective(temperature: float, alpha: float) -> LossFn:

@@ -40,7 +40,7 @@ from jaxdistill.checkpoint import RunDir
 from jaxdistill.errors import ConfigError, DivergedError
 from jaxdistill.kd import check_kd_settings, kd_loss
 from jaxdistill.models import ModelConfig
-from jaxdistill.models.applications import APPLICATIONS, DEFAULT_FINE_TUNE_FROM, trainable_mask
+from jaxdistill.models.applications import APPLICATIONS, DEFAULT_FINE_TUNE_FROM, HEAD_LAYERS, trainable_mask
 from jaxdistill.models.keras_weights import import_keras_weights
 from jaxdistill.train import (TrainState, apply_model, balanced_class_weights, cross_entropy, epoch_batch_indices,
                               predict_logits_stacked, resolve_parallel)
@@ -179,12 +179,14 @@ class TransferTrainer:
         self.phases = config.phases()
         self._steps: dict[str, Callable] = {}
 
-    def init_state(self, key: jax.Array, sample: jax.Array, weights: dict | None = None) -> TrainState:
+    def init_state(self, key: jax.Array, sample: jax.Array, backbone: dict | None = None) -> TrainState:
+        """A fresh network from `key`; with `backbone` ({'params', 'batch_stats'} from `load_pretrained`) every
+        layer but the head is taken from it (each seed keeps its own randomly initialised head)."""
         variables = self.model.init({"params": key, "dropout": key}, sample[:1], train=False)
         params, stats = variables["params"], variables["batch_stats"]
-        if weights is not None:
-            params = jax.tree.map(lambda new, old: jnp.asarray(new, old.dtype), weights["params"], params)
-            stats = jax.tree.map(lambda new, old: jnp.asarray(new, old.dtype), weights["batch_stats"], stats)
+        if backbone is not None:
+            params = {name: params[name] if name in HEAD_LAYERS else backbone["params"][name] for name in params}
+            stats = backbone["batch_stats"]
         return TrainState(params, stats, self.adam(self.phases[0]).init(params), jnp.zeros((), jnp.int32))
 
     def adam(self, phase: Phase) -> optax.GradientTransformation:
@@ -224,12 +226,8 @@ class TransferTrainer:
                 logits, new_stats = apply_model(model, params, state.batch_stats, batch, True, dropout_key)
                 if teacher is None:
                     return cross_entropy(logits, batch_labels, mask, weights), new_stats
-                view_logits = teacher[idx, views]
-                loss = kd_loss(logits, view_logits, batch_labels, cfg.temperature, cfg.alpha, mask)
-                if weights is not None:  # the hard-label term weighted per class, the soft term as it is
-                    loss = loss + cfg.alpha * (cross_entropy(logits, batch_labels, mask, weights)
-                                               - cross_entropy(logits, batch_labels, mask))
-                return loss, new_stats
+                return kd_loss(logits, teacher[idx, views], batch_labels, cfg.temperature, cfg.alpha, mask,
+                               weights), new_stats
 
             (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
             # Frozen layers: a zero gradient that does not depend on the backward pass, so XLA drops it.
@@ -245,12 +243,12 @@ class TransferTrainer:
 
 def load_pretrained(config: TransferConfig, num_classes: int, image_shape: tuple[int, ...], path: str | Path
                     ) -> tuple[dict, dict]:
-    """The model's params and batch stats with every backbone layer from the Keras file at `path` (the new head as
-    initialised with seed 0: each seed re-initialises its own head, see `train_transfer`)."""
+    """({'params', 'batch_stats'} with every backbone layer from the Keras file at `path`, the importer's facts).
+    The head is as initialised with seed 0 and unused: each seed initialises its own (`TransferTrainer.init_state`)."""
     model = config.build(num_classes)
     variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, *image_shape), jnp.float32), train=False)
     params, stats, facts = import_keras_weights(path, variables["params"], variables["batch_stats"])
-    return {"params": params, "batch_stats": stats, "facts": facts}
+    return {"params": params, "batch_stats": stats}, facts
 
 
 def train_transfer(workdir: str | Path, config: TransferConfig, images: np.ndarray, labels: np.ndarray,
@@ -273,18 +271,7 @@ def train_transfer(workdir: str | Path, config: TransferConfig, images: np.ndarr
         raise ConfigError(f"teacher view logits must be (seeds, N, 8, classes) = "
                           f"{(len(seeds), labels.shape[0], NUM_VIEWS, num_classes)}, got {teacher.shape}")
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    backbone = None if weights is None else {k: weights[k] for k in ("params", "batch_stats")}
-
-    def init_one(key):
-        state = trainer.init_state(key, images, None)
-        if backbone is None:
-            return state
-        params = {name: (state.params[name] if name in ("classifier", "predictions") else backbone["params"][name])
-                  for name in state.params}
-        return state._replace(params=params, batch_stats=backbone["batch_stats"],
-                              opt_state=trainer.adam(trainer.phases[0]).init(params))
-
-    states = jax.jit(jax.vmap(init_one))(keys)
+    states = jax.jit(jax.vmap(lambda key: trainer.init_state(key, images, weights)))(keys)
     run = RunDir(workdir)
     run.open({"kind": "transfer_train", **config.to_dict(), "num_examples": int(labels.shape[0]),
               "teacher_view_logits": None if teacher is None else list(teacher.shape)})
@@ -403,8 +390,8 @@ def run_transfer(workdir: str | Path, config: TransferConfig, data, role: str, *
         name = config.model_config.name
         path, weight_facts = resolve_weights(config.pretrained, name, alpha=config.model_config.get("alpha") or 1.0,
                                              resolution=spec.image_shape[0], cache_dir=cache_dir, progress=progress)
-        weights = load_pretrained(config, num_classes, spec.image_shape, path)
-        weight_facts = {**weight_facts, **weights.pop("facts")}
+        weights, import_facts = load_pretrained(config, num_classes, spec.image_shape, path)
+        weight_facts = {**weight_facts, **import_facts}
     view_logits, teacher_ref = None, None
     if role == "kd":
         if teacher_dir is None:
@@ -427,13 +414,15 @@ def run_transfer(workdir: str | Path, config: TransferConfig, data, role: str, *
     states = train_transfer(workdir / "train", config, train_images, train_labels, num_classes, weights,
                             view_logits, progress, f"{role} {config.model}")
     train_seconds = time.time() - start
-    if role == "teacher":
-        write_npz(workdir / VIEW_LOGITS_FILE,
-                  logits=teacher_view_logits(config, num_classes, states, train_images).astype(np.float32))
+    if role == "teacher":  # view 0 is the image itself: the training logits come with the views
+        views = teacher_view_logits(config, num_classes, states, train_images).astype(np.float32)
+        write_npz(workdir / VIEW_LOGITS_FILE, logits=views)
+        train_logits = views[:, :, 0]
+    else:
+        train_logits = network_logits(config, num_classes, states, train_images)
     logits = network_logits(config, num_classes, states, data.test_images)
     names = metrics.IMBALANCED_METRICS if num_classes == 2 else ("accuracy", "balanced_accuracy", "f1")
     per_network = metrics.compute_batch(names, logits, data.test_labels, num_classes)
-    train_logits = network_logits(config, num_classes, states, train_images)
     on_train = metrics.compute_batch(("balanced_accuracy", "roc_auc"), train_logits, train_labels, num_classes)
     record = {
         "kind": "mhist_transfer", "role": role, "config": config.to_dict(), "data": data.facts(),

@@ -169,8 +169,9 @@ class _AttemptFailed(Exception):
     """One mirror failed; the message says how."""
 
 
-def _stream(url: str, file: FileSpec | str, out, progress: bool, timeout: float) -> tuple[int, str]:
-    """Fetch `url` into the open binary file `out`, checking its length against Content-Length; raise _AttemptFailed.
+def _stream(url: str, name: str, size: int | None, out, progress: bool, timeout: float) -> tuple[int, str]:
+    """Fetch `url` (the file `name`, `size` bytes if known, for the progress bar) into the open binary file `out`,
+    checking its length against Content-Length; raise _AttemptFailed.
 
     Returns (bytes received, their sha256)."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
@@ -194,7 +195,7 @@ def _stream(url: str, file: FileSpec | str, out, progress: bool, timeout: float)
                 expected_len = int(header)
             except ValueError:
                 expected_len = None
-        total = expected_len if expected_len is not None else getattr(file, "size", None)
+        total = expected_len if expected_len is not None else size
         digest = hashlib.sha256()
         received = 0
         with tqdm(
@@ -202,7 +203,7 @@ def _stream(url: str, file: FileSpec | str, out, progress: bool, timeout: float)
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
-            desc=getattr(file, "filename", file),
+            desc=name,
             file=sys.stderr,
             disable=not progress,
             leave=False,
@@ -305,7 +306,7 @@ def download_file(
         moved = False
         try:
             with os.fdopen(fd, "wb") as out:
-                received, actual = _stream(url, file, out, progress, timeout)
+                received, actual = _stream(url, file.filename, file.size, out, progress, timeout)
                 os.fsync(out.fileno())
             target = dest_dir / _check_download(tmp, file, received, actual)
             os.replace(tmp, target)
@@ -338,7 +339,7 @@ def download_url(url: str, dest: str | os.PathLike, check=None, progress: bool =
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _, digest = _stream(url, dest.name, out, progress, timeout)
+            _, digest = _stream(url, dest.name, None, out, progress, timeout)
             os.fsync(out.fileno())
         if check is not None:
             check(tmp, digest)

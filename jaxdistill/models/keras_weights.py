@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from jaxdistill.errors import DataError
+from jaxdistill.models.applications import HEAD_LAYERS
 
 __all__ = ["read_keras_weights", "import_keras_weights"]
 
@@ -77,7 +78,7 @@ def import_keras_weights(path: str | os.PathLike, params: Any, batch_stats: Any)
     batch_stats = {k: dict(v) for k, v in batch_stats.items()}
     missing, mismatched, imported, head_kept = [], [], [], []
     for layer, flax_params in params.items():
-        is_head = layer in ("classifier", "predictions")
+        is_head = layer in HEAD_LAYERS
         if layer not in file_layers:
             (head_kept if is_head else missing).append(layer)
             continue

@@ -16,6 +16,7 @@ from jaxdistill.models.applications import (MobileNetV2, ResNet50V2, keras_layer
 from jaxdistill.models.keras_weights import import_keras_weights, read_keras_weights
 
 keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.filterwarnings("ignore:The structure of `inputs`:UserWarning")  # Keras on a plain array
 legacy_h5 = pytest.importorskip("keras.src.legacy.saving.legacy_h5_format")
 
 SIZE = 64
@@ -84,22 +85,15 @@ def compare(kind, head, tmp_path, legacy, alpha=1.0):
     np.testing.assert_allclose(np.asarray(out), ref_out, rtol=1e-3, atol=1e-4 * np.abs(ref_out).max())
 
 
-@pytest.mark.parametrize("legacy", [True, False], ids=["legacy_h5", "keras3_weights_h5"])
-def test_resnet50v2_matches_keras_with_top(tmp_path, legacy):
-    compare("resnet50v2", "imagenet", tmp_path, legacy)
-
-
-def test_resnet50v2_backbone_matches_keras_without_top(tmp_path):
-    compare("resnet50v2", "none", tmp_path, legacy=True)
-
-
-@pytest.mark.parametrize("legacy", [True, False], ids=["legacy_h5", "keras3_weights_h5"])
-def test_mobilenetv2_matches_keras_with_top(tmp_path, legacy):
-    compare("mobilenetv2", "imagenet", tmp_path, legacy)
-
-
-def test_mobilenetv2_width_multiplier_matches_keras(tmp_path):
-    compare("mobilenetv2", "none", tmp_path, legacy=True, alpha=0.35)
+# Each model through both file layouts: the legacy .h5 (Keras's ImageNet files) with top, and a Keras 3 .weights.h5
+# without (MobileNetV2's at another width multiplier).
+@pytest.mark.parametrize("kind,head,legacy,alpha", [
+    ("resnet50v2", "imagenet", True, 1.0), ("resnet50v2", "none", False, 1.0),
+    ("mobilenetv2", "imagenet", True, 1.0), ("mobilenetv2", "none", False, 0.35)],
+    ids=["resnet50v2_top_legacy_h5", "resnet50v2_notop_weights_h5", "mobilenetv2_top_legacy_h5",
+         "mobilenetv2_0.35_notop_weights_h5"])
+def test_matches_keras(kind, head, legacy, alpha, tmp_path):
+    compare(kind, head, tmp_path, legacy, alpha)
 
 
 @pytest.mark.parametrize("kind", ["resnet50v2", "mobilenetv2"])
