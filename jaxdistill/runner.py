@@ -28,6 +28,7 @@ from jaxdistill.data.zca import fit_zca
 from jaxdistill.errors import ConfigError, DivergedError, WorkdirError
 from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
 from jaxdistill import policy as policy_lib
+from jaxdistill import privacy
 from jaxdistill.driver import Driver
 from jaxdistill.methods import get_entry, make_method, method_config
 from jaxdistill.methods.base import RunPlan
@@ -202,6 +203,8 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     m = make_method(method, cfg)
     prepared, facts = m.prepare(plan)
     m = prepared or m
+    if progress and facts.get("privacy"):  # what a private run will spend, before it spends it
+        print(f"privacy: {privacy.Accounting(**{k: facts['privacy'][k] for k in privacy.Accounting._fields}).summary()}")
     driver = Driver(m, seeds, run_policy)
     state = driver.init(data.train)
 

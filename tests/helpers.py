@@ -87,6 +87,10 @@ TINY_SETTINGS = {
     # strategy's time (every operation is tested in tests/data/test_dsa.py)
     "dsa": {**TINY_DC, "dsa_strategy": "crop_rotate"},
     "mtt": TINY_MTT,
+    # a tiny private run: a given noise multiplier (a calibrated one needs `prepare`, tested in tests/methods/test_psg.py)
+    # and a loose budget that 3 iterations on 12 images meet
+    "psg": {**TINY_DC, "batch_real": 4, "batch_loop": 2, "noise_multiplier": 0.5, "clip_norm": 1.0,
+            "epsilon": 1000.0, "delta": 1e-3, "lr_img": 1.0},
     "datm": {**TINY_MTT, "current_max_start_epoch": 1, "expansion_end_epoch": 2, "label_experts": 2,
              "candidate_pool": 4},
 }

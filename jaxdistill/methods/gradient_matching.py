@@ -48,7 +48,8 @@ class Matching(NamedTuple):
     syn_gradient: GradientFn  # of a synthetic batch
     distance: Callable[[PyTree, PyTree], jax.Array]  # (g_syn, g_real) -> scalar
     decode: Callable[[jax.Array], jax.Array]  # stored synthetic images -> training images
-    real_chunks: int = 1  # equal parts each real batch is split into (must divide its size)
+    real_chunks: int = 1  # equal parts each real batch is split into (must divide its size; 1 for PSG, whose noise
+    #                       is drawn once per batch)
 
 
 def class_matching(real: RealData, batch_real: int, images_per_class: int, augment: Callable, distance: Callable,
@@ -120,7 +121,8 @@ def real_gradients(m: Matching, net: nn.Module, params: PyTree, batch_stats: PyT
         size = jax.tree.leaves(batch)[0].shape[0] // m.real_chunks
         total = None
         for i in range(m.real_chunks):
-            chunk = jax.tree.map(lambda a: a[i * size:(i + 1) * size], batch)
+            # one chunk is the batch itself, whatever it holds (PSG's carries its noise key)
+            chunk = batch if m.real_chunks == 1 else jax.tree.map(lambda a: a[i * size:(i + 1) * size], batch)
             if previous is not None:  # only the images wait: labels and masks stay constants XLA can fold
                 images, _ = jax.lax.optimization_barrier((chunk[0], previous))
                 chunk = (images, *chunk[1:])
