@@ -193,6 +193,10 @@ def accounting_for(config: PSGConfig, plan: RunPlan) -> privacy.Accounting:
     rate, queries = config.batch_real / n, plan.iterations * config.queries_per_iteration
     if config.batch_real >= n:
         raise privacy.PrivacyError(f"batch_real {config.batch_real} must be below the number of training images ({n})")
+    if not config.private:
+        max_batch = config.max_batch or default_max_batch(config, n, queries)
+        return privacy.Accounting(0.0, math.inf, rate, float(config.batch_real), max_batch, queries, config.accountant,
+                                  math.inf, config.delta, math.inf, config.delta, 0.0)
     if config.delta >= 1.0 / n:
         raise privacy.PrivacyError(f"delta {config.delta:g} is not below 1/N = {1.0 / n:.3g} (N = {n} training "
                                    f"images): such a delta allows releasing a whole image; lower delta")
