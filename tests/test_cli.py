@@ -381,3 +381,17 @@ def test_zca_distillation_is_recorded_and_its_evaluation_whitens_too(tiny, tmp_p
     code, _, err = cli(capsys, "evaluate", white, "--models", 1, "--epochs", 1, "--data-dir", tiny, "--no-progress")
     assert code == 0, err
     assert seen == [False, True, True]  # distil plain, distil whitened, evaluate whitened
+
+
+@pytest.mark.parametrize("settings, words", [
+    (["init=real"], ["copies private training images", "init 'noise'"]),
+    (["epsilon=1", "delta=0.5"], ["not below 1/N"]),
+    (["epsilon=1", "noise_multiplier=0.01"], ["above the target"]),
+], ids=["real-init", "delta-too-large", "too-little-noise"])
+def test_a_private_run_that_would_leak_or_overspend_is_refused_in_one_line(tiny, tmp_path, capsys, settings, words):
+    work = tmp_path / "run"
+    argv = distill_argv(work, tiny, method="psg", ipc=1, iterations=2)
+    for setting in settings + ["batch_real=2"]:
+        argv += ["--set", setting]
+    assert_user_error(cli(capsys, *argv), *words)
+    assert not work.exists()

@@ -41,7 +41,8 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
     (RUNNER + ["kd_mnist"], "KD (T=4, alpha=0.1)"),
     (RUNNER + ["trajectory_matching", "--method", "mtt"], "mtt mnist ipc=1 (smoke):"),
     (RUNNER + ["trajectory_matching", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
-], ids=["random", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm"])
+    (RUNNER + ["psg", "--epsilon", "1"], "psg mnist ipc=1 (smoke):"),
+], ids=["random", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg"])
 def test_smoke_variant_runs(command, expect, tmp_path):
     done = subprocess.run([*command, "--variant", "smoke", "--workdir", str(tmp_path / "run")], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
@@ -106,6 +107,10 @@ def test_every_variant_builds_a_config_the_runner_and_library_accept(name):
                               **cfg["method_settings"])
             assert c.syn_steps >= 1 and isinstance(cfg["iterations"], int)
             assert cfg["zca"] == (combo["dataset"] == "cifar10" and not (combo["method"] == "mtt" and cfg["ipc"] == 50))
+        elif name == "psg":
+            c = method_config("psg", ipc=cfg["ipc"], **cfg["method_overrides"])
+            current().replace(**cfg.get("policy", {}))
+            assert c.epsilon == float(combo["epsilon"]) and c.init == "noise" and c.delta == 1e-5
         elif name == "kd_mnist":
             assert isinstance(cfg["kd"], KDConfig)
         built += 1
