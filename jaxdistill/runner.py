@@ -33,6 +33,7 @@ from jaxdistill.driver import Driver
 from jaxdistill.methods import get_entry, make_method, method_config
 from jaxdistill.methods.base import RunPlan
 from jaxdistill.models import ModelConfig, make_model
+from jaxdistill.synthetic import decode_labels, decode_multi_formation
 from jaxdistill.records import arrays_checksum, as_read_back, device_info, read_json, versions, write_json, write_npz
 from jaxdistill.train import Trainer, TrainConfig
 
@@ -246,6 +247,8 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     if len(seeds) == 1:
         images, labels = images[0], labels[0]
     extra = {} if syn.lr is None else {"lr": np.asarray(syn.lr, np.float32).reshape(len(seeds))}
+    if syn.factor is not None:  # the stored (compact) form; load_synthetic decodes it
+        extra.update(factor=np.int32(np.asarray(syn.factor).reshape(-1)[0]), form=np.str_("stored"))
     write_npz(run.path / SYNTHETIC_FILE, images=images, labels=labels, seeds=np.asarray(seeds), **extra)
     record = {"config": config, "iterations": num_iterations, "resumed_from": first, "versions": versions(),
               "device": device_info(), "policy": run_policy.to_dict(), "method_facts": facts, "data": data.facts(),
@@ -294,7 +297,8 @@ def remembered_data_dir(workdir: str | Path) -> str | None:
 
 
 def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[int]]:
-    """(config, images (S, N, H, W, C), labels (S, N[, C]), seeds) of a distilled workdir."""
+    """(config, images (S, N, H, W, C), labels (S, N[, C]), seeds) of a distilled workdir: the images a network
+    trains on (a multi-formation set, stored compact with its `factor`, comes back decoded)."""
     workdir = Path(workdir)
     for name in ("config.json", SYNTHETIC_FILE):
         if not (workdir / name).exists():
@@ -307,11 +311,15 @@ def load_synthetic(workdir: str | Path) -> tuple[dict[str, Any], np.ndarray, np.
     try:
         with np.load(workdir / SYNTHETIC_FILE) as z:
             images, labels, seeds = z["images"], z["labels"], z["seeds"].tolist()
+            factor = int(z["factor"]) if "factor" in z.files else 1
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise WorkdirError(f"{workdir / SYNTHETIC_FILE} is unreadable or incomplete ({e}); "
                            f"rerun the distill command to rewrite it") from None
     if len(seeds) == 1:
         images, labels = images[None], labels[None]
+    if factor > 1:  # multi-formation sets are stored compact: what trains a network is their decoding
+        images = np.stack([np.asarray(decode_multi_formation(jnp.asarray(x), factor)) for x in images])
+        labels = np.stack([np.asarray(decode_labels(jnp.asarray(y), factor)) for y in labels])
     return config, images, labels, seeds
 
 

@@ -38,6 +38,7 @@ from jaxdistill.synthetic import SyntheticSet, init_synthetic
 class WalkConfig:
     ipc: int = 1
     step_size: float = 0.1
+    factor: int = 1  # > 1: the images are stored multi-formation images (IDC's form) of this factor
 
 
 class WalkState(NamedTuple):
@@ -57,7 +58,12 @@ def random_walk(config: WalkConfig) -> Method:
         syn = state.synthetic._replace(images=state.synthetic.images + mom)
         return WalkState(syn, mom), {"norm": jnp.linalg.norm(mom)}
 
-    return method(init, lambda s: s.synthetic, step=step)
+    def synthetic(state):
+        if config.factor == 1:
+            return state.synthetic
+        return state.synthetic._replace(factor=jnp.asarray(config.factor, jnp.int32))
+
+    return method(init, synthetic, step=step)
 
 
 if "test_walk" not in METHODS:

@@ -456,3 +456,16 @@ def test_a_diverged_distillation_stops_before_writing_a_set(tmp_path):
         distill("test_walk", "tiny", 1, [0], tmp_path, data=DATA, iterations=6, log_every=2, checkpoint_every=2,
                 method_overrides={"step_size": float("inf")}, progress=False)
     assert not (tmp_path / "synthetic.npz").exists() and not (tmp_path / "run.json").exists()
+
+
+def test_a_multi_formation_set_is_saved_compact_and_loaded_decoded(tmp_path):
+    from jaxdistill.synthetic import decode_labels, decode_multi_formation
+    walk(tmp_path, iterations=2, method_overrides={"factor": 2})
+    with np.load(tmp_path / runner.SYNTHETIC_FILE) as z:
+        stored, stored_labels = z["images"], z["labels"]
+        assert int(z["factor"]) == 2 and str(z["form"]) == "stored" and stored.shape == (2, 2, 8, 8, 1)
+    _, images, labels, _ = load_synthetic(tmp_path)
+    assert images.shape == (2, 8, 8, 8, 1)  # per seed: 2 stored images -> 8 training images
+    for s in range(2):
+        np.testing.assert_allclose(images[s], decode_multi_formation(stored[s], 2), atol=1e-6)
+        assert labels[s].tolist() == decode_labels(stored_labels[s], 2).tolist() == [0, 1] * 4

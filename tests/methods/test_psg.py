@@ -157,3 +157,11 @@ def test_a_private_run_records_its_guarantee_and_refuses_to_resume_with_more_ite
     assert logged[-1]["epsilon"] == pytest.approx(p["epsilon"], rel=1e-6)
     with pytest.raises(ConfigError, match="different config"):
         distill("psg", "tiny", 1, [0], tmp_path, iterations=3, **kw)
+
+
+def test_the_pld_accountant_calibrates_less_noise_and_records_the_rdp_epsilon_beside_it():
+    _, rdp = make_method("psg", config()).prepare(plan())
+    _, pld = make_method("psg", config(accountant="pld")).prepare(plan())
+    assert pld["privacy"]["accountant"] == "pld"
+    assert pld["privacy"]["noise_multiplier"] <= rdp["privacy"]["noise_multiplier"]
+    assert pld["privacy"]["epsilon"] <= TINY["epsilon"] * 1.001 <= pld["privacy"]["epsilon_rdp"] * 1.001
