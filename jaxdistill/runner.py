@@ -204,7 +204,7 @@ def distill(method: str, dataset: str, ipc: int, seeds: int | Sequence[int], wor
     m = make_method(method, cfg)
     prepared, facts = m.prepare(plan)
     m = prepared or m
-    if progress and facts.get("privacy"):  # what a private run will spend, before it spends it
+    if facts.get("privacy"):  # what a private run will spend, before it spends it (also without progress bars)
         print(f"privacy: {privacy.Accounting(**{k: facts['privacy'][k] for k in privacy.Accounting._fields}).summary()}")
     driver = Driver(m, seeds, run_policy)
     state = driver.init(data.train)

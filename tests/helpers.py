@@ -93,6 +93,9 @@ TINY_SETTINGS = {
     # strategy's time (every operation is tested in tests/data/test_dsa.py)
     "dsa": {**TINY_DC, "dsa_strategy": "crop_rotate"},
     "mtt": TINY_MTT,
+    # factor 2 on 8x8 images (4x4 crops); a narrow net, two inner steps of two network steps each
+    "idc": {"batch_real": 2, "model": "convnet:depth=2,width=8", "inner_loop": 2, "net_steps": 2, "lr_img": 1.0,
+            "init": "noise"},  # the battery has 4 images a class, fewer than factor^2 x ipc tiles
     # a tiny private run: a given noise multiplier (a calibrated one needs `prepare`, tested in tests/methods/test_psg.py)
     # and a loose budget that 3 iterations on 12 images meet
     "psg": {**TINY_DC, "batch_real": 4, "batch_loop": 2, "noise_multiplier": 0.5, "clip_norm": 1.0,

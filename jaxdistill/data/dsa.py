@@ -465,3 +465,22 @@ def _jitted_augmentation(strategy: str, params: DSAParams, siamese: bool) -> Aug
     augment.__name__ = augment.__qualname__ = f"dsa_augment_{strategy or 'none'}"
     augment.__doc__ = f"DSA augmentation {strategy!r} ({kind} draws, {params})."
     return jax.jit(augment)
+
+
+def idc_augment(key: jax.Array, images, strategy: str, siamese: bool = False, params: DSAParams = DSAParams()
+                ) -> jax.Array:
+    """IDC's composition of the DSA operations (snu-mllab/Efficient-Dataset-Condensation, `DiffAug`): 'color'
+    always when the strategy has it, then ONE of the remaining geometric groups drawn uniformly (DSA's 'S' mode over
+    them), then 'cutout' when the strategy has it. Same magnitudes as DSA (`DSAParams`); `siamese` as in
+    `dsa_augment`."""
+    ops = parse_dsa_strategy(strategy)
+    k_color, k_geometric, k_cutout = jax.random.split(key, 3)
+    if "color" in ops:
+        images = dsa_augment(k_color, images, "color", params, siamese)
+    geometric = [op for op in ops if op not in ("color", "cutout")]
+    if geometric:
+        images = dsa_augment(k_geometric, images, "_".join(geometric), dataclasses.replace(params, aug_mode="S"),
+                             siamese)
+    if "cutout" in ops:
+        images = dsa_augment(k_cutout, images, "cutout", params, siamese)
+    return images

@@ -53,8 +53,16 @@ def cosine_distance(g_syn: PyTree, g_real: PyTree) -> jax.Array:
     return 1.0 - jnp.sum(vs * vr) / (_safe_norm(vs) * _safe_norm(vr) + _EPS)
 
 
+def l1_conv_distance(g_syn: PyTree, g_real: PyTree) -> jax.Array:
+    """IDC's distance ('l1_conv'): the sum of absolute differences over the convolution kernels only (4-D
+    parameters); biases, norm parameters and the classifier's kernel are skipped, as the IDC reference does by
+    default (its --bias and --fc off)."""
+    return sum((jnp.sum(jnp.abs(gs - gr)) for gs, gr in zip(jax.tree.leaves(g_syn), jax.tree.leaves(g_real))
+                if gs.ndim == 4), jnp.zeros((), jnp.float32))
+
+
 GRADIENT_DISTANCES: dict[str, Callable[[PyTree, PyTree], jax.Array]] = {
-    "ours": layerwise_cosine_distance, "mse": mse_distance, "cos": cosine_distance}
+    "ours": layerwise_cosine_distance, "mse": mse_distance, "cos": cosine_distance, "l1_conv": l1_conv_distance}
 
 
 def get_gradient_distance(name: str) -> Callable[[PyTree, PyTree], jax.Array]:
