@@ -45,6 +45,30 @@ class EvalConfig:
         return d
 
 
+EVAL_PROTOCOLS = ("dc", "idc")
+
+
+def protocol_train_config(protocol: str, spec, epochs: int = 1000, augment: str | None = None,
+                          **overrides: Any) -> TrainConfig:
+    """How an evaluation network trains under a named protocol, for dataset `spec`:
+
+    'dc'   DC's (and DSA's, MTT's): batch 256, SGD lr 0.01, momentum 0.9, weight decay 5e-4, lr x0.1 at half the
+           epochs; `augment` as given (the caller's default: DC's per-dataset setting, or DSA's for DSA sets).
+    'idc'  IDC's (snu-mllab/Efficient-Dataset-Condensation, test.py): batch 64, the same SGD, lr x0.2 after 2/3 and
+           5/6 of the epochs; per-image IDC augmentation of the dataset's DSA strategy without cutout
+           (`idc:color_crop_scale_rotate` on MNIST), unless `augment` names one. (IDC-I's CutMix is not built.)
+    """
+    if protocol == "dc":
+        return TrainConfig(epochs=epochs, augment=augment or "none", **overrides)
+    if protocol == "idc":
+        if augment is None:
+            ops = [op for op in spec.defaults.dsa_strategy.split("_") if op != "cutout"]
+            augment = "idc:" + "_".join(ops)
+        return TrainConfig(**{"epochs": epochs, "batch_size": 64, "lr_milestones": (2 / 3, 5 / 6), "lr_gamma": 0.2,
+                              "augment": augment, **overrides})
+    raise ConfigError(f"unknown evaluation protocol {protocol!r}; choose one of {', '.join(EVAL_PROTOCOLS)}")
+
+
 @functools.lru_cache(maxsize=8)
 def _trainer(model, train: TrainConfig, num_examples: int) -> Trainer:
     """One Trainer (and so one set of compiled steps) per (model, config, size): the sets of a seed sweep share it."""

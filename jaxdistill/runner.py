@@ -26,7 +26,7 @@ from jaxdistill.data.dsa import parse_dsa_strategy
 from jaxdistill.data.sources import load_dataset
 from jaxdistill.data.zca import fit_zca
 from jaxdistill.errors import ConfigError, DivergedError, WorkdirError
-from jaxdistill.evaluate import EvalConfig, evaluate_set, summarize, test_accuracies
+from jaxdistill.evaluate import EvalConfig, evaluate_set, protocol_train_config, summarize, test_accuracies
 from jaxdistill import policy as policy_lib
 from jaxdistill import privacy
 from jaxdistill.driver import Driver
@@ -346,9 +346,12 @@ def distilled_model(config: dict[str, Any]) -> ModelConfig:
 def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int = 1000, augment: str | None = None,
                      data_dir: str | None = None, seed: int = 0, model: str | ModelConfig | None = None,
                      progress: bool = True, data: LoadedData | None = None,
-                     train_overrides: dict[str, Any] | None = None, metrics: Sequence[str] | None = None
-                     ) -> dict[str, Any]:
+                     train_overrides: dict[str, Any] | None = None, metrics: Sequence[str] | None = None,
+                     protocol: str | None = None) -> dict[str, Any]:
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
+
+    `protocol` names how the networks train (`evaluate.protocol_train_config`): 'dc' (DC's, the default) or 'idc'
+    (IDC's, the default for IDC sets); any set can be evaluated under either.
 
     The network is the one the set was distilled with (its config.json) unless `model` names another. The default
     augmentation is the one the set's method is evaluated with in its paper: DSA's own strategy (with per-image
@@ -363,8 +366,10 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     data = data or load_real(config["dataset"], data_dir or remembered_data_dir(workdir),
                              config.get("source", "files"), progress, zca=config.get("zca", False),
                              resolution=config.get("resolution"), min_agreement=config.get("min_agreement"))
-    augment = default_augmentation_for(config) if augment is None else augment
-    train_cfg = TrainConfig(epochs=epochs, augment=augment, **(train_overrides or {}))
+    protocol = protocol or ("idc" if config.get("method") == "idc" else "dc")
+    if protocol == "dc" and augment is None:
+        augment = default_augmentation_for(config)
+    train_cfg = protocol_train_config(protocol, data.spec, epochs, augment, **(train_overrides or {}))
     eval_cfg = EvalConfig(model=distilled_model(config) if model is None else model, num_models=num_models,
                           train=train_cfg, seed=seed,
                           metrics=tuple(data.spec.defaults.metrics if metrics is None else metrics))

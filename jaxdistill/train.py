@@ -64,6 +64,9 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_drop_fraction: float = 0.5  # lr x0.1 after this fraction of the epochs; 1.0 = never
+    # instead, when given: lr x lr_gamma after each of these fractions of the epochs (IDC's MultiStepLR at 2/3, 5/6)
+    lr_milestones: tuple[float, ...] = ()
+    lr_gamma: float = 0.1
     augment: str = "none"
     driver: str = "auto"  # 'auto' | 'scan' | 'python'
     parallel: str = "auto"  # 'auto' | 'vmap' | 'sequential'
@@ -88,6 +91,10 @@ class TrainConfig:
         if self.class_weighting == "balanced" and self.sampling == "balanced":
             raise ConfigError("class_weighting='balanced' and sampling='balanced' both correct for class imbalance "
                               "and together over-correct it (the minority weighted twice); choose one")
+        object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
+        if any(not 0 < m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(self.lr_milestones):
+            raise ConfigError(f"lr_milestones must be increasing fractions of the epochs in (0, 1), got "
+                              f"{self.lr_milestones}")
         get_augment(self.augment)  # fails early, naming the known augmentations
 
 
@@ -221,7 +228,14 @@ class Trainer:
         self.steps_per_epoch = -(-num_examples // self.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
         drop_epoch = math.floor(config.epochs * config.lr_drop_fraction)
-        if 0 < drop_epoch < config.epochs:
+        if config.lr_milestones:
+            boundaries: dict[int, float] = {}
+            for fraction in config.lr_milestones:
+                step = math.floor(config.epochs * fraction) * self.steps_per_epoch
+                if 0 < step < self.total_steps:
+                    boundaries[step] = boundaries.get(step, 1.0) * config.lr_gamma
+            schedule = optax.piecewise_constant_schedule(config.lr, boundaries) if boundaries else config.lr
+        elif 0 < drop_epoch < config.epochs:
             schedule = optax.piecewise_constant_schedule(
                 config.lr, {drop_epoch * self.steps_per_epoch: 0.1})
         else:

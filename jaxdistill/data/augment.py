@@ -52,6 +52,7 @@ Deviations from the DC code, all deliberate:
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Mapping
 from numbers import Real
@@ -491,13 +492,15 @@ def get_augment(
     ``name`` is a key of :data:`AUGMENTATIONS` or any of :data:`OPS` joined by ``'_'``, with
     magnitudes defaulting to DC's; or ``'dsa'`` / ``'dsa:<strategy>'``, DSA with per-image draws
     and the reference's magnitudes (see :mod:`jaxdistill.data.dsa`; the DC magnitudes must then
-    keep their defaults). Raises ``ConfigError`` naming the known augmentations otherwise.
+    keep their defaults); or ``'idc:<strategy>'``, IDC's composition of the same operations. Raises ``ConfigError`` naming the known augmentations otherwise.
     """
     params = {"crop": crop, "scale": scale, "rotate": rotate, "noise": noise}
     if name in _REGISTERED:
         return _REGISTERED[name]
     if isinstance(name, str) and (name == _DSA or name.startswith(_DSA + ":")):
         return _get_dsa_augment(name, params)
+    if isinstance(name, str) and name.startswith(_IDC + ":"):
+        return _get_idc_augment(name, params)
     if isinstance(name, str) and (name == _JITTER or name.startswith(_JITTER + ":")):
         return _get_jitter_augment(name, params)
     try:
@@ -514,6 +517,7 @@ def get_augment(
 
 
 _DSA = "dsa"
+_IDC = "idc"
 _JITTER = "jitter"
 JITTER_DEFAULT_SHIFT = 2
 
@@ -561,6 +565,27 @@ def _get_dsa_augment(name: str, magnitudes: dict) -> Augmentation:
         )
     parse_dsa_strategy(strategy)
     return dsa_augmentation(strategy)
+
+
+def _get_idc_augment(name: str, magnitudes: dict) -> Augmentation:
+    """``'idc:<strategy>'``: IDC's composition of the DSA operations (``dsa.idc_augment``: colour, one geometric
+    group, cutout), with per-image draws, as IDC trains its evaluation networks."""
+    if magnitudes != dict(DC_AUG_DEFAULTS):
+        raise ConfigError(f"augmentation {name!r} takes no DC magnitudes (crop, scale, rotate, noise)")
+    strategy = name[len(_IDC) + 1:]
+    if not parse_dsa_strategy(strategy):
+        raise ConfigError(f"augmentation {name!r} names no DSA operations, e.g. 'idc:color_crop_scale_rotate'")
+    return _idc_augmentation(strategy)
+
+
+@functools.lru_cache(maxsize=None)
+def _idc_augmentation(strategy: str) -> Augmentation:
+    from jaxdistill.data.dsa import idc_augment
+
+    @jax.jit
+    def augment(key: jax.Array, images: jax.Array) -> jax.Array:
+        return idc_augment(key, images, strategy, siamese=False)
+    return augment
 
 
 def eval_augmentation_for(spec: DatasetSpec, model_eval: str = "ConvNet") -> str:
