@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jaxdistill.experiment import Context, finish_distillation, is_reduced
+from jaxdistill.experiment import Context, evaluate_starting_images, finish_distillation, is_reduced
 
 CHOICES = {"dataset": ("mnist", "mhist"), "epsilon": ("1", "10", "inf")}
 FLAGS = ("checkpoint_every", "seeds")
@@ -67,27 +67,6 @@ def get_config(variant: str, dataset: str = "mnist", epsilon: str = "10") -> dic
                                      + (" --data-dir MHIST" if dataset == "mhist" else "")}
 
 
-def _evaluate_start(config: dict[str, Any], ctx: Context, data) -> dict[str, Any]:
-    """The run's starting images (PSG's Gaussian noise: the same for every epsilon, 0 iterations, so no query)
-    evaluated as the distilled sets are; an earlier run's evaluation is reused."""
-    import json
-
-    from jaxdistill.runner import distill, evaluate_workdir
-
-    workdir = ctx.workdir.parent / (config["start_name"] + ctx.name[len(config["name"]):])  # a --seeds part's own
-    distill("psg", config["dataset"], config["ipc"], config["seeds"], workdir, iterations=0, data=data,
-            method_overrides={**config["method_overrides"], "epsilon": math.inf}, policy=config.get("policy"),
-            progress=False, resolution=config.get("resolution"))
-    done = workdir / "eval.json"
-    if done.exists():
-        res = json.loads(done.read_text())
-        if res.get("eval_config", {}).get("num_models") == config["models"] and \
-                res.get("eval_config", {}).get("train", {}).get("epochs") == config["epochs"]:
-            return res
-    return evaluate_workdir(workdir, num_models=config["models"], epochs=config["epochs"], data=data,
-                            progress=ctx.progress)
-
-
 def run(config: dict[str, Any], ctx: Context) -> None:
     from jaxdistill.runner import distill, load_real
 
@@ -96,13 +75,9 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                   iterations=config["iterations"], data=data, method_overrides=config["method_overrides"],
                   policy=config.get("policy"), progress=ctx.progress, checkpoint_every=ctx.checkpoint_every,
                   resolution=config.get("resolution"))
-    start = _evaluate_start(config, ctx, data)
-    summary = {k: start[k] for k in ("accuracy_mean", "accuracy_std", "accuracies") if k in start}
-    for k in ("metrics_mean", "metrics_std"):
-        if k in start:
-            summary[k] = start[k]
-    print(f"starting noise ({ctx.variant}): {100 * start['accuracy_mean']:.2f} +- {100 * start['accuracy_std']:.2f} % "
-          f"over {len(start['accuracies'])} networks")
+    # the starting noise (the same for every epsilon: no query is made, so it runs as epsilon = inf)
+    start_dir = ctx.workdir.parent / (config["start_name"] + ctx.name[len(config["name"]):])  # a --seeds part's own
+    summary = evaluate_starting_images(ctx, data, start_dir, {**config["method_overrides"], "epsilon": math.inf})
     record_config = {k: config[k] for k in ("method", "dataset", "ipc", "iterations", "seeds", "models", "epochs",
                                             "epsilon")}
     record_config.update(delta=1e-5, method_overrides=config["method_overrides"], start_images=summary,

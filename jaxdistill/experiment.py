@@ -276,6 +276,29 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
     return res
 
 
+def evaluate_starting_images(ctx: Context, data, workdir: Path, method_overrides: dict[str, Any] | None = None
+                             ) -> dict[str, Any]:
+    """The control of a distillation: its starting images (0 iterations of ctx.config's method, dataset, ipc and
+    seeds, so the same draw) evaluated as the distilled sets are (config "models" and "epochs"), in `workdir`; an
+    earlier run's evaluation is reused. Prints the result and returns its summary for the record."""
+    from jaxdistill.runner import distill, evaluate_workdir
+
+    cfg = ctx.config
+    distill(cfg["method"], cfg["dataset"], cfg["ipc"], cfg["seeds"], workdir, iterations=0, data=data,
+            method_overrides=method_overrides, policy=cfg.get("policy"), progress=False,
+            resolution=cfg.get("resolution"))
+    done = workdir / "eval.json"
+    res = json.loads(done.read_text()) if done.exists() else {}
+    settings = res.get("eval_config", {})
+    if settings.get("num_models") != cfg["models"] or settings.get("train", {}).get("epochs") != cfg["epochs"]:
+        res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
+                               progress=ctx.progress)
+    print(f"starting images ({ctx.variant}): {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
+          f"over {len(res['accuracies'])} networks")
+    return {k: res[k] for k in ("accuracy_mean", "accuracy_std", "accuracies", "metrics_mean", "metrics_std")
+            if k in res}
+
+
 # ---- finding and loading an experiment -----------------------------------------------------------------------------
 def experiment_folders() -> list[Path]:
     """Where an experiment named by its stem is looked for: ./experiments, then the source checkout's."""

@@ -42,7 +42,8 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
     (RUNNER + ["trajectory_matching", "--method", "mtt"], "mtt mnist ipc=1 (smoke):"),
     (RUNNER + ["trajectory_matching", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
     (RUNNER + ["psg", "--epsilon", "1"], "psg mnist ipc=1 (smoke):"),
-], ids=["random", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg"])
+    (RUNNER + ["idc"], "idc mnist ipc=1 (smoke):"),
+], ids=["random", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg", "idc"])
 def test_smoke_variant_runs(command, expect, tmp_path):
     done = subprocess.run([*command, "--variant", "smoke", "--workdir", str(tmp_path / "run")], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
@@ -111,6 +112,9 @@ def test_every_variant_builds_a_config_the_runner_and_library_accept(name):
             c = method_config("psg", ipc=cfg["ipc"], **cfg["method_overrides"])
             current().replace(**cfg.get("policy", {}))
             assert c.epsilon == float(combo["epsilon"]) and c.init == "noise" and c.delta == 1e-5
+        elif name == "idc":
+            c = method_config("idc", dataset=combo["dataset"], ipc=cfg["ipc"], **cfg["method_overrides"])
+            assert c.factor == int(combo["factor"]) and isinstance(cfg["iterations"], int)
         elif name == "kd_mnist":
             assert isinstance(cfg["kd"], KDConfig)
         built += 1

@@ -44,7 +44,7 @@ from jaxdistill.methods.base import Method, RunPlan, StepLoop, check_minimums, m
 from jaxdistill.methods.dc import LOOPS
 from jaxdistill.methods.matching import get_gradient_distance
 from jaxdistill.models import ModelConfig
-from jaxdistill.synthetic import INITS, SyntheticSet, class_major_labels, init_synthetic
+from jaxdistill.synthetic import INITS, SyntheticSet, init_synthetic
 from jaxdistill.train import apply_model, cross_entropy, sgd_optimizer
 
 OVERFLOW_SHARE = 0.01  # the share of delta an overflow of the fixed maximum batch may take
