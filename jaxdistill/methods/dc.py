@@ -38,6 +38,16 @@ from jaxdistill.train import sgd_optimizer
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}  # reference's get_loops
 
 
+def reference_loops(ipc: int, outer_loop: int | None, inner_loop: int | None) -> tuple[int, int]:
+    """(outer_loop, inner_loop): each as given, else from the reference's table by ipc (ConfigError when the table
+    has no row for ipc and one is not given)."""
+    if (outer_loop is None or inner_loop is None) and ipc not in LOOPS:
+        raise ConfigError(f"no (outer_loop, inner_loop) in the reference's table for ipc {ipc} "
+                          f"(it has {sorted(LOOPS)}); set both outer_loop and inner_loop")
+    outer, inner = LOOPS.get(ipc, (None, None))
+    return (outer_loop if outer_loop is not None else outer, inner_loop if inner_loop is not None else inner)
+
+
 @dataclasses.dataclass(frozen=True)
 class DCConfig:
     ipc: int = 1
@@ -59,17 +69,13 @@ class DCConfig:
         check_minimums(self, ipc=1, outer_loop=1, inner_loop=0, batch_real=1, batch_train=1, batch_bn=1)
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        if (self.outer_loop is None or self.inner_loop is None) and self.ipc not in LOOPS:
-            raise ConfigError(f"no (outer_loop, inner_loop) in the reference's table for ipc {self.ipc} "
-                              f"(it has {sorted(LOOPS)}); set both outer_loop and inner_loop")
+        reference_loops(self.ipc, self.outer_loop, self.inner_loop)
         parse_dsa_strategy(self.dsa_strategy)
         get_gradient_distance(self.distance)
 
     @property
     def loops(self) -> tuple[int, int]:
-        outer, inner = LOOPS.get(self.ipc, (None, None))
-        return (self.outer_loop if self.outer_loop is not None else outer,
-                self.inner_loop if self.inner_loop is not None else inner)
+        return reference_loops(self.ipc, self.outer_loop, self.inner_loop)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,7 +41,7 @@ from jaxdistill.data.dsa import DSAParams, dsa_augment, parse_dsa_strategy
 from jaxdistill.errors import ConfigError
 from jaxdistill.methods import gradient_matching as gm
 from jaxdistill.methods.base import Method, RunPlan, StepLoop, check_minimums, method, register_method
-from jaxdistill.methods.dc import LOOPS
+from jaxdistill.methods.dc import reference_loops
 from jaxdistill.methods.matching import get_gradient_distance
 from jaxdistill.models import ModelConfig
 from jaxdistill.synthetic import INITS, SyntheticSet, init_synthetic
@@ -97,9 +97,7 @@ class PSGConfig:
         if self.private and self.model.get("norm") == "batchnorm":
             raise privacy.PrivacyError(f"model {self.model} uses batch norm, whose statistics mix the private "
                                        f"examples of a batch; use instance norm (the ConvNet's default) or none")
-        if (self.outer_loop is None or self.inner_loop is None) and self.ipc not in LOOPS:
-            raise ConfigError(f"no (outer_loop, inner_loop) in the reference's table for ipc {self.ipc} "
-                              f"(it has {sorted(LOOPS)}); set both outer_loop and inner_loop")
+        reference_loops(self.ipc, self.outer_loop, self.inner_loop)
         parse_dsa_strategy(self.dsa_strategy)
         get_gradient_distance(self.distance)
 
@@ -109,9 +107,7 @@ class PSGConfig:
 
     @property
     def loops(self) -> tuple[int, int]:
-        outer, inner = LOOPS.get(self.ipc, (None, None))
-        return (self.outer_loop if self.outer_loop is not None else outer,
-                self.inner_loop if self.inner_loop is not None else inner)
+        return reference_loops(self.ipc, self.outer_loop, self.inner_loop)
 
     @property
     def queries_per_iteration(self) -> int:
