@@ -135,6 +135,9 @@ def test_production_dc_step_on_mnist_gives_the_golden_images(method, mnist, tmp_
     distill(method, "mnist", 1, [0], tmp_path, iterations=1, data=mnist, progress=False, log_every=1)
     with np.load(tmp_path / "synthetic.npz") as z:
         images = z["images"]
-    np.testing.assert_allclose(images, ARRAYS[prefix + "images"], rtol=RTOL, atol=ATOL)
+    # One production-size iteration (256-image second-order matches) rounds differently on CPUs with other vector
+    # extensions (XLA:CPU's kernels follow the host's): on an AVX-512 Xeon 7 of 7840 pixels differ by up to 6e-5
+    # from the golden run's. A change of computation or of key derivation moves pixels by 1e-2 or more.
+    np.testing.assert_allclose(images, ARRAYS[prefix + "images"], rtol=1e-3, atol=2e-4)
     loss = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["match_loss"]
-    assert loss == pytest.approx(META["cases"][f"{method}_mnist"]["metrics"][0]["match_loss"], rel=RTOL)
+    assert loss == pytest.approx(META["cases"][f"{method}_mnist"]["metrics"][0]["match_loss"], rel=1e-3)
