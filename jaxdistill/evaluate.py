@@ -49,21 +49,25 @@ EVAL_PROTOCOLS = ("dc", "idc")
 
 
 def protocol_train_config(protocol: str, spec, epochs: int = 1000, augment: str | None = None,
-                          **overrides: Any) -> TrainConfig:
+                          factor: int = 1, **overrides: Any) -> TrainConfig:
     """How an evaluation network trains under a named protocol, for dataset `spec`:
 
     'dc'   DC's (and DSA's, MTT's): batch 256, SGD lr 0.01, momentum 0.9, weight decay 5e-4, lr x0.1 at half the
            epochs; `augment` as given (the caller's default: DC's per-dataset setting, or DSA's for DSA sets).
     'idc'  IDC's (snu-mllab/Efficient-Dataset-Condensation, test.py): batch 64, the same SGD, lr x0.2 after 2/3 and
            5/6 of the epochs; per-image IDC augmentation of the dataset's DSA strategy without cutout
-           (`idc:color_crop_scale_rotate` on MNIST), unless `augment` names one. (IDC-I's CutMix is not built.)
+           (`idc:color_crop_scale_rotate` on MNIST), then CutMix with probability 0.5 per batch except on MNIST
+           at `factor` > 1 (the set's multi-formation factor; 1 for sets of other methods), unless `augment` names
+           one.
     """
     if protocol == "dc":
         return TrainConfig(epochs=epochs, augment=augment or "none", **overrides)
     if protocol == "idc":
         if augment is None:
+            from jaxdistill.methods.idc import cutmix_probability
             ops = [op for op in spec.defaults.dsa_strategy.split("_") if op != "cutout"]
-            augment = "idc:" + "_".join(ops)
+            prob = cutmix_probability(spec.name == "mnist", factor)
+            augment = "idc:" + "_".join(ops) + (f"+cutmix:{prob:g}" if prob else "")
         return TrainConfig(**{"epochs": epochs, "batch_size": 64, "lr_milestones": (2 / 3, 5 / 6), "lr_gamma": 0.2,
                               "augment": augment, **overrides})
     raise ConfigError(f"unknown evaluation protocol {protocol!r}; choose one of {', '.join(EVAL_PROTOCOLS)}")

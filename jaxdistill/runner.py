@@ -369,7 +369,9 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     protocol = protocol or ("idc" if config.get("method") == "idc" else "dc")
     if protocol == "dc" and augment is None:
         augment = default_augmentation_for(config)
-    train_cfg = protocol_train_config(protocol, data.spec, epochs, augment, **(train_overrides or {}))
+    train_cfg = protocol_train_config(protocol, data.spec, epochs, augment,
+                                      factor=int(config.get("method_config", {}).get("factor", 1)),
+                                      **(train_overrides or {}))
     eval_cfg = EvalConfig(model=distilled_model(config) if model is None else model, num_models=num_models,
                           train=train_cfg, seed=seed,
                           metrics=tuple(data.spec.defaults.metrics if metrics is None else metrics))

@@ -14,12 +14,14 @@ from tests.helpers import SMALL_MODEL
 
 
 def test_idc_protocol_is_the_reference_s_training_per_dataset():
-    mnist = protocol_train_config("idc", REGISTRY["mnist"])
+    mnist = protocol_train_config("idc", REGISTRY["mnist"], factor=2)
     assert (mnist.batch_size, mnist.epochs, mnist.lr, mnist.momentum, mnist.weight_decay) == (64, 1000, 0.01, 0.9, 5e-4)
     assert mnist.lr_milestones == pytest.approx((2 / 3, 5 / 6)) and mnist.lr_gamma == 0.2
     assert mnist.augment == "idc:color_crop_scale_rotate"  # DSA's digit strategy without cutout
-    fashion = protocol_train_config("idc", REGISTRY["fashion_mnist"], epochs=300)
-    assert "flip" in fashion.augment and "cutout" not in fashion.augment and fashion.epochs == 300
+    fashion = protocol_train_config("idc", REGISTRY["fashion_mnist"], epochs=300, factor=2)
+    assert fashion.augment == "idc:color_crop_flip_scale_rotate+cutmix:0.5" and fashion.epochs == 300
+    # CutMix as the reference: not for MNIST sets of factor 2 (IDC), for IDC-I's and other methods' sets
+    assert protocol_train_config("idc", REGISTRY["mnist"], factor=1).augment.endswith("+cutmix:0.5")
     dc = protocol_train_config("dc", REGISTRY["mnist"], augment="crop_scale_rotate")
     assert (dc.batch_size, dc.lr_drop_fraction, dc.lr_milestones) == (256, 0.5, ())
     with pytest.raises(ConfigError, match="unknown evaluation protocol"):

@@ -69,6 +69,7 @@ __all__ = [
     "DC_AUG_DEFAULTS",
     "OPS",
     "crop_image",
+    "cutmix",
     "dc_augment",
     "default_eval_augmentation",
     "eval_augmentation_for",
@@ -492,11 +493,14 @@ def get_augment(
     ``name`` is a key of :data:`AUGMENTATIONS` or any of :data:`OPS` joined by ``'_'``, with
     magnitudes defaulting to DC's; or ``'dsa'`` / ``'dsa:<strategy>'``, DSA with per-image draws
     and the reference's magnitudes (see :mod:`jaxdistill.data.dsa`; the DC magnitudes must then
-    keep their defaults); or ``'idc:<strategy>'``, IDC's composition of the same operations. Raises ``ConfigError`` naming the known augmentations otherwise.
+    keep their defaults); or ``'idc:<strategy>'``, IDC's composition of the same operations; any of them followed by
+    ``'+cutmix'`` or ``'+cutmix:<p>'`` adds CutMix (a label-mixing augmentation). Raises ``ConfigError`` naming the known augmentations otherwise.
     """
     params = {"crop": crop, "scale": scale, "rotate": rotate, "noise": noise}
     if name in _REGISTERED:
         return _REGISTERED[name]
+    if isinstance(name, str) and "+" in name:
+        return _with_cutmix(name, params)
     if isinstance(name, str) and (name == _DSA or name.startswith(_DSA + ":")):
         return _get_dsa_augment(name, params)
     if isinstance(name, str) and name.startswith(_IDC + ":"):
@@ -565,6 +569,47 @@ def _get_dsa_augment(name: str, magnitudes: dict) -> Augmentation:
         )
     parse_dsa_strategy(strategy)
     return dsa_augmentation(strategy)
+
+
+def cutmix(key: jax.Array, images: jax.Array, targets: jax.Array, prob: float = 1.0, beta: float = 1.0
+           ) -> tuple[jax.Array, jax.Array]:
+    """CutMix (Yun et al., ICCV 2019) as the IDC reference applies it: with probability `prob` per batch, draw
+    lam ~ Beta(beta, beta) and a box of sides int(side x sqrt(1 - lam)) centred on a uniform pixel (clipped to the
+    image), paste that box from a random permutation of the batch, and mix the targets (N, C) by the pasted area."""
+    k_apply, k_lam, k_perm, k_row, k_col = jax.random.split(key, 5)
+    n, h, w = images.shape[:3]
+    cut = jnp.sqrt(1.0 - jax.random.beta(k_lam, beta, beta))
+    half_h, half_w = jnp.floor(h * cut).astype(jnp.int32) // 2, jnp.floor(w * cut).astype(jnp.int32) // 2
+    row, col = jax.random.randint(k_row, (), 0, h), jax.random.randint(k_col, (), 0, w)
+    rows, cols = jnp.arange(h), jnp.arange(w)
+    box = (((rows >= jnp.clip(row - half_h, 0, h)) & (rows < jnp.clip(row + half_h, 0, h)))[:, None]
+           & ((cols >= jnp.clip(col - half_w, 0, w)) & (cols < jnp.clip(col + half_w, 0, w)))[None, :])
+    box = box & (jax.random.uniform(k_apply) < prob)
+    perm = jax.random.permutation(k_perm, n)
+    mixed = jnp.where(box[None, :, :, None], images[perm], images)
+    area = jnp.sum(box) / (h * w)
+    return mixed, (1.0 - area) * targets + area * targets[perm]
+
+
+def _with_cutmix(name: str, magnitudes: dict) -> Callable:
+    """``'<augmentation>+cutmix[:<prob>]'``: the augmentation per image, then CutMix with that probability per batch
+    (default 1), a label-mixing augmentation."""
+    base_name, _, mix = name.partition("+")
+    _, _, prob_text = mix.partition(":")
+    try:
+        prob = float(prob_text) if prob_text else 1.0
+    except ValueError:
+        raise ConfigError(f"augmentation {name!r}: the CutMix probability must be a number, got {prob_text!r}") \
+            from None
+    if mix.split(":")[0] != "cutmix" or not 0 <= prob <= 1:
+        raise ConfigError(f"augmentation {name!r}: expected '<augmentation>+cutmix' or '+cutmix:<p>' with p in [0, 1]")
+    base = get_augment(base_name, **magnitudes)
+
+    @label_mixing
+    def augment(key, images, targets):
+        k_base, k_mix = jax.random.split(key)
+        return cutmix(k_mix, base(k_base, images), targets, prob)
+    return augment
 
 
 def _get_idc_augment(name: str, magnitudes: dict) -> Augmentation:

@@ -308,3 +308,38 @@ def test_jitter_repeats_edges_and_names_are_checked():
     for bad in ("jitter:-1", "jitter:x"):
         with pytest.raises(ConfigError, match="jitter"):
             aug.get_augment(bad)
+
+
+def test_cutmix_pastes_one_box_from_a_partner_and_mixes_targets_by_its_area():
+    from jaxdistill.data.augment import cutmix
+    images = jnp.arange(4, dtype=jnp.float32)[:, None, None, None] * jnp.ones((4, 8, 8, 1))  # image i is all i
+    targets = jax.nn.one_hot(jnp.arange(4), 4)
+    seen_box = False
+    for k in range(8):
+        mixed, mixed_targets = cutmix(jax.random.PRNGKey(k), images, targets, prob=1.0)
+        np.testing.assert_allclose(mixed_targets.sum(1), 1.0, rtol=1e-6)
+        for i in range(4):
+            changed = np.asarray(mixed[i] != images[i])
+            area = changed.mean()
+            assert mixed_targets[i, i] == pytest.approx(1.0 - area, abs=1e-6)  # the target keeps its own share
+            if changed.any():  # the pasted pixels are one partner's, in one rectangle
+                seen_box = True
+                rows, cols = np.nonzero(changed[..., 0])
+                assert changed[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+                partner = int(mixed[i][changed][0])
+                assert mixed_targets[i, partner] == pytest.approx(area, abs=1e-6)
+    assert seen_box
+    same, same_targets = cutmix(jax.random.PRNGKey(0), images, targets, prob=0.0)
+    assert np.array_equal(same, images) and np.array_equal(same_targets, targets)
+
+
+@pytest.mark.parametrize("name, words", [("crop+cutmix:2", "p in [0, 1]"), ("crop+mixup", "expected"),
+                                         ("crop+cutmix:x", "must be a number")])
+def test_a_bad_cutmix_suffix_is_refused(name, words):
+    with pytest.raises(ConfigError, match=words.replace("[", "\\[").replace("]", "\\]")):
+        aug.get_augment(name)
+
+
+def test_an_augmentation_with_cutmix_is_label_mixing():
+    from jaxdistill.data.augment import mixes_labels
+    assert mixes_labels(aug.get_augment("idc:color_crop+cutmix:0.5")) and not mixes_labels(aug.get_augment("idc:color_crop"))

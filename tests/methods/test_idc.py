@@ -45,6 +45,8 @@ def test_the_reference_s_settings_per_dataset_and_ipc():
     fashion = method_config("idc", dataset="fashion_mnist", ipc=10)
     assert fashion.image_lr == pytest.approx(1e-4 * (28 / 32) ** 2) and fashion.strategy == "color_crop_cutout"
     assert method_config("idc", dataset="mnist", ipc=1, lr_img=0.5).image_lr == 0.5
+    assert (mnist1.mix_prob, method_config("idc", dataset="mnist", ipc=1, factor=1).mix_prob, fashion.mix_prob) == (
+        0.0, 0.5, 0.5)  # the network's CutMix between inner steps
 
 
 PIXEL = dict(pixel_mean=(0.5,), pixel_std=(0.25,), model=SMALL_MODEL, batch_real=2, inner_loop=1, net_steps=1,
