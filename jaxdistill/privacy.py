@@ -135,7 +135,8 @@ def _check_accountant(accountant: str) -> None:
 def _accountant(accountant: str):
     from dp_accounting import pld, rdp
     _check_accountant(accountant)
-    return rdp.RdpAccountant() if accountant == "rdp" else pld.PLDAccountant(value_discretization_interval=1e-3)
+    # PLD discretised at 1e-4: at 1e-3 the pessimistic rounding, summed over 1e5 queries, made PLD looser than RDP
+    return rdp.RdpAccountant() if accountant == "rdp" else pld.PLDAccountant(value_discretization_interval=1e-4)
 
 
 def _event(rate: float, noise_multiplier: float, queries: int):
@@ -171,8 +172,8 @@ def calibrate_noise(target_epsilon: float, delta: float, rate: float, queries: i
     """The smallest noise multiplier with which `queries` Poisson-sampled Gaussian queries meet (target_epsilon,
     delta), to dp-accounting's tolerance. PrivacyError when none in SIGMA_RANGE does.
 
-    PLD is searched between half the RDP multiplier and the RDP multiplier (PLD's epsilon is never above RDP's): a
-    PLD at a far too small multiplier has a huge support, and a blind search there runs out of memory."""
+    PLD is searched near the RDP multiplier (below it, or above where PLD's discretisation makes it the looser of
+    the two): a PLD at a far too small multiplier has a huge support, and a blind search there runs out of memory."""
     from dp_accounting import mechanism_calibration as mc
     _check_accountant(accountant)
     if not target_epsilon > 0:
@@ -193,10 +194,20 @@ def calibrate_noise(target_epsilon: float, delta: float, rate: float, queries: i
     sigma = search("rdp", mc.LowerEndpointAndGuess(low, 1.0))
     if accountant == "rdp":
         return sigma
-    lower = sigma / 2
-    while lower > low and epsilon(lower, rate, queries, delta, "pld") <= target_epsilon:
+
+    def meets(s: float) -> bool:
+        return epsilon(s, rate, queries, delta, "pld") <= target_epsilon
+
+    upper = sigma  # PLD's discretisation can make it looser than RDP over very many queries: then search above
+    while not meets(upper):
+        if upper >= high:
+            raise PrivacyError(f"the PLD accountant finds no noise multiplier up to {high:g} meeting epsilon "
+                               f"{target_epsilon} over {queries} queries; use the RDP accountant")
+        upper = min(upper * 1.5, high)
+    lower = upper / 2
+    while lower > low and meets(lower):
         lower /= 2
-    return search("pld", mc.ExplicitBracketInterval(max(lower, low), sigma))
+    return search("pld", mc.ExplicitBracketInterval(max(lower, low), upper))
 
 
 class Accounting(NamedTuple):

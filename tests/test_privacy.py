@@ -150,3 +150,12 @@ def test_impossible_budgets_are_refused_with_a_message(kw, match):
     args = dict(target_epsilon=1.0, delta=1e-5, rate=0.01, queries=100, accountant="rdp") | kw
     with pytest.raises((PrivacyError, Exception), match=match):
         privacy.calibrate_noise(**args)
+
+
+def test_pld_is_tighter_than_rdp_also_over_many_queries_at_a_small_epsilon():
+    # 100,000 queries at epsilon 1 (PSG at ipc 10): with a coarse discretisation (1e-3) PLD's pessimistic rounding
+    # added up to more than RDP's bound, and calibration failed to bracket a solution
+    rdp = privacy.calibrate_noise(1.0, 1e-5, MNIST_RATE, 100_000)
+    pld = privacy.calibrate_noise(1.0, 1e-5, MNIST_RATE, 100_000, "pld")
+    assert 0.85 * rdp < pld < rdp
+    assert privacy.epsilon(pld, MNIST_RATE, 100_000, 1e-5, "pld") == pytest.approx(1.0, rel=1e-3)
