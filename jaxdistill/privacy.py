@@ -26,6 +26,8 @@ on a framework's PRNG; the guarantee assumes the noise is truly random.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -132,6 +134,19 @@ def _check_accountant(accountant: str) -> None:
         raise ConfigError(f"unknown privacy accountant {accountant!r}; choose one of {', '.join(ACCOUNTANTS)}")
 
 
+@contextlib.contextmanager
+def _quiet_dp_accounting():
+    """dp-accounting logs (through absl) every fractional RDP order it drops for not converging at large sampling
+    rates, a warning per order per call; the orders are dropped either way, so the log is held back meanwhile."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _accountant(accountant: str):
     from dp_accounting import pld, rdp
     _check_accountant(accountant)
@@ -152,9 +167,10 @@ def epsilon(noise_multiplier: float, rate: float, queries: int, delta: float, ac
         return 0.0
     if noise_multiplier <= 0:
         return math.inf
-    acc = _accountant(accountant)
-    acc.compose(_event(rate, noise_multiplier, queries))
-    return float(acc.get_epsilon(delta))
+    with _quiet_dp_accounting():
+        acc = _accountant(accountant)
+        acc.compose(_event(rate, noise_multiplier, queries))
+        return float(acc.get_epsilon(delta))
 
 
 def moments_accountant_epsilon(noise_multiplier: float, rate: float, queries: int, delta: float,
@@ -188,8 +204,10 @@ def calibrate_noise(target_epsilon: float, delta: float, rate: float, queries: i
             f"(fewer iterations, outer loops or batch loops) or smaller batches")
 
     def search(name: str, bracket) -> float:
-        return float(mc.calibrate_dp_mechanism(lambda: _accountant(name), lambda sigma: _event(rate, sigma, queries),
-                                               target_epsilon, delta, bracket_interval=bracket, tol=1e-4))
+        with _quiet_dp_accounting():
+            return float(mc.calibrate_dp_mechanism(lambda: _accountant(name),
+                                                   lambda sigma: _event(rate, sigma, queries), target_epsilon, delta,
+                                                   bracket_interval=bracket, tol=1e-4))
 
     sigma = search("rdp", mc.LowerEndpointAndGuess(low, 1.0))
     if accountant == "rdp":
