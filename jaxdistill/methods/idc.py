@@ -135,8 +135,7 @@ def _dataset_defaults(dataset: str) -> dict[str, Any]:
 
 
 class IDCState(NamedTuple):
-    stored: jax.Array  # (num_classes * ipc, H, W, C): pixel space when the config has pixel_mean, else normalised
-    labels: jax.Array
+    stored: jax.Array  # (num_classes * ipc, H, W, C), class-major: pixel space when the config has pixel_mean
     opt_state: optax.OptState
     iteration: jax.Array
 
@@ -162,7 +161,7 @@ def idc(config: IDCConfig) -> Method:
     def normalise(stored):  # pixel space -> the networks' input space (identity without pixel_mean)
         return (stored - mean) / std if pixel else stored
 
-    def augment_shared(key, images, _siamese=True):
+    def augment_shared(key, images, siamese=True):  # one draw for a class's real and synthetic batch
         return idc_augment(key, images, config.strategy, siamese=True)
 
     def class_decoded(normalised_stored, c):
@@ -190,11 +189,10 @@ def idc(config: IDCConfig) -> Method:
 
     def all_classes(real) -> gm.Matching:
         """Every class summed into one update (DC's): class c's decoded images against its real batch."""
-        m = gm.class_matching(real, config.batch_real, f * f * ipc, augment_shared if config.strategy != "none"
-                              else (lambda key, images, siamese: images), get_gradient_distance(config.distance),
-                              decode=lambda stored: _class_major_decode(normalise(stored)),
-                              real_chunks=policy.current().chunks_for(config.batch_real))
-        return m
+        return gm.class_matching(real, config.batch_real, f * f * ipc, augment_shared,
+                                 get_gradient_distance(config.distance),
+                                 decode=lambda stored: _class_major_decode(normalise(stored)),
+                                 real_chunks=policy.current().chunks_for(config.batch_real))
 
     def _class_major_decode(normalised_stored):
         return jnp.concatenate([class_decoded(normalised_stored, c) for c in range(normalised_stored.shape[0] // ipc)])
@@ -210,8 +208,7 @@ def idc(config: IDCConfig) -> Method:
             shape = (real.num_classes * ipc,) + real.image_shape
             stored = jax.random.normal(key, shape, jnp.float32)
             stored = jnp.clip(stored / 4 + 0.5, 0.0, 1.0) if pixel else stored  # the reference's noise
-        return IDCState(stored, class_major_labels(real.num_classes, ipc), image_opt.init(stored),
-                        jnp.zeros((), jnp.int32))
+        return IDCState(stored, image_opt.init(stored), jnp.zeros((), jnp.int32))
 
     def begin(state: IDCState, key, inputs) -> Carry:
         net_key, loop_key = jax.random.split(key)
@@ -265,9 +262,8 @@ def idc(config: IDCConfig) -> Method:
                                                 policy.current().unroll_inner)
         return c._replace(params=params, net_opt_state=net_state)
 
-    def net_augment(key, images):
-        return idc_augment(key, images, config.net_strategy, siamese=False) if config.net_strategy != "none" \
-            else images
+    def net_augment(key, images):  # strategy 'none' leaves the images as they are
+        return idc_augment(key, images, config.net_strategy, siamese=False)
 
     def body(c: Carry, t, inputs) -> Carry:
         return train(match(c, t, inputs), t, inputs)
@@ -277,14 +273,12 @@ def idc(config: IDCConfig) -> Method:
     def end(c: Carry, inputs):
         if not last_trains:
             c = match(c, config.inner_loop - 1, inputs)
-        return IDCState(c.stored, state_labels(inputs), c.opt_state, c.iteration + 1), {
+        return IDCState(c.stored, c.opt_state, c.iteration + 1), {
             "match_loss": c.loss_sum / (config.inner_loop * inputs.real.num_classes)}
 
-    def state_labels(inputs):
-        return class_major_labels(inputs.real.num_classes, ipc)
-
     def synthetic(state: IDCState) -> SyntheticSet:
-        return SyntheticSet(normalise(state.stored), state.labels, None, jnp.asarray(f, jnp.int32))
+        labels = class_major_labels(state.stored.shape[0] // ipc, ipc)
+        return SyntheticSet(normalise(state.stored), labels, None, jnp.asarray(f, jnp.int32))
 
     def check(plan: RunPlan):
         h, w = plan.image_shape[:2]

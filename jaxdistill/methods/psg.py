@@ -235,8 +235,8 @@ def psg(config: PSGConfig, accounted_iterations: int | None = None) -> Method:
                                        "or set noise_multiplier")
         return config.noise_multiplier
 
-    def max_batch(real) -> int:
-        return config.max_batch or default_max_batch(config, real.images.shape[0], ASSUMED_QUERIES)
+    def max_batch_for(num_examples: int) -> int:
+        return config.max_batch or default_max_batch(config, num_examples, ASSUMED_QUERIES)
 
     def init(key, inputs) -> PSGState:
         noise_multiplier()  # refuse an uncalibrated private method before any work
@@ -253,7 +253,8 @@ def psg(config: PSGConfig, accounted_iterations: int | None = None) -> Method:
     def matches(c: Carry, ol, inputs) -> Carry:
         """The `batch_loop` matches of outer loop `ol`, each with its own Poisson batch and noise."""
         real, net = inputs.real, config.model.build(inputs.real.num_classes)
-        matching = mixed_matching(real, c.synthetic.labels, config, max_batch(real), noise_multiplier(), augment)
+        matching = mixed_matching(real, c.synthetic.labels, config, max_batch_for(real.images.shape[0]),
+                                  noise_multiplier(), augment)
         ol_key = jax.random.split(jax.random.fold_in(c.loop_key, ol))[0]
 
         def one(carry, b):
@@ -335,9 +336,6 @@ def psg(config: PSGConfig, accounted_iterations: int | None = None) -> Method:
         extra = privacy.overflow_delta(config.epsilon, n, config.batch_real / n, max_batch_for(n), queries)
         return {"epsilon": privacy.epsilon(config.noise_multiplier, config.batch_real / n, queries,
                                            config.delta - extra, config.accountant)}
-
-    def max_batch_for(n: int) -> int:
-        return config.max_batch or default_max_batch(config, n, ASSUMED_QUERIES)
 
     return base._replace(prepare=prepare, host_data=host_data, report=report)
 
