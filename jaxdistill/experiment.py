@@ -233,19 +233,12 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
     Reads config "method", "dataset", "ipc", "models", "epochs", "paper" (mean, std in %, or None). Returns the
     evaluation."""
     from jaxdistill.data.registry import REGISTRY
-    from jaxdistill.runner import evaluate_workdir, load_synthetic
+    from jaxdistill.runner import load_synthetic
     from jaxdistill.visualize import save_image_grid, save_loss_curve
 
     cfg, workdir = ctx.config, Path(ctx.workdir)
     method, dataset, paper = cfg["method"], cfg["dataset"], cfg.get("paper")
-    eval_file = workdir / "eval.json"
-    done = json.loads(eval_file.read_text()) if eval_file.exists() else {}
-    done_cfg = done.get("eval_config", {})
-    if done_cfg.get("num_models") == cfg["models"] and done_cfg.get("train", {}).get("epochs") == cfg["epochs"]:
-        res = done  # evaluated by an earlier run of this command
-    else:
-        res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
-                               progress=ctx.progress, model=cfg.get("eval_model"))
+    res = _evaluation(ctx, data, workdir, model=cfg.get("eval_model"))
     print(f"{method} {dataset} ipc={cfg['ipc']} ({ctx.variant}): {100 * res['accuracy_mean']:.2f} +- "
           f"{100 * res['accuracy_std']:.2f} % over {len(res['accuracies'])} networks"
           + (f" (paper {paper[0]} +- {paper[1]})" if paper else "")
@@ -276,23 +269,33 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
     return res
 
 
+def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> dict[str, Any]:
+    """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs: the one an earlier run of the
+    command finished (its eval.json), else a new one."""
+    from jaxdistill.runner import evaluate_workdir
+
+    cfg = ctx.config
+    eval_file = workdir / "eval.json"
+    done = json.loads(eval_file.read_text()) if eval_file.exists() else {}
+    done_cfg = done.get("eval_config", {})
+    if done_cfg.get("num_models") == cfg["models"] and done_cfg.get("train", {}).get("epochs") == cfg["epochs"]:
+        return done
+    return evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
+                            progress=ctx.progress, model=model)
+
+
 def evaluate_starting_images(ctx: Context, data, workdir: Path, method_overrides: dict[str, Any] | None = None
                              ) -> dict[str, Any]:
     """The control of a distillation: its starting images (0 iterations of ctx.config's method, dataset, ipc and
     seeds, so the same draw) evaluated as the distilled sets are (config "models" and "epochs"), in `workdir`; an
     earlier run's evaluation is reused. Prints the result and returns its summary for the record."""
-    from jaxdistill.runner import distill, evaluate_workdir
+    from jaxdistill.runner import distill
 
     cfg = ctx.config
     distill(cfg["method"], cfg["dataset"], cfg["ipc"], cfg["seeds"], workdir, iterations=0, data=data,
             method_overrides=method_overrides, policy=cfg.get("policy"), progress=False,
             resolution=cfg.get("resolution"))
-    done = workdir / "eval.json"
-    res = json.loads(done.read_text()) if done.exists() else {}
-    settings = res.get("eval_config", {})
-    if settings.get("num_models") != cfg["models"] or settings.get("train", {}).get("epochs") != cfg["epochs"]:
-        res = evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
-                               progress=ctx.progress)
+    res = _evaluation(ctx, data, workdir)
     print(f"starting images ({ctx.variant}): {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
           f"over {len(res['accuracies'])} networks")
     return {k: res[k] for k in ("accuracy_mean", "accuracy_std", "accuracies", "metrics_mean", "metrics_std")
