@@ -184,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--augment", default=None)
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
+
+    q = sub.add_parser("report", help="the comparison study: every record under RESULTS in one table (markdown, CSV) "
+                                      "with figures; --check-readme / --update-readme for the README's tables")
+    q.add_argument("results", nargs="?", default="results", type=_existing_dir,
+                   help="the folder of JSON records (default: results)")
+    q.add_argument("--out", default=None, help="where tables and figures go (default: RESULTS/report)")
+    readme = q.add_mutually_exclusive_group()
+    readme.add_argument("--update-readme", metavar="README", default=None,
+                        help="rewrite the generated tables (<!-- report:NAME --> blocks) in this file")
+    readme.add_argument("--check-readme", metavar="README", default=None,
+                        help="exit 1 when the generated tables in this file disagree with the records")
     return p
 
 
@@ -310,8 +321,35 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from jaxdistill.report import collect_records, readme_blocks, update_readme, write_report
+
+    if args.check_readme or args.update_readme:
+        path = Path(args.check_readme or args.update_readme)
+        text = path.read_text()
+        try:
+            new = update_readme(text, readme_blocks(collect_records(args.results)))
+        except ValueError as e:
+            print(f"jaxdistill: error: {path}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.update_readme:
+            path.write_text(new)
+            print(f"{path}: generated tables {'rewritten' if new != text else 'already agree with the records'}")
+            return 0
+        if new != text:
+            print(f"{path}: the generated tables disagree with the records in {args.results}; run "
+                  f"`jaxdistill report {args.results} --update-readme {path}`", file=sys.stderr)
+            return 1
+        print(f"{path}: the generated tables agree with the records in {args.results}")
+        return 0
+    written = write_report(args.results, args.out or Path(args.results) / "report")
+    print(Path(written["comparison"]).read_text())
+    print(f"wrote {len(written)} files to {Path(written['comparison']).parent}")
+    return 0
+
+
 COMMANDS = {"datasets": _cmd_datasets, "distill": _cmd_distill, "evaluate": _cmd_evaluate,
-            "experts": _cmd_experts, "kd": _cmd_kd, "train": _cmd_train}
+            "experts": _cmd_experts, "kd": _cmd_kd, "report": _cmd_report, "train": _cmd_train}
 
 
 def _apply_cpu_tuning(console: bool) -> str:

@@ -69,3 +69,342 @@ def plot_kd_sweep(record: dict[str, Any], path: str | Path, title: str | None = 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The comparison study: every dataset-distillation record under results/ in one table.
+
+# Published means (and stds) the records cannot carry themselves: the baselines' rows of the DC paper's Table 1
+# (Zhao et al., ICLR 2021) and its whole-dataset upper bound. The methods' own records carry their paper's value.
+BASELINES_PUBLISHED = {
+    ("random", "mnist", 1): (64.9, 3.5), ("random", "mnist", 10): (95.1, 0.9), ("random", "mnist", 50): (97.9, 0.2),
+    ("herding", "mnist", 1): (89.2, 1.6), ("herding", "mnist", 10): (93.7, 0.3), ("herding", "mnist", 50): (94.8, 0.2),
+    ("k-center", "mnist", 1): (89.3, 1.5), ("k-center", "mnist", 10): (84.4, 1.7),
+    ("k-center", "mnist", 50): (97.4, 0.3), ("full data", "mnist", None): (99.6, np.nan),
+}
+METHOD_NAMES = {"dc": "DC", "dsa": "DSA", "mtt": "MTT", "datm": "DATM", "psg": "PSG", "idc": "IDC",
+                "random": "random", "herding": "herding", "kcenter": "k-center"}
+METHOD_ORDER = ("random", "herding", "k-center", "DC", "DSA", "MTT", "DATM", "IDC", "IDC-I", "PSG eps=1",
+                "PSG eps=10", "PSG eps=inf", "mean colour", "full data")
+DATASET_ORDER = ("mnist", "fashion_mnist", "mhist")
+NOT_DISTILLATION = ("kd_mnist", "mhist_transfer", "README quickstart")
+REPORT_COLUMNS = ("record", "method", "dataset", "resolution", "ipc", "reduced", "stand_in", "protocol", "sets",
+                  "nets", "epochs", "mean", "std", "start_mean", "published_mean", "published_std", "difference",
+                  "balanced_accuracy", "balanced_accuracy_std", "sensitivity", "sensitivity_std", "specificity",
+                  "specificity_std", "roc_auc", "roc_auc_std", "f1", "f1_std",
+                  "wall_time_s", "device")
+
+
+def _method_label(record: dict[str, Any]) -> str | None:
+    """The row name of a record in the comparison ('DC', 'PSG eps=1', 'IDC-I', 'random', 'full data, class
+    weighted'...), or None for records that are not about a training set (KD, transfer learning)."""
+    experiment, config = record.get("experiment", ""), record.get("config", {})
+    if experiment in NOT_DISTILLATION:
+        return None
+    if experiment == "evaluate":  # a stored set re-evaluated under another protocol
+        source = str(record.get("variant", ""))
+        base = "random" if source.startswith("random") else source.split()[0]
+        augment = record.get("config", {}).get("train", {}).get("augment", "")
+        return f"{base}, {'DSA' if str(augment).startswith('dsa') else augment} evaluation"
+    if experiment == "random_mnist":
+        return "random"
+    if experiment == "full_data_mnist":
+        return "full data"
+    if experiment == "mhist_baselines":
+        baseline = config.get("baseline", "")
+        if baseline == "mean_colour":
+            return "mean colour, logistic regression"
+        name = "full data" if baseline == "full_data" else baseline
+        weighting = config.get("weighting", "plain")
+        return name if weighting == "plain" else f"{name}, {weighting.replace('_', ' ')}"
+    method = config.get("method")
+    if method is None:
+        return None
+    label = METHOD_NAMES.get(method, method)
+    if method == "psg":
+        eps = config.get("epsilon")
+        label += f" eps={'inf' if eps is None or eps == float('inf') else f'{eps:g}'}"
+    if method == "idc" and config.get("factor", 2) == 1:
+        label = "IDC-I"
+    return label
+
+
+def _metric(result: dict[str, Any], name: str) -> tuple[float, float]:
+    mean, std = result.get("metrics_mean", {}), result.get("metrics_std", {})
+    if name in mean:
+        return float(mean[name]), float(std.get(name, np.nan))
+    return np.nan, np.nan
+
+
+def record_row(stem: str, record: dict[str, Any]) -> dict[str, Any] | None:
+    """One record as one row of the comparison (fields `REPORT_COLUMNS`; accuracies in %), or None when the record
+    is not a training-set evaluation (KD, transfer learning, the quickstart)."""
+    label = _method_label(record)
+    result = record.get("result", {})
+    if label is None or not isinstance(result, dict):
+        return None
+    config = record.get("config", {})
+    eval_config = result.get("eval_config") or (config if record.get("experiment") == "evaluate" else {})
+    distill = (result.get("distill_config") or {})
+    data = result.get("data") or {}
+    dataset = config.get("dataset") or distill.get("dataset") or ("mhist" if "mhist" in stem else "mnist")
+    resolution = config.get("resolution") or (data.get("image_shape") or [None])[0]
+    ipc = config.get("ipc") or distill.get("ipc")
+    if ipc is None and record.get("experiment") == "evaluate":  # 'random_mnist ipc50_reduced set, ...'
+        import re
+        found = re.search(r"ipc(\d+)", str(record.get("variant", "")))
+        ipc = int(found.group(1)) if found else None
+    if "accuracy_mean" in result:
+        mean, std = 100 * float(result["accuracy_mean"]), 100 * float(result["accuracy_std"])
+    elif "test_accuracy" in result:
+        mean, std = 100 * float(result["test_accuracy"]), np.nan
+    elif "accuracy" in result.get("metrics_mean", {}):
+        mean, std = (100 * v for v in _metric(result, "accuracy"))
+    else:
+        return None
+    published = result.get("paper_mean_std")
+    if published is None and config.get("published_mean") is not None:
+        published = (config["published_mean"], np.nan)
+    if published is None:
+        published = BASELINES_PUBLISHED.get((label, dataset, ipc))
+    published_mean, published_std = (float(published[0]), float(published[1])) if published else (np.nan, np.nan)
+    start = config.get("start_images") or {}
+    train = eval_config.get("train", {}) if isinstance(eval_config, dict) else {}
+    variant = str(record.get("variant", ""))
+    reduced = bool(record.get("reduced_protocol")) or "reduced" in variant
+    row = {"record": stem, "method": label, "dataset": dataset,
+           "resolution": resolution if dataset == "mhist" else None, "ipc": ipc, "reduced": reduced,
+           "stand_in": bool(data.get("stand_in", False)),
+           "sets": result.get("num_sets"), "nets": eval_config.get("num_models") or result.get("num_models")
+           or config.get("models") or (1 if "test_accuracy" in result else None), "epochs": train.get("epochs") or config.get("epochs"),
+           "mean": mean, "std": std,
+           "start_mean": 100 * float(start["accuracy_mean"]) if "accuracy_mean" in start else np.nan,
+           "published_mean": published_mean, "published_std": published_std, "difference": mean - published_mean,
+           "wall_time_s": result.get("wall_time_s", record.get("wall_time_s")),
+           "device": (result.get("device") or record.get("device") or {}).get("backend")}
+    iterations = config.get("iterations")
+    row["protocol"] = ("reduced" if reduced else "full") + (f": {iterations} iterations" if iterations else "")
+    for name in ("balanced_accuracy", "sensitivity", "specificity", "roc_auc", "f1"):
+        row[name], row[f"{name}_std"] = _metric(result, name)
+    return row
+
+
+def _is_seed_part(stem: str, stems: set[str]) -> bool:
+    """'dsa_mnist_ipc1_seed0' is one distillation of 'dsa_mnist_ipc1', which holds it: count it once."""
+    import re
+    m = re.fullmatch(r"(.+)_seed\d+", stem)
+    return bool(m) and m.group(1) in stems
+
+
+def collect_records(folder: str | Path) -> pd.DataFrame:
+    """Every dataset-distillation record (`*.json`) directly under `folder` as one row (see `record_row`), sorted by
+    dataset, ipc and method. A folder with no record at all is a ConfigError."""
+    import json
+
+    from jaxdistill.errors import ConfigError
+    paths = sorted(Path(folder).glob("*.json"))
+    if not paths:
+        raise ConfigError(f"no *.json records in {folder}")
+    stems = {p.stem for p in paths}
+    rows = []
+    for p in paths:
+        if _is_seed_part(p.stem, stems):
+            continue
+        row = record_row(p.stem, json.loads(p.read_text()))
+        if row is not None:
+            rows.append(row)
+    df = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+    rank = {name: i for i, name in enumerate(METHOD_ORDER)}
+    df["_dataset"] = df["dataset"].map(lambda d: DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER))
+    df["_method"] = df["method"].map(lambda m: rank.get(m.split(",")[0], len(rank)))
+    df["_ipc"] = df["ipc"].fillna(1e9)  # full data after every ipc
+    df = df.sort_values(["_dataset", "dataset", "resolution", "_ipc", "_method", "method", "record"],
+                        kind="stable")
+    return df.drop(columns=["_dataset", "_method", "_ipc"]).reset_index(drop=True)
+
+
+def _column_name(row) -> str:
+    name = "MNIST" if row["dataset"] == "mnist" else str(row["dataset"]).upper().replace("_", "-")
+    if row["dataset"] == "mhist" and row["resolution"]:
+        name += f" {int(row['resolution'])} px"
+    return name + (f", ipc {int(row['ipc'])}" if row["ipc"] == row["ipc"] and row["ipc"] is not None
+                   else ", full data")
+
+
+def _cell(row) -> str:
+    """'92.12 ± 0.31 (91.7, +0.42)' for accuracy; MHIST: 'BA 0.515 ± 0.011, AUC 0.528 ± 0.015'. Marks: * a reduced
+    protocol, ° a stand-in for the real data."""
+    marks = ("*" if row["reduced"] else "") + ("°" if row["stand_in"] else "")
+    if row["dataset"] == "mhist":
+        text = f"BA {_pm(row['balanced_accuracy'], row['balanced_accuracy_std'], 3)}"
+        if row["roc_auc"] == row["roc_auc"]:
+            text += f", AUC {_pm(row['roc_auc'], row['roc_auc_std'], 3)}"
+    else:
+        text = _pm(row["mean"], row["std"], 2)
+        if row["published_mean"] == row["published_mean"]:
+            text += f" ({row['published_mean']:g}, {row['difference']:+.2f})"
+    return text + marks
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    return f"{mean:.{digits}f}" + ("" if std != std else f" ± {std:.{digits}f}")
+
+
+def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows: method; columns: dataset x ipc; cells as `_cell`. Where one method has several records for one column
+    (say a reduced and a full run), the full one wins, then the newer name order; `long_table` lists them all."""
+    df = rows.assign(column=rows.apply(_column_name, axis=1), cell=rows.apply(_cell, axis=1))
+    df = df.sort_values(["reduced", "record"], ascending=[False, True], kind="stable")
+    df = df.drop_duplicates(["method", "column"], keep="last")
+    columns = list(dict.fromkeys(rows.apply(_column_name, axis=1)))  # collect_records' order
+    order = list(dict.fromkeys(rows["method"]))
+    table = df.pivot(index="method", columns="column", values="cell").reindex(index=order, columns=columns)
+    return table.fillna("").reset_index()
+
+
+def long_table(rows: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """One line per record: method, protocol, sets x nets x epochs, accuracy (and, for MHIST, balanced accuracy,
+    F1 and ROC AUC), the run's own starting images where recorded, and the published value with the difference."""
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    out = pd.DataFrame({
+        "record": "`" + rows["record"] + "`",
+        "method": rows["method"],
+        "ipc": rows["ipc"].map(lambda v: "" if v != v or v is None else str(int(v))),
+        "protocol": rows["protocol"] + rows["stand_in"].map(lambda s: ", stand-in" if s else ""),
+        "sets x nets x epochs": rows.apply(
+            lambda r: " x ".join("-" if v != v or v is None else str(int(v)) for v in (r["sets"], r["nets"],
+                                                                                         r["epochs"])), axis=1),
+        "device": rows["device"].fillna(""),
+        "accuracy %": rows.apply(lambda r: _pm(r["mean"], r["std"], 2), axis=1),
+        "its starting images %": rows["start_mean"].map(lambda v: "" if v != v else f"{v:.2f}"),
+        "published %": rows.apply(lambda r: "" if r["published_mean"] != r["published_mean"] else
+                                  _pm(r["published_mean"], r["published_std"], 1), axis=1),
+        "difference": rows["difference"].map(lambda v: "" if v != v else f"{v:+.2f}"),
+    })
+    if dataset == "mhist":
+        out = out.drop(columns=["published %", "difference"])
+        out.insert(2, "px", rows["resolution"].map(lambda v: "" if v != v or v is None else str(int(v))))
+        for name, title in (("balanced_accuracy", "balanced acc."), ("sensitivity", "sensitivity (SSA)"),
+                            ("specificity", "specificity (HP)"), ("f1", "F1"), ("roc_auc", "ROC AUC")):
+            out[title] = rows.apply(lambda r: _pm(r[name], r[f"{name}_std"], 3), axis=1)
+    return out.reset_index(drop=True)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A table as GitHub markdown, NaN as empty; cells are already text."""
+    return df.fillna("").astype(str).to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+README_BLOCKS = {
+    "comparison_mnist": lambda rows: markdown(comparison_table(rows[rows["dataset"] == "mnist"])),
+    "comparison_mhist": lambda rows: markdown(comparison_table(rows[rows["dataset"] == "mhist"])),
+    "mnist": lambda rows: markdown(long_table(rows, "mnist")),
+    "mhist": lambda rows: markdown(long_table(rows, "mhist")),
+}
+
+
+def readme_blocks(rows: pd.DataFrame) -> dict[str, str]:
+    """The generated README tables, by block name; each sits between `<!-- report:NAME -->` and
+    `<!-- /report:NAME -->` in README.md."""
+    return {name: make(rows) for name, make in README_BLOCKS.items()}
+
+
+def update_readme(text: str, blocks: dict[str, str]) -> str:
+    """`text` with every generated block replaced by its new content. A block name the text lacks, or a block
+    with no end marker, is a ValueError (the README and the report must agree on which tables are generated)."""
+    import re
+    for name, body in blocks.items():
+        pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README has no block <!-- report:{name} --> ... <!-- /report:{name} -->")
+        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def plot_accuracy_vs_ipc(rows: pd.DataFrame, dataset: str, path: str | Path) -> Path:
+    """Test accuracy (MHIST: balanced accuracy) against images per class, one line per method, mean +- std over
+    networks; hollow markers are reduced protocols."""
+    from jaxdistill.visualize import _pyplot, _save
+    plt = _pyplot()
+    rows = rows[(rows["dataset"] == dataset) & rows["ipc"].notna()]
+    key = "balanced_accuracy" if dataset == "mhist" else "mean"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, group in rows.groupby("method", sort=False):
+        group = group.sort_values("ipc").drop_duplicates("ipc", keep="first")
+        y = group[key] * (100 if dataset == "mhist" else 1)
+        err = group[f"{key}_std" if dataset == "mhist" else "std"] * (100 if dataset == "mhist" else 1)
+        (line,) = ax.plot(group["ipc"], y, lw=1, label=method)
+        for x, m, e, red in zip(group["ipc"], y, err, group["reduced"]):
+            ax.errorbar([x], [m], yerr=[e], marker="o", color=line.get_color(), capsize=3,
+                        mfc="white" if red else line.get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("images per class (stored)")
+    ax.set_ylabel(("balanced accuracy" if dataset == "mhist" else "test accuracy") + " (%)")
+    ax.set_title(f"{dataset}: accuracy against images per class (hollow: reduced protocol)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return _save(fig, plt, path)
+
+
+def figure_montage(paths: list[Path], titles: list[str], path: str | Path, width: float = 8.0) -> Path:
+    """Stack existing PNG figures (say every method's synthetic-image grid) one above another in one PNG, each at
+    the same width and its own aspect ratio, titled."""
+    from jaxdistill.visualize import _pyplot, _save
+    plt = _pyplot()
+    images = [plt.imread(str(p)) for p in paths]
+    heights = [width * im.shape[0] / im.shape[1] for im in images]
+    fig, axes = plt.subplots(len(images), 1, figsize=(width, sum(heights) + 0.3 * len(images)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, im, title in zip(axes[:, 0], images, titles):
+        ax.imshow(im)
+        ax.axis("off")
+        ax.set_title(title, fontsize=9)
+    return _save(fig, plt, path)
+
+
+def _record_figure(figures: Path, stem: str, suffix: str) -> Path | None:
+    """The figure an experiment wrote for a record: `<stem><suffix>`, or under the record's name without its last
+    qualifier (`dc_mnist_ipc1_gpu` -> `dc_mnist_ipc1_seed0.png`)."""
+    for name in (stem, stem.rsplit("_", 1)[0]):
+        if (figures / f"{name}{suffix}").is_file():
+            return figures / f"{name}{suffix}"
+    return None
+
+
+def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
+    """Write the comparison (comparison.md/.csv), the per-record tables (records.csv, mnist.md, mhist.md) and the
+    figures (accuracy against ipc per dataset, synthetic-set and loss-curve montages from the records' figures,
+    MHIST confusion matrices) into `out`; returns the written paths by name."""
+    import json
+    from jaxdistill.visualize import plot_confusion_matrix
+    results, out = Path(results), Path(out)
+    rows = collect_records(results)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    rows.to_csv(out / "records.csv", index=False)
+    written["records"] = out / "records.csv"
+    comparison = comparison_table(rows)
+    comparison.to_csv(out / "comparison.csv", index=False)
+    (out / "comparison.md").write_text(markdown(comparison))
+    written["comparison"] = out / "comparison.md"
+    for dataset in sorted(rows["dataset"].unique()):
+        (out / f"{dataset}.md").write_text(markdown(long_table(rows, dataset)))
+        written[f"{dataset}_table"] = out / f"{dataset}.md"
+        written[f"{dataset}_accuracy_vs_ipc"] = plot_accuracy_vs_ipc(rows, dataset,
+                                                                     out / f"{dataset}_accuracy_vs_ipc.png")
+    figures = results / "figures"
+    for dataset, ipc in rows[rows["ipc"].notna()][["dataset", "ipc"]].drop_duplicates().itertuples(index=False):
+        sel = rows[(rows["dataset"] == dataset) & (rows["ipc"] == ipc)]
+        for kind, suffix in (("sets", "_seed0.png"), ("loss", "_loss.png")):
+            found = [(f, m) for r, m in zip(sel["record"], sel["method"])
+                     if (f := _record_figure(figures, r, suffix)) is not None]
+            if found:
+                name = f"{dataset}_ipc{int(ipc)}_{kind}"
+                written[name] = figure_montage([p for p, _ in found], [m for _, m in found], out / f"{name}.png")
+    for stem in rows[rows["dataset"] == "mhist"]["record"]:
+        counts = json.loads((results / f"{stem}.json").read_text())["result"].get("confusion_matrix_total")
+        if counts:
+            written[f"{stem}_confusion"] = plot_confusion_matrix(counts, ("HP", "SSA"),
+                                                                 out / "mhist_confusion" / f"{stem}.png", title=stem)
+    return written

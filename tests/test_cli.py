@@ -395,3 +395,25 @@ def test_a_private_run_that_would_leak_or_overspend_is_refused_in_one_line(tiny,
         argv += ["--set", setting]
     assert_user_error(cli(capsys, *argv), *words)
     assert not work.exists()
+
+
+def test_report_checks_and_updates_the_readme_tables(capsys, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "dc_mnist_ipc1.json").write_text(json.dumps({
+        "experiment": "gradient_matching", "variant": "ipc1", "config": {"method": "dc", "dataset": "mnist", "ipc": 1},
+        "result": {"accuracy_mean": 0.9, "accuracy_std": 0.01}}))
+    readme = tmp_path / "README.md"
+    blocks = "".join(f"<!-- report:{n} -->\n<!-- /report:{n} -->\n"
+                     for n in ("comparison_mnist", "comparison_mhist", "mnist", "mhist"))
+    readme.write_text(blocks)
+    code, _, err = cli(capsys, "report", results, "--check-readme", readme)
+    assert code == 1 and "disagree" in err
+    assert cli(capsys, "report", results, "--update-readme", readme)[0] == 0
+    assert "90.00 ± 1.00" in readme.read_text()
+    assert cli(capsys, "report", results, "--check-readme", readme)[0] == 0
+    readme.write_text("no blocks\n")
+    assert_user_error(cli(capsys, "report", results, "--check-readme", readme), "report:comparison_mnist")
+    code, out, _ = cli(capsys, "report", results, "--out", tmp_path / "out")
+    assert code == 0 and "| DC" in out and (tmp_path / "out" / "comparison.csv").is_file()
+    assert_user_error(cli(capsys, "report", tmp_path / "out" / "mnist_accuracy_vs_ipc.png"), "directory")

@@ -29,3 +29,100 @@ def test_tables_and_figure_are_written(tmp_path):
     assert "| teacher" in md.read_text()
     png = plot_kd_sweep(rec, tmp_path / "f" / "sweep.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The comparison study across records.
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from jaxdistill.errors import ConfigError  # noqa: E402
+from jaxdistill.report import (collect_records, comparison_table, long_table, readme_blocks, record_row,  # noqa: E402
+                               update_readme, write_report)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _distill_record(method, dataset="mnist", ipc=1, mean=0.9, std=0.01, reduced=False, paper=None, **config):
+    result = {"accuracy_mean": mean, "accuracy_std": std, "num_sets": 1, "paper_mean_std": paper,
+              "eval_config": {"num_models": 5, "train": {"epochs": 300}}, "device": {"backend": "cpu"}}
+    if dataset == "mhist":
+        result["metrics_mean"] = {"balanced_accuracy": 0.6, "roc_auc": 0.7, "f1": 0.5}
+        result["metrics_std"] = {"balanced_accuracy": 0.01, "roc_auc": 0.02, "f1": 0.03}
+        result["data"] = {"stand_in": True, "image_shape": [32, 32, 3]}
+        result["confusion_matrix_total"] = [[50, 10], [20, 20]]
+    return {"experiment": "gradient_matching", "variant": f"ipc{ipc}" + ("_reduced" if reduced else ""),
+            "reduced_protocol": reduced, "result": result,
+            "config": {"method": method, "dataset": dataset, "ipc": ipc, "iterations": 10, **config}}
+
+
+def _write(folder, **records):
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, rec in records.items():
+        (folder / f"{stem}.json").write_text(json.dumps(rec))
+    return folder
+
+
+def test_record_row_reads_methods_baselines_and_mhist_metrics():
+    row = record_row("dc_mnist_ipc1", _distill_record("dc", paper=[91.7, 0.5]))
+    assert (row["method"], row["dataset"], row["ipc"], row["reduced"]) == ("DC", "mnist", 1, False)
+    assert row["mean"] == pytest.approx(90.0) and row["difference"] == pytest.approx(90.0 - 91.7)
+    assert row["nets"] == 5 and row["epochs"] == 300 and row["protocol"] == "full: 10 iterations"
+    # PSG is named by its budget, IDC factor 1 is IDC-I, and a run's own starting images are read
+    psg = _distill_record("psg", epsilon=1.0, start_images={"accuracy_mean": 0.06})
+    assert record_row("p", psg)["method"] == "PSG eps=1" and record_row("p", psg)["start_mean"] == pytest.approx(6)
+    assert record_row("i", _distill_record("idc", factor=1))["method"] == "IDC-I"
+    # random selection takes the DC paper's published value; an MHIST row carries balanced accuracy and AUC
+    rnd = {"experiment": "random_mnist", "variant": "ipc10_reduced", "config": {"ipc": 10},
+           "result": {"accuracy_mean": 0.95, "accuracy_std": 0.002}}
+    assert record_row("r", rnd)["published_mean"] == 95.1 and record_row("r", rnd)["reduced"]
+    mh = record_row("m", _distill_record("dsa", dataset="mhist", reduced=True))
+    assert mh["stand_in"] and mh["resolution"] == 32 and mh["balanced_accuracy"] == 0.6 and mh["roc_auc"] == 0.7
+    # records about other things are not rows
+    assert record_row("kd", {"experiment": "kd_mnist", "result": {"teacher": {}}}) is None
+
+
+def test_collect_records_counts_merged_seed_parts_once_and_orders_rows(tmp_path):
+    folder = _write(tmp_path / "r", dsa_mnist_ipc1=_distill_record("dsa"), dsa_mnist_ipc1_seed0=_distill_record("dsa"),
+                    dc_mnist_ipc10=_distill_record("dc", ipc=10), dc_mnist_ipc1=_distill_record("dc"),
+                    dc_mhist_ipc1=_distill_record("dc", dataset="mhist"))
+    rows = collect_records(folder)
+    assert rows["record"].tolist() == ["dc_mnist_ipc1", "dsa_mnist_ipc1", "dc_mnist_ipc10", "dc_mhist_ipc1"]
+    with pytest.raises(ConfigError, match="no \\*.json records"):
+        collect_records(tmp_path)
+
+
+def test_comparison_prefers_the_full_protocol_and_marks_reduced_and_stand_in(tmp_path):
+    folder = _write(tmp_path, a=_distill_record("dc", mean=0.95, paper=[91.7, 0.5]),
+                    b=_distill_record("dc", mean=0.5, reduced=True),
+                    c=_distill_record("dc", dataset="mhist", reduced=True))
+    rows = collect_records(folder)
+    table = comparison_table(rows)
+    dc = table[table["method"] == "DC"].iloc[0]
+    assert dc["MNIST, ipc 1"] == "95.00 ± 1.00 (91.7, +3.30)"
+    assert dc["MHIST 32 px, ipc 1"] == "BA 0.600 ± 0.010, AUC 0.700 ± 0.020*°"
+    assert len(long_table(rows, "mnist")) == 2  # every record stays in the long table
+
+
+def test_update_readme_replaces_blocks_and_refuses_a_missing_one():
+    text = "intro\n<!-- report:x -->\nold\n<!-- /report:x -->\nend\n"
+    assert update_readme(text, {"x": "new\n"}) == "intro\n<!-- report:x -->\nnew\n<!-- /report:x -->\nend\n"
+    with pytest.raises(ValueError, match="report:y"):
+        update_readme(text, {"y": "new\n"})
+
+
+def test_readme_tables_agree_with_the_committed_records():
+    readme = (ROOT / "README.md").read_text()
+    assert update_readme(readme, readme_blocks(collect_records(ROOT / "results"))) == readme, (
+        "README's generated tables disagree with results/: run `jaxdistill report results --update-readme README.md`")
+
+
+def test_write_report_writes_tables_and_figures(tmp_path):
+    folder = _write(tmp_path / "r", dc_mnist_ipc1=_distill_record("dc"), dc_mnist_ipc10=_distill_record("dc", ipc=10),
+                    dc_mhist_ipc1=_distill_record("dc", dataset="mhist"))
+    written = write_report(folder, tmp_path / "out")
+    assert "| DC" in written["comparison"].read_text()
+    assert written["mnist_accuracy_vs_ipc"].stat().st_size > 1000
+    assert written["dc_mhist_ipc1_confusion"].is_file()
+    assert (tmp_path / "out" / "records.csv").read_text().startswith("record,method,dataset")
