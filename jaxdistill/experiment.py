@@ -257,8 +257,9 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
                         spec.num_classes, mean, std, spec.class_names,
                         title=f"{method.upper()} {dataset} ipc {cfg['ipc']}, seed {seed}")
     over = "mean over seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
-    save_loss_curve(ctx.figures_dir / f"{ctx.name}_loss.png", workdir,
-                    title=f"{method.upper()} {dataset} ipc {cfg['ipc']} ({over})")
+    if distill_record.get("iterations", 1):  # a selection (0 iterations) has no loss to draw
+        save_loss_curve(ctx.figures_dir / f"{ctx.name}_loss.png", workdir,
+                        title=f"{method.upper()} {dataset} ipc {cfg['ipc']} ({over})")
     if "confusion_matrix_total" in res:  # an imbalanced dataset's evaluation (MHIST): summed over networks
         from jaxdistill.visualize import plot_confusion_matrix
         plot_confusion_matrix(res["confusion_matrix_total"], spec.class_names,

@@ -252,9 +252,11 @@ def _pm(mean: float, std: float, digits: int) -> str:
 
 def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows: method; columns: dataset x ipc; cells as `_cell`. Where one method has several records for one column
-    (say a reduced and a full run), the full one wins, then the newer name order; `long_table` lists them all."""
+    (say a reduced and a full run), the full one wins, then the one with more distillations (selections), then the
+    last in name order; `long_table` lists them all."""
     df = rows.assign(column=rows.apply(_column_name, axis=1), cell=rows.apply(_cell, axis=1))
-    df = df.sort_values(["reduced", "record"], ascending=[False, True], kind="stable")
+    df = df.assign(_sets=df["sets"].fillna(1)).sort_values(["reduced", "_sets", "record"],
+                                                         ascending=[False, True, True], kind="stable")
     df = df.drop_duplicates(["method", "column"], keep="last")
     columns = list(dict.fromkeys(rows.apply(_column_name, axis=1)))  # collect_records' order
     order = list(dict.fromkeys(rows["method"]))

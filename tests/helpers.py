@@ -100,6 +100,9 @@ TINY_SETTINGS = {
     # and a loose budget that 3 iterations on 12 images meet
     "psg": {**TINY_DC, "batch_real": 4, "batch_loop": 2, "noise_multiplier": 0.5, "clip_norm": 1.0,
             "epsilon": 1000.0, "delta": 1e-3, "lr_img": 1.0},
+    # selection on a narrow net's features after one short epoch
+    "herding": {"model": "convnet:depth=1,width=4", "feature_epochs": 1.0, "batch_size": 6, "chunk": 4},
+    "kcenter": {"model": "convnet:depth=1,width=4", "feature_epochs": 1.0, "batch_size": 6, "chunk": 4},
     "datm": {**TINY_MTT, "current_max_start_epoch": 1, "expansion_end_epoch": 2, "label_experts": 2,
              "candidate_pool": 4},
 }

@@ -33,7 +33,7 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
 
 @needs_mnist
 @pytest.mark.parametrize("command,expect", [
-    (RUNNER + ["experiments/random_mnist.py"], "random ipc=1:"),  # by path
+    (RUNNER + ["experiments/coreset_mnist.py", "--selection", "herding"], "herding mnist ipc=1 (smoke):"),  # by path
     (RUNNER + ["full_data_mnist"], "full-data ConvNet, 1 epochs: test accuracy"),
     # the old way: the file run as a script hands itself to the runner
     ([sys.executable, "experiments/gradient_matching.py", "--method", "dc"], "over 2 networks"),  # 2 seeds x 1 net
@@ -43,7 +43,7 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
     (RUNNER + ["trajectory_matching", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
     (RUNNER + ["psg", "--epsilon", "1"], "psg mnist ipc=1 (smoke):"),
     (RUNNER + ["idc"], "idc mnist ipc=1 (smoke):"),
-], ids=["random", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg", "idc"])
+], ids=["herding", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg", "idc"])
 def test_smoke_variant_runs(command, expect, tmp_path):
     done = subprocess.run([*command, "--variant", "smoke", "--workdir", str(tmp_path / "run")], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)

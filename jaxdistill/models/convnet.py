@@ -20,7 +20,8 @@ POOLINGS = ("avgpooling", "maxpooling", "none")
 
 
 class ConvNet(nn.Module):
-    """ConvNet(num_classes) on NHWC float inputs; `train` only matters for batch norm."""
+    """ConvNet(num_classes) on NHWC float inputs; `train` only matters for batch norm. `embed=True` returns the
+    flattened features the classifier reads (the embedding the coreset baselines select on) instead of logits."""
     num_classes: int
     width: int = 128
     depth: int = 3
@@ -29,7 +30,7 @@ class ConvNet(nn.Module):
     conv_impl: str = "auto"
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = True, embed: bool = False) -> jax.Array:
         if self.norm not in NORMS:
             raise ConfigError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
         if self.pooling not in POOLINGS:
@@ -45,6 +46,8 @@ class ConvNet(nn.Module):
             elif self.pooling == "maxpooling":
                 x = nn.max_pool(x, (2, 2), (2, 2))
         x = x.reshape(x.shape[0], -1)
+        if embed:
+            return x
         return Dense(self.num_classes)(x)
 
 
