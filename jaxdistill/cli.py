@@ -322,13 +322,13 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from jaxdistill.report import collect_records, readme_blocks, update_readme, write_report
+    from jaxdistill.report import collect_records, load_records, readme_blocks, update_readme, write_report
 
     if args.check_readme or args.update_readme:
         path = Path(args.check_readme or args.update_readme)
         text = path.read_text()
         try:
-            new = update_readme(text, readme_blocks(collect_records(args.results)))
+            new = update_readme(text, readme_blocks(collect_records(args.results), load_records(args.results)))
         except ValueError as e:
             print(f"jaxdistill: error: {path}: {e}", file=sys.stderr)
             return EXIT_USAGE

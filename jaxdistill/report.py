@@ -87,7 +87,7 @@ METHOD_NAMES = {"dc": "DC", "dsa": "DSA", "mtt": "MTT", "datm": "DATM", "psg": "
 METHOD_ORDER = ("random", "herding", "k-center", "DC", "DSA", "MTT", "DATM", "IDC", "IDC-I", "PSG eps=1",
                 "PSG eps=10", "PSG eps=inf", "mean colour", "full data")
 DATASET_ORDER = ("mnist", "fashion_mnist", "mhist")
-NOT_DISTILLATION = ("kd_mnist", "mhist_transfer", "README quickstart")
+NOT_DISTILLATION = ("kd_mnist", "mhist_transfer", "README quickstart", "cross_architecture")
 REPORT_COLUMNS = ("record", "method", "dataset", "resolution", "ipc", "reduced", "stand_in", "protocol", "sets",
                   "nets", "epochs", "mean", "std", "start_mean", "published_mean", "published_std", "difference",
                   "balanced_accuracy", "balanced_accuracy_std", "sensitivity", "sensitivity_std", "specificity",
@@ -196,9 +196,9 @@ def _is_seed_part(stem: str, stems: set[str]) -> bool:
     return bool(m) and m.group(1) in stems
 
 
-def collect_records(folder: str | Path) -> pd.DataFrame:
-    """Every dataset-distillation record (`*.json`) directly under `folder` as one row (see `record_row`), sorted by
-    dataset, ipc and method. A folder with no record at all is a ConfigError."""
+def load_records(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """(name, record) of every JSON record directly under `folder`, by name, merged seed parts counted once (see
+    `_is_seed_part`). A folder with no record at all is a ConfigError."""
     import json
 
     from jaxdistill.errors import ConfigError
@@ -206,13 +206,13 @@ def collect_records(folder: str | Path) -> pd.DataFrame:
     if not paths:
         raise ConfigError(f"no *.json records in {folder}")
     stems = {p.stem for p in paths}
-    rows = []
-    for p in paths:
-        if _is_seed_part(p.stem, stems):
-            continue
-        row = record_row(p.stem, json.loads(p.read_text()))
-        if row is not None:
-            rows.append(row)
+    return [(p.stem, json.loads(p.read_text())) for p in paths if not _is_seed_part(p.stem, stems)]
+
+
+def collect_records(folder: str | Path) -> pd.DataFrame:
+    """Every dataset-distillation record (`*.json`) directly under `folder` as one row (see `record_row`), sorted by
+    dataset, ipc and method. A folder with no record at all is a ConfigError."""
+    rows = [row for stem, rec in load_records(folder) if (row := record_row(stem, rec)) is not None]
     df = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     rank = {name: i for i, name in enumerate(METHOD_ORDER)}
     df["_dataset"] = df["dataset"].map(lambda d: DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER))
@@ -298,6 +298,44 @@ def markdown(df: pd.DataFrame) -> str:
     return df.fillna("").astype(str).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
+def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
+    """One row per cross-architecture record (`experiments/cross_architecture.py`): the method and ipc whose
+    ConvNet-learned set was evaluated, and per architecture the test accuracy in % (mean ± std over networks);
+    `*` marks a reduced protocol."""
+    rows = []
+    for stem, rec in records:
+        if rec.get("experiment") != "cross_architecture":
+            continue
+        config, result = rec.get("config", {}), rec.get("result", {})
+        reduced = bool(rec.get("reduced_protocol")) or "reduced" in str(rec.get("variant", ""))
+        row = {"record": f"`{stem}`", "set": f"{METHOD_NAMES.get(config.get('method'), config.get('method'))}, "
+                                             f"ipc {config.get('ipc')}" + ("*" if reduced else ""),
+               "nets x epochs": f"{config.get('models')} x {config.get('epochs')}"}
+        for arch, r in result.get("architectures", {}).items():
+            row[arch] = _pm(100 * r["accuracy_mean"], 100 * r["accuracy_std"], 2)
+            row[f"_{arch}"] = 100 * r["accuracy_mean"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_cross_architecture(table: pd.DataFrame, path: str | Path) -> Path:
+    """Heat map of `cross_architecture_table`: sets (rows) x evaluation architectures (columns), mean accuracy."""
+    from jaxdistill.visualize import _pyplot, _save
+    plt = _pyplot()
+    archs = [c[1:] for c in table.columns if c.startswith("_")]
+    values = table[[f"_{a}" for a in archs]].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(1.2 * len(archs) + 2.5, 0.5 * len(table) + 1.5))
+    ax.imshow(values, cmap="viridis", vmin=np.nanmin(values) - 5, vmax=100, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        if v == v:
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white" if v < 80 else "black")
+    ax.set_xticks(range(len(archs)), labels=archs, fontsize=8)
+    ax.set_yticks(range(len(table)), labels=list(table["set"]), fontsize=8)
+    ax.set_xlabel("evaluated with")
+    ax.set_title("sets learned with the ConvNet: test accuracy (%) by architecture (* reduced)", fontsize=9)
+    return _save(fig, plt, path)
+
+
 README_BLOCKS = {
     "comparison_mnist": lambda rows: markdown(comparison_table(rows[rows["dataset"] == "mnist"])),
     "comparison_mhist": lambda rows: markdown(comparison_table(rows[rows["dataset"] == "mhist"])),
@@ -306,10 +344,15 @@ README_BLOCKS = {
 }
 
 
-def readme_blocks(rows: pd.DataFrame) -> dict[str, str]:
+def readme_blocks(rows: pd.DataFrame, records: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, str]:
     """The generated README tables, by block name; each sits between `<!-- report:NAME -->` and
-    `<!-- /report:NAME -->` in README.md."""
-    return {name: make(rows) for name, make in README_BLOCKS.items()}
+    `<!-- /report:NAME -->` in README.md. `records` (`load_records`) adds the cross-architecture table."""
+    blocks = {name: make(rows) for name, make in README_BLOCKS.items()}
+    if records is not None:
+        table = cross_architecture_table(records)
+        blocks["cross_architecture"] = (markdown(table[[c for c in table.columns if not c.startswith("_")]])
+                                        if len(table) else "No cross-architecture record yet.\n")
+    return blocks
 
 
 def update_readme(text: str, blocks: dict[str, str]) -> str:
@@ -404,6 +447,10 @@ def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
             if found:
                 name = f"{dataset}_ipc{int(ipc)}_{kind}"
                 written[name] = figure_montage([p for p, _ in found], [m for _, m in found], out / f"{name}.png")
+    cross = cross_architecture_table(load_records(results))
+    if len(cross):
+        cross[[c for c in cross.columns if not c.startswith("_")]].to_csv(out / "cross_architecture.csv", index=False)
+        written["cross_architecture"] = plot_cross_architecture(cross, out / "cross_architecture.png")
     for stem in rows[rows["dataset"] == "mhist"]["record"]:
         counts = json.loads((results / f"{stem}.json").read_text())["result"].get("confusion_matrix_total")
         if counts:

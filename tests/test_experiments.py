@@ -43,7 +43,8 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
     (RUNNER + ["trajectory_matching", "--method", "datm"], "datm mnist ipc=1 (smoke):"),
     (RUNNER + ["psg", "--epsilon", "1"], "psg mnist ipc=1 (smoke):"),
     (RUNNER + ["idc"], "idc mnist ipc=1 (smoke):"),
-], ids=["herding", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg", "idc"])
+    (RUNNER + ["cross_architecture", "--method", "dc"], "dc ipc=1 -> LeNet:"),
+], ids=["herding", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg", "idc", "cross_architecture"])
 def test_smoke_variant_runs(command, expect, tmp_path):
     done = subprocess.run([*command, "--variant", "smoke", "--workdir", str(tmp_path / "run")], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)

@@ -38,8 +38,8 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from jaxdistill.errors import ConfigError  # noqa: E402
-from jaxdistill.report import (collect_records, comparison_table, long_table, readme_blocks, record_row,  # noqa: E402
-                               update_readme, write_report)
+from jaxdistill.report import (collect_records, comparison_table, cross_architecture_table,  # noqa: E402
+                               load_records, long_table, readme_blocks, record_row, update_readme, write_report)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,8 @@ def test_update_readme_replaces_blocks_and_refuses_a_missing_one():
 
 def test_readme_tables_agree_with_the_committed_records():
     readme = (ROOT / "README.md").read_text()
-    assert update_readme(readme, readme_blocks(collect_records(ROOT / "results"))) == readme, (
+    blocks = readme_blocks(collect_records(ROOT / "results"), load_records(ROOT / "results"))
+    assert update_readme(readme, blocks) == readme, (
         "README's generated tables disagree with results/: run `jaxdistill report results --update-readme README.md`")
 
 
@@ -126,3 +127,18 @@ def test_write_report_writes_tables_and_figures(tmp_path):
     assert written["mnist_accuracy_vs_ipc"].stat().st_size > 1000
     assert written["dc_mhist_ipc1_confusion"].is_file()
     assert (tmp_path / "out" / "records.csv").read_text().startswith("record,method,dataset")
+
+
+def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
+    archs = {a: {"accuracy_mean": m, "accuracy_std": 0.01} for a, m in (("MLP", 0.7), ("ConvNet", 0.9))}
+    folder = _write(tmp_path / "r", dc_mnist_ipc1=_distill_record("dc"),
+                    cross_architecture_dc_mnist_ipc1_reduced={
+                        "experiment": "cross_architecture", "variant": "ipc1_reduced", "reduced_protocol": True,
+                        "config": {"method": "dc", "ipc": 1, "models": 5, "epochs": 300},
+                        "result": {"architectures": archs}})
+    records = load_records(folder)
+    table = cross_architecture_table(records)
+    assert table.iloc[0]["set"] == "DC, ipc 1*" and table.iloc[0]["MLP"] == "70.00 ± 1.00"
+    assert len(collect_records(folder)) == 1  # not a row of the comparison
+    assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]
+    assert write_report(folder, tmp_path / "out")["cross_architecture"].is_file()

@@ -9,13 +9,19 @@ import flax.linen as nn
 from jaxdistill.errors import ConfigError
 from jaxdistill.models.convnet import ConvNet
 from jaxdistill.models.applications import MobileNetV2, ResNet50V2
+from jaxdistill.models.classic import VGG, AlexNet, LeNet, ResNet
 from jaxdistill.models.mlp import MLP
 
-MODELS = {"convnet": ConvNet, "mlp": MLP, "resnet50v2": ResNet50V2, "mobilenetv2": MobileNetV2}
+MODELS = {"convnet": ConvNet, "mlp": MLP, "resnet50v2": ResNet50V2, "mobilenetv2": MobileNetV2,
+          "lenet": LeNet, "alexnet": AlexNet, "vgg11": VGG, "resnet18": ResNet}
+# The cross-architecture evaluation of the DC and DSA papers (Table 2): the reference's network names and ours
+CROSS_ARCHITECTURES = {"MLP": "mlp:128,128", "ConvNet": "convnet", "LeNet": "lenet", "AlexNet": "alexnet",
+                       "VGG11": "vgg11", "ResNet18": "resnet18"}
 
 
 def make_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
-    """Build a model by name ('convnet', 'mlp', 'resnet50v2', 'mobilenetv2') with its keyword settings."""
+    """Build a model by name (a key of MODELS: 'convnet', 'mlp', 'lenet', 'alexnet', 'vgg11', 'resnet18',
+    'resnet50v2', 'mobilenetv2') with its keyword settings."""
     try:
         cls = MODELS[name.lower()]
     except KeyError:
@@ -101,4 +107,5 @@ class ModelConfig:
         return self.name + (":" + ",".join(widths + parts) if widths or parts else "")
 
 
-__all__ = ["ConvNet", "MLP", "MobileNetV2", "ResNet50V2", "MODELS", "ModelConfig", "make_model", "parse_model"]
+__all__ = ["AlexNet", "CROSS_ARCHITECTURES", "ConvNet", "LeNet", "MLP", "MobileNetV2", "ResNet", "ResNet50V2", "VGG",
+           "MODELS", "ModelConfig", "make_model", "parse_model"]

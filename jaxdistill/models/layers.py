@@ -176,6 +176,8 @@ class Conv(nn.Module):
     padding: int = 1
     impl: str = "auto"
     bias_cancels: bool = False
+    stride: int = 1  # > 1: XLA's strided convolution (the other kernels are stride 1)
+    use_bias: bool = True  # False: no bias parameter (PyTorch's bias=False, as ResNet's convolutions)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -183,12 +185,17 @@ class Conv(nn.Module):
         fan_in = cin * self.kernel_size * self.kernel_size
         kernel = self.param("kernel", torch_kernel_init,
                             (self.kernel_size, self.kernel_size, cin, self.features))
-        bias = self.param("bias", torch_bias_init(fan_in), (self.features,))
-        impl = default_conv_impl(x.shape[0], cin, self.kernel_size) if self.impl == "auto" else self.impl
-        if impl not in CONV_IMPLS:
-            raise ConfigError(f"unknown conv_impl {self.impl!r}; choose 'auto' or one of {', '.join(CONV_IMPLS)}")
-        y = CONV_IMPLS[impl](x, kernel, self.padding)
-        return y if self.bias_cancels else y + bias
+        bias = self.param("bias", torch_bias_init(fan_in), (self.features,)) if self.use_bias else None
+        if self.stride != 1:
+            p = self.padding
+            y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), [(p, p), (p, p)],
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        else:
+            impl = default_conv_impl(x.shape[0], cin, self.kernel_size) if self.impl == "auto" else self.impl
+            if impl not in CONV_IMPLS:
+                raise ConfigError(f"unknown conv_impl {self.impl!r}; choose 'auto' or one of {', '.join(CONV_IMPLS)}")
+            y = CONV_IMPLS[impl](x, kernel, self.padding)
+        return y if self.bias_cancels or bias is None else y + bias
 
 
 class Dense(nn.Module):
