@@ -1,0 +1,146 @@
+"""Every results row of the project as one resumable list: `--smoke` runs each experiment's smoke variant (CI runs
+it); the default lists the full-protocol rows with their expected durations; `--run` runs the rows whose record is
+missing, most informative for a GPU first with `--gpu-order`.
+
+    python scripts/reproduce_all.py --smoke                 # every experiment end to end in minutes (CI)
+    python scripts/reproduce_all.py                         # the list: row, command, expected CPU / GPU time
+    python scripts/reproduce_all.py --run --gpu-order       # run the missing full rows, GPU priorities first
+    python scripts/reproduce_all.py --run --only dc_mnist   # rows whose record name contains the text
+    bash scripts/reproduce_all.sh ...                       # the same
+
+Durations are estimates from measured step times (this 2-core CPU; one H100 where a row ran there), labelled
+'not measured' where no step of that row has been timed. Rows resume: a finished row's record under results/ is
+skipped, and an interrupted experiment resumes from its workdir under runs/. MHIST rows need the real data
+(`--mhist DIR`, never downloaded); the smoke run makes a small stand-in for them.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
+
+
+class Row(NamedTuple):
+    record: str  # results/<record>.json
+    args: tuple[str, ...]  # experiment and flags, without --variant
+    variant: str
+    cpu: str  # expected duration on this 2-core CPU
+    gpu: str  # expected duration on one GPU
+    gpu_priority: int = 9  # 1 = most informative to spend a GPU on (the rows reduced today)
+    mhist: bool = False
+
+
+# Bases of the estimates: DC 5.7 s / ipc-1 iteration and 168 s / ipc-10 iteration on this CPU, 0.018 s and 0.54 s on
+# an H100 (README, Performance); DC ipc 1 full on the H100 took 223 s in all (results/dc_mnist_ipc1_gpu.json); DSA
+# ipc 1 full took 5060 s per seed here (results/dsa_mnist_ipc1.json); 20 evaluation networks x 1000 epochs on 10
+# images took 1679 s here (results/random_mnist_ipc1.json); IDC 273 s / ipc-1 outer iteration here
+# (results/bench/idc_cpu_ipc1.json); an MNIST expert epoch 4 min here (experiments/trajectory_matching.py).
+ROWS = [
+    Row("dc_mnist_ipc10", ("gradient_matching", "--method", "dc"), "ipc10", "~140 h (3 x 1000 x 168 s)",
+        "~30 min (3 x 1000 x 0.54 s, + evaluation)", 1),
+    Row("dsa_mnist_ipc10", ("gradient_matching", "--method", "dsa"), "ipc10", "~150 h", "~35 min (not measured: DC's"
+        " step plus augmentation)", 2),
+    Row("mtt_mnist_ipc1", ("trajectory_matching", "--method", "mtt"), "ipc1", "~330 h (experts: 100 x 50 epochs "
+        "x 4 min)", "not measured (experts dominate)", 3),
+    Row("datm_mnist_ipc1", ("trajectory_matching", "--method", "datm"), "ipc1", "~330 h (MTT's experts)",
+        "not measured (shares MTT's experts)", 4),
+    Row("dc_mnist_ipc1_gpu", ("gradient_matching", "--method", "dc"), "ipc1", "~6 h (3 x 1000 x 5.7 s + 60 nets)",
+        "223 s (measured, H100)"),
+    Row("dsa_mnist_ipc1", ("gradient_matching", "--method", "dsa"), "ipc1", "~4.2 h (3 x 5060 s, measured)",
+        "not measured (~5 min by DC's)"),
+    Row("dc_mnist_ipc50", ("gradient_matching", "--method", "dc"), "ipc50", "not measured (> 300 h)",
+        "not measured", 5),
+    Row("idc_mnist_ipc1", ("idc",), "ipc1", "~450 h (3 x 2000 x 273 s)", "not measured", 6),
+    Row("idc_mnist_ipc10", ("idc",), "ipc10", "not measured (> 450 h)", "not measured", 7),
+    Row("psg_mnist_eps10_ipc1", ("psg", "--epsilon", "10"), "ipc1", "~5 h (PSG's step ~1.8 x DC's)",
+        "not measured", 8),
+    Row("psg_mnist_eps1_ipc1", ("psg", "--epsilon", "1"), "ipc1", "~5 h", "not measured", 8),
+    Row("coreset_random_mnist_ipc1", ("coreset_mnist", "--selection", "random"), "ipc1",
+        "~2.3 h (5 x 1679 s, measured per selection)", "not measured (minutes)"),
+    Row("coreset_herding_mnist_ipc1", ("coreset_mnist", "--selection", "herding"), "ipc1", "~2.5 h",
+        "not measured (minutes)"),
+    Row("coreset_kcenter_mnist_ipc1", ("coreset_mnist", "--selection", "kcenter"), "ipc1", "~2.5 h",
+        "not measured (minutes)"),
+    Row("cross_architecture_dc_mnist_ipc1", ("cross_architecture", "--method", "dc"), "ipc1",
+        "not measured (ResNet-18 and VGG11 dominate)", "not measured"),
+    Row("kd_mnist_hinton", ("kd_mnist",), "hinton", "~6 h (Hinton's table, 5 seeds)", "not measured"),
+    Row("full_data_mnist_full", ("full_data_mnist",), "full", "~1.7 h (20 epochs x ~5 min)", "minutes"),
+    Row("dc_mhist_ipc10", ("gradient_matching", "--method", "dc", "--dataset", "mhist"), "ipc10",
+        "~140 h (167 s / iteration at 64 px)", "not measured", 9, mhist=True),
+]
+
+
+def smoke_commands(mhist_dir: str) -> list[list[str]]:
+    """One smoke run per experiment (and per method where an experiment runs several kinds of method)."""
+    m = ["--data-dir", mhist_dir]
+    return [
+        ["gradient_matching", "--method", "dc"], ["gradient_matching", "--method", "dsa"],
+        ["trajectory_matching", "--method", "mtt"], ["trajectory_matching", "--method", "datm"],
+        ["psg", "--epsilon", "1"], ["idc"], ["coreset_mnist", "--selection", "herding"],
+        ["coreset_mnist", "--selection", "kcenter"], ["random_mnist"], ["full_data_mnist"], ["kd_mnist"],
+        ["cross_architecture", "--method", "dc"],
+        ["mhist_baselines", "--baseline", "full_data", *m], ["mhist_baselines", "--baseline", "random", *m],
+        ["gradient_matching", "--method", "dc", "--dataset", "mhist", *m],
+    ]
+
+
+def _run(argv: list[str], dry: bool) -> int:
+    print("$ " + " ".join(["python -m jaxdistill.experiment", *argv]), flush=True)
+    return 0 if dry else subprocess.run([*RUNNER, *argv], cwd=ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="every experiment's smoke variant (minutes)")
+    parser.add_argument("--run", action="store_true", help="run the full rows whose record is missing")
+    parser.add_argument("--gpu-order", action="store_true", help="order rows by their value on a GPU")
+    parser.add_argument("--only", default=None, help="rows whose record name contains this text")
+    parser.add_argument("--mhist", default=None, help="the real MHIST folder (needed by MHIST rows)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    args = parser.parse_args(argv)
+
+    if args.smoke:
+        with tempfile.TemporaryDirectory() as tmp:
+            standin = str(Path(tmp) / "mhist")
+            if not args.dry_run:
+                subprocess.run([sys.executable, "scripts/make_mhist_standin.py", standin], cwd=ROOT, check=True,
+                               stdout=subprocess.DEVNULL)
+            failed = [" ".join(c) for i, c in enumerate(smoke_commands(standin))
+                      if _run([*c, "--variant", "smoke", "--workdir", str(Path(tmp) / "run" / f"{i:02d}_{c[0]}"),
+                               "--no-progress"], args.dry_run) != 0]
+        print(f"smoke: {len(smoke_commands(''))} runs, {len(failed)} failed" + "".join(f"\n  {f}" for f in failed))
+        return 1 if failed else 0
+
+    rows = [r for r in ROWS if args.only is None or args.only in r.record]
+    if args.gpu_order:
+        rows.sort(key=lambda r: r.gpu_priority)
+    width = max((len(r.record) for r in rows), default=10)
+    for r in rows:
+        done = (ROOT / "results" / f"{r.record}.json").exists()
+        print(f"{'done ' if done else 'todo '} {r.record:<{width}}  CPU {r.cpu};  GPU {r.gpu}\n"
+              f"       python -m jaxdistill.experiment {' '.join(r.args)} --variant {r.variant}"
+              + (" --data-dir MHIST" if r.mhist else ""))
+    if not args.run:
+        return 0
+    failed = []
+    for r in rows:
+        if (ROOT / "results" / f"{r.record}.json").exists():
+            continue
+        if r.mhist and not args.mhist:
+            print(f"skip {r.record}: needs --mhist DIR (the real MHIST folder)")
+            continue
+        extra = ["--data-dir", args.mhist] if r.mhist else []
+        if _run([*r.args, "--variant", r.variant, *extra], args.dry_run) != 0:
+            failed.append(r.record)
+    print(f"{len(failed)} row(s) failed" + "".join(f"\n  {f}" for f in failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""scripts/reproduce_all.py: every row and every smoke command names an experiment, variant and choices that
+exist, and each row's record name is the one its experiment writes."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from jaxdistill import experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("reproduce_all", ROOT / "scripts" / "reproduce_all.py")
+reproduce = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reproduce)
+
+
+def _config(args, variant):
+    """The experiment's config for `args` (experiment name then --choice value pairs) and variant."""
+    module = experiment.load_experiment(ROOT / "experiments" / f"{args[0]}.py")
+    choices = dict(zip((a.lstrip("-").replace("-", "_") for a in args[1::2]), args[2::2]))
+    choices.pop("data_dir", None)
+    assert variant in module.VARIANTS, (args, variant)
+    return module.get_config(variant, **choices) if hasattr(module, "get_config") else {}
+
+
+@pytest.mark.parametrize("row", reproduce.ROWS, ids=[r.record for r in reproduce.ROWS])
+def test_rows_name_existing_experiments_and_their_records(row):
+    config = _config(row.args, row.variant)
+    if "name" in config and row.record != "dc_mnist_ipc1_gpu":  # that record was renamed for its device
+        assert config["name"] == row.record
+
+
+def test_smoke_commands_exist_and_dry_run_lists_them(capsys):
+    for command in reproduce.smoke_commands("MHIST"):
+        _config(command, "smoke")
+    assert reproduce.main(["--smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("$ python -m jaxdistill.experiment") == len(reproduce.smoke_commands("x"))
+    assert "0 failed" in out
