@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--augment", default=None,
                    help="evaluation augmentation (default: DSA's for a DSA set, else the dataset's DC setting)")
     q.add_argument("--seed", type=int, default=0, help="seed of the evaluation networks")
+    q.add_argument("--network-seeding", choices=("per_set", "shared"), default="per_set",
+                   help="per_set (default): each set of a seed sweep meets its own networks; shared: every set the "
+                        "same ones (how records made before this option were evaluated)")
     q.add_argument("--protocol", choices=("dc", "idc"), default=None,
                    help="how the networks train: DC's (batch 256, lr x0.1 at half) or IDC's (batch 64, lr x0.2 at "
                         "2/3 and 5/6, IDC's augmentation); default IDC's for IDC sets, else DC's")
@@ -244,7 +247,7 @@ def _cmd_evaluate(args) -> int:
     from jaxdistill.runner import evaluate_workdir
     res = evaluate_workdir(args.workdir, num_models=args.models, epochs=args.epochs, augment=args.augment,
                            data_dir=args.data_dir, seed=args.seed, model=args.model, progress=not args.no_progress,
-                           metrics=args.metrics, protocol=args.protocol)
+                           metrics=args.metrics, protocol=args.protocol, network_seeding=args.network_seeding)
     n = len(res["accuracies"])
     print(f"test accuracy {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
           f"over {n} networks ({res['num_sets']} synthetic set(s)); wrote {os.path.join(args.workdir, 'eval.json')}")

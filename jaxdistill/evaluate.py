@@ -31,6 +31,10 @@ class EvalConfig:
     seed: int = 0
     test_batch_size: int = 1000
     metrics: tuple = ("accuracy",)  # names in jaxdistill.metrics.METRICS, computed per network
+    # None: the networks' keys come from `seed` alone, so every set evaluated with this config meets the same
+    # networks (the seeding of records made before 2026-12); an int (the set's distillation seed): from `seed` folded
+    # with it, so each set of a sweep meets its own networks
+    set_seed: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "model", ModelConfig.parse(self.model))
@@ -98,6 +102,15 @@ def test_accuracies(model, states, test_images, test_labels, batch_size: int = 1
                                                            batch_size)])
 
 
+def network_keys(config: EvalConfig) -> jax.Array:
+    """The num_models keys the evaluation networks train from: drawn from config.seed, folded first with
+    config.set_seed when it is set."""
+    base = jax.random.PRNGKey(config.seed)
+    if config.set_seed is not None:
+        base = jax.random.fold_in(base, config.set_seed)
+    return jax.random.split(base, config.num_models)
+
+
 def evaluate_set(images, labels, test_images, test_labels, num_classes: int, config: EvalConfig = EvalConfig(),
                  progress: Callable[[int], None] | None = None, *, done: Sequence[dict[str, Any]] = (),
                  done_wall_time_s: float = 0.0,
@@ -112,8 +125,8 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
     config on the same set (their `done_wall_time_s` is added to this call's); only the others are trained.
     `on_network(metrics, wall_time_s)` is told of the metrics known so far after each network when networks train
     one after another (the CPU default), or after all of them when they train as one vmapped program. Network k is
-    trained from the k-th of num_models keys drawn from config.seed either way, so a resumed evaluation gives the
-    metrics of an uninterrupted one.
+    trained from the k-th of num_models keys drawn from config.seed (folded with config.set_seed when set) either
+    way, so a resumed evaluation gives the metrics of an uninterrupted one.
     """
     start = time.time()
     per_network = [dict(m) if isinstance(m, dict) else {"accuracy": float(m)} for m in done]
@@ -123,7 +136,7 @@ def evaluate_set(images, labels, test_images, test_labels, num_classes: int, con
     metrics_lib.check_names(config.metrics, num_classes)  # before any training: e.g. specificity on 10 classes
     model = config.model.build(num_classes)
     trainer = _trainer(model, config.train, int(images.shape[0]))
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_models)
+    keys = network_keys(config)
     images, labels = jnp.asarray(images, jnp.float32), jnp.asarray(labels)
     first = len(per_network)
     if trainer.parallel == "sequential":

@@ -39,6 +39,7 @@ from jaxdistill.train import Trainer, TrainConfig
 
 SYNTHETIC_FILE = "synthetic.npz"
 EVAL_FILE = "eval.json"
+NETWORK_SEEDINGS = ("per_set", "shared")
 EVAL_PARTIAL_FILE = "eval_partial.json"  # the networks evaluated so far, while an evaluation runs
 
 
@@ -347,8 +348,12 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                      data_dir: str | None = None, seed: int = 0, model: str | ModelConfig | None = None,
                      progress: bool = True, data: LoadedData | None = None,
                      train_overrides: dict[str, Any] | None = None, metrics: Sequence[str] | None = None,
-                     protocol: str | None = None) -> dict[str, Any]:
+                     protocol: str | None = None, network_seeding: str = "per_set") -> dict[str, Any]:
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
+
+    `network_seeding`: 'per_set' (default) trains each set's networks from keys of `seed` folded with the set's
+    distillation seed, so the sets of a sweep meet different networks; 'shared' gives every set the same networks
+    (keys from `seed` alone), the seeding of the records made before it was an option.
 
     `protocol` names how the networks train (`evaluate.protocol_train_config`): 'dc' (DC's, the default) or 'idc'
     (IDC's, the default for IDC sets); any set can be evaluated under either.
@@ -359,6 +364,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     lr (MTT, DATM) is trained with that lr, as in their papers, unless train_overrides names one. The data come from
     `data_dir`, else the folder the distill run recorded (`data.json`), else the usual places.
     """
+    if network_seeding not in NETWORK_SEEDINGS:
+        raise ConfigError(f"unknown network_seeding {network_seeding!r}; choose one of {', '.join(NETWORK_SEEDINGS)}")
     config, images, labels, seeds = load_synthetic(workdir)
     if not os.access(workdir, os.W_OK):
         raise WorkdirError(f"workdir {workdir} is not writable, so {EVAL_FILE} could not be saved; "
@@ -389,6 +396,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
         for s in range(len(seeds)):
             cfg_s = eval_cfg if lrs is None else dataclasses.replace(
                 eval_cfg, train=dataclasses.replace(train_cfg, lr=float(lrs[s])))
+            if network_seeding == "per_set":
+                cfg_s = dataclasses.replace(cfg_s, set_seed=int(seeds[s]))
             key = str(seeds[s])
             digest = arrays_checksum((images[s], labels[s]))
             rec = saved.get(key)

@@ -469,3 +469,17 @@ def test_a_multi_formation_set_is_saved_compact_and_loaded_decoded(tmp_path):
     for s in range(2):
         np.testing.assert_allclose(images[s], decode_multi_formation(stored[s], 2), atol=1e-6)
         assert labels[s].tolist() == decode_labels(stored_labels[s], 2).tolist() == [0, 1] * 4
+
+
+def test_network_seeding_per_set_gives_each_set_its_own_networks_and_shared_the_same(tmp_path):
+    from jaxdistill.evaluate import EvalConfig, network_keys
+    distill("random", "tiny", 3, [0, 1], tmp_path, data=DATA, progress=False)
+    kw = dict(num_models=2, epochs=1, augment="none", data=DATA, progress=False, model=SMALL_MODEL)
+    per_set = evaluate_workdir(tmp_path, **kw)
+    assert [r["config"]["set_seed"] for r in per_set["per_set"]] == [0, 1]
+    keys = [network_keys(EvalConfig(num_models=2, seed=0, set_seed=s)) for s in (0, 1, None)]
+    assert not np.array_equal(keys[0], keys[1]) and not np.array_equal(keys[0], keys[2])
+    shared = evaluate_workdir(tmp_path, network_seeding="shared", **kw)
+    assert [r["config"]["set_seed"] for r in shared["per_set"]] == [None, None]
+    with pytest.raises(ConfigError, match="network_seeding"):
+        evaluate_workdir(tmp_path, network_seeding="each", **kw)
