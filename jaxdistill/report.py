@@ -250,14 +250,21 @@ def _pm(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f}" + ("" if std != std else f" ± {std:.{digits}f}")
 
 
+def _picked(rows: pd.DataFrame) -> pd.DataFrame:
+    """One record per (method, dataset column): the full protocol before a reduced one, then more distillations,
+    then the last in name order."""
+    if "column" not in rows:
+        rows = rows.assign(column=rows.apply(_column_name, axis=1))
+    df = rows.assign(_sets=rows["sets"].fillna(1)).sort_values(["reduced", "_sets", "record"],
+                                                               ascending=[False, True, True], kind="stable")
+    return df.drop_duplicates(["method", "column"], keep="last").drop(columns="_sets")
+
+
 def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows: method; columns: dataset x ipc; cells as `_cell`. Where one method has several records for one column
     (say a reduced and a full run), the full one wins, then the one with more distillations (selections), then the
     last in name order; `long_table` lists them all."""
-    df = rows.assign(column=rows.apply(_column_name, axis=1), cell=rows.apply(_cell, axis=1))
-    df = df.assign(_sets=df["sets"].fillna(1)).sort_values(["reduced", "_sets", "record"],
-                                                         ascending=[False, True, True], kind="stable")
-    df = df.drop_duplicates(["method", "column"], keep="last")
+    df = _picked(rows.assign(column=rows.apply(_column_name, axis=1), cell=rows.apply(_cell, axis=1)))
     columns = list(dict.fromkeys(rows.apply(_column_name, axis=1)))  # collect_records' order
     order = list(dict.fromkeys(rows["method"]))
     table = df.pivot(index="method", columns="column", values="cell").reindex(index=order, columns=columns)
@@ -296,6 +303,45 @@ def long_table(rows: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
 def markdown(df: pd.DataFrame) -> str:
     """A table as GitHub markdown, NaN as empty; cells are already text."""
     return df.fillna("").astype(str).to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def training_cost_table(rows: pd.DataFrame, records: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
+    """Training on a distilled MNIST set against training on the full training set: images, epochs, the training
+    FLOPs (3 x XLA's forward FLOPs per image x images x epochs, the ConvNet's forward count taken from a full-data
+    record's cost) and the measured wall seconds per network (training and testing, on the record's device), beside
+    the test accuracy. One line per method and ipc of the
+    comparison (its picked record) and one per full-data record."""
+    by_name = dict(records)
+    forward = next((r["result"]["cost"]["forward_flops_per_image"] for _, r in records
+                    if r.get("experiment") == "full_data_mnist" and "cost" in r.get("result", {})), None)
+    lines = []
+    mnist = rows[(rows["dataset"] == "mnist") & rows["ipc"].notna()]
+    for _, row in _picked(mnist).sort_values(["ipc"], kind="stable").iterrows():
+        per_set = by_name[row["record"]].get("result", {}).get("per_set") or []
+        images = per_set[0].get("num_train_images") if per_set else None
+        networks = sum(len(p.get("accuracies", [])) for p in per_set)
+        seconds = sum(p.get("wall_time_s", 0.0) for p in per_set) / networks if networks else np.nan
+        lines.append((row["record"], f"{row['method']}, ipc {int(row['ipc'])}", images, row["epochs"], seconds,
+                      row["mean"], row["reduced"], row["device"]))
+    for stem, rec in records:
+        if rec.get("experiment") != "full_data_mnist":
+            continue
+        result, config = rec["result"], rec.get("config", {})
+        schedule = config.get("lr_schedule", "step")
+        lines.append((stem, f"full data ({schedule} lr)", result.get("num_train_images", 60000), config.get("epochs"),
+                      result.get("wall_time_s"), 100 * result["test_accuracy"],
+                      bool(rec.get("reduced_protocol")), (result.get("device") or {}).get("backend")))
+    out = []
+    for stem, what, images, epochs, seconds, acc, reduced, device in lines:
+        flops = 3 * forward * images * epochs if forward and images and epochs else np.nan
+        out.append({"record": f"`{stem}`", "training set": what + ("*" if reduced else ""),
+                    "images": "" if images is None else str(int(images)),
+                    "epochs": "" if epochs is None else str(int(epochs)),
+                    "training FLOPs": "" if flops != flops else f"{flops:.3g}",
+                    "seconds per network": "" if seconds is None or seconds != seconds else f"{seconds:.1f}",
+                    "device": device or "",
+                    "accuracy %": f"{acc:.2f}"})
+    return pd.DataFrame(out)
 
 
 def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
@@ -349,6 +395,7 @@ def readme_blocks(rows: pd.DataFrame, records: list[tuple[str, dict[str, Any]]] 
     `<!-- /report:NAME -->` in README.md. `records` (`load_records`) adds the cross-architecture table."""
     blocks = {name: make(rows) for name, make in README_BLOCKS.items()}
     if records is not None:
+        blocks["training_cost"] = markdown(training_cost_table(rows, records))
         table = cross_architecture_table(records)
         blocks["cross_architecture"] = (markdown(table[[c for c in table.columns if not c.startswith("_")]])
                                         if len(table) else "No cross-architecture record yet.\n")
@@ -447,7 +494,10 @@ def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
             if found:
                 name = f"{dataset}_ipc{int(ipc)}_{kind}"
                 written[name] = figure_montage([p for p, _ in found], [m for _, m in found], out / f"{name}.png")
-    cross = cross_architecture_table(load_records(results))
+    records = load_records(results)
+    (out / "training_cost.md").write_text(markdown(training_cost_table(rows, records)))
+    written["training_cost"] = out / "training_cost.md"
+    cross = cross_architecture_table(records)
     if len(cross):
         cross[[c for c in cross.columns if not c.startswith("_")]].to_csv(out / "cross_architecture.csv", index=False)
         written["cross_architecture"] = plot_cross_architecture(cross, out / "cross_architecture.png")

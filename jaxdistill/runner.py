@@ -436,15 +436,15 @@ def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed:
                    data_dir: str | None = None, source: str = "files", augment: str | None = None,
                    model: str = "convnet", batch_size: int = 256, lr: float = 0.01, progress: bool = True,
                    data: LoadedData | None = None, subset_per_class: int | None = None,
-                   model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                   model_kwargs: dict[str, Any] | None = None, lr_schedule: str = "step") -> dict[str, Any]:
     """Train one network on the whole training set (the full-data baseline); resumable per epoch.
 
     `subset_per_class` trains on that many random images per class instead, and `model_kwargs` change the network
-    (e.g. a narrow one for smoke runs). Writes
+    (e.g. a narrow one for smoke runs). `lr_schedule`: 'step' (x0.1 at half the epochs, DC's) or 'cosine'. Writes
     workdir/result.json with the test accuracy, and logs the test accuracy after every epoch to metrics.jsonl.
     """
     augment = default_eval_augmentation(dataset) if augment is None else augment
-    train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment)
+    train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, lr_schedule=lr_schedule)
     config = {"kind": "train", "dataset": dataset.lower(), "source": source, "model": model, "seed": seed,
               "train": dataclasses.asdict(train_cfg), "subset_per_class": subset_per_class}
     if model_kwargs:

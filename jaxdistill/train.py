@@ -52,6 +52,7 @@ class TrainState(NamedTuple):
 
 CLASS_WEIGHTINGS = ("none", "balanced")
 SAMPLINGS = ("shuffle", "balanced")
+LR_SCHEDULES = ("step", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ class TrainConfig:
     # instead, when given: lr x lr_gamma after each of these fractions of the epochs (IDC's MultiStepLR at 2/3, 5/6)
     lr_milestones: tuple[float, ...] = ()
     lr_gamma: float = 0.1
+    lr_schedule: str = "step"  # 'step' (lr_drop_fraction / lr_milestones) | 'cosine' (cosine decay to 0 over the run)
     augment: str = "none"
     driver: str = "auto"  # 'auto' | 'scan' | 'python'
     parallel: str = "auto"  # 'auto' | 'vmap' | 'sequential'
@@ -91,6 +93,8 @@ class TrainConfig:
         if self.class_weighting == "balanced" and self.sampling == "balanced":
             raise ConfigError("class_weighting='balanced' and sampling='balanced' both correct for class imbalance "
                               "and together over-correct it (the minority weighted twice); choose one")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
         if any(not 0 < m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(self.lr_milestones):
             raise ConfigError(f"lr_milestones must be increasing fractions of the epochs in (0, 1), got "
@@ -228,7 +232,9 @@ class Trainer:
         self.steps_per_epoch = -(-num_examples // self.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
         drop_epoch = math.floor(config.epochs * config.lr_drop_fraction)
-        if config.lr_milestones:
+        if config.lr_schedule == "cosine":
+            schedule = optax.cosine_decay_schedule(config.lr, self.total_steps)
+        elif config.lr_milestones:
             boundaries: dict[int, float] = {}
             for fraction in config.lr_milestones:
                 step = math.floor(config.epochs * fraction) * self.steps_per_epoch
@@ -240,6 +246,7 @@ class Trainer:
                 config.lr, {drop_epoch * self.steps_per_epoch: 0.1})
         else:
             schedule = config.lr
+        self.schedule = schedule if callable(schedule) else (lambda step, lr=schedule: lr)  # lr at a step
         self.tx = sgd_optimizer(schedule, config.momentum, config.weight_decay)
         self.augment = get_augment(config.augment)
         self.driver = resolve_driver(config.driver)

@@ -405,7 +405,7 @@ def test_report_checks_and_updates_the_readme_tables(capsys, tmp_path):
         "result": {"accuracy_mean": 0.9, "accuracy_std": 0.01}}))
     readme = tmp_path / "README.md"
     blocks = "".join(f"<!-- report:{n} -->\n<!-- /report:{n} -->\n"
-                     for n in ("comparison_mnist", "comparison_mhist", "mnist", "mhist", "cross_architecture"))
+                     for n in ("comparison_mnist", "comparison_mhist", "mnist", "mhist", "cross_architecture", "training_cost"))
     readme.write_text(blocks)
     code, _, err = cli(capsys, "report", results, "--check-readme", readme)
     assert code == 1 and "disagree" in err

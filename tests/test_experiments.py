@@ -34,7 +34,7 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
 @needs_mnist
 @pytest.mark.parametrize("command,expect", [
     (RUNNER + ["experiments/coreset_mnist.py", "--selection", "herding"], "herding mnist ipc=1 (smoke):"),  # by path
-    (RUNNER + ["full_data_mnist"], "full-data ConvNet, 1 epochs: test accuracy"),
+    (RUNNER + ["full_data_mnist"], "full-data ConvNet, 1 epochs (cosine lr): test accuracy"),
     # the old way: the file run as a script hands itself to the runner
     ([sys.executable, "experiments/gradient_matching.py", "--method", "dc"], "over 2 networks"),  # 2 seeds x 1 net
     (RUNNER + ["gradient_matching", "--method", "dsa", "--seeds", "1"], "over 1 networks"),  # one of the 2 seeds

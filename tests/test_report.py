@@ -39,7 +39,8 @@ from pathlib import Path  # noqa: E402
 
 from jaxdistill.errors import ConfigError  # noqa: E402
 from jaxdistill.report import (collect_records, comparison_table, cross_architecture_table,  # noqa: E402
-                               load_records, long_table, readme_blocks, record_row, update_readme, write_report)
+                               load_records, long_table, readme_blocks, record_row, training_cost_table,
+                               update_readme, write_report)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,3 +143,17 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
     assert len(collect_records(folder)) == 1  # not a row of the comparison
     assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]
     assert write_report(folder, tmp_path / "out")["cross_architecture"].is_file()
+
+
+def test_training_cost_table_sets_a_distilled_set_beside_the_full_data(tmp_path):
+    rec = _distill_record("dc", ipc=10)
+    rec["result"]["per_set"] = [{"num_train_images": 100, "wall_time_s": 50.0, "accuracies": [0.9] * 5}]
+    full = {"experiment": "full_data_mnist", "variant": "cosine", "config": {"epochs": 20, "lr_schedule": "cosine"},
+            "result": {"test_accuracy": 0.99, "wall_time_s": 600.0, "num_train_images": 60000,
+                       "cost": {"forward_flops_per_image": 1e7}, "device": {"backend": "cpu"}}}
+    folder = _write(tmp_path, dc_mnist_ipc10=rec, full_data_mnist_cosine=full)
+    table = training_cost_table(collect_records(folder), load_records(folder))
+    dc, whole = table.iloc[0], table.iloc[1]
+    assert (dc["images"], dc["epochs"], dc["seconds per network"]) == ("100", "300", "10.0")
+    assert dc["training FLOPs"] == f"{3 * 1e7 * 100 * 300:.3g}"
+    assert whole["training set"] == "full data (cosine lr)" and whole["training FLOPs"] == f"{3 * 1e7 * 60000 * 20:.3g}"

@@ -265,3 +265,17 @@ def test_imbalance_options_are_validated():
     state = trainer.init_state(jax.random.PRNGKey(0), jnp.asarray(IMAGES))
     with pytest.raises(ConfigError, match="labels as one array"):
         trainer.train_step(state, jax.random.PRNGKey(0), jnp.asarray(IMAGES), {"labels": jnp.asarray(LABELS)})
+
+
+def test_cosine_schedule_decays_to_zero_and_bad_schedules_fail():
+    from jaxdistill.models import make_model
+
+    def trainer(**kw):
+        return Trainer(make_model("mlp", 3, widths=(4,)), TrainConfig(epochs=4, batch_size=5, lr=0.1, **kw), 10)
+    cosine = trainer(lr_schedule="cosine")
+    assert cosine.total_steps == 8
+    assert [float(cosine.schedule(t)) for t in (0, 4, 8)] == pytest.approx([0.1, 0.05, 0.0], abs=1e-7)
+    step = trainer()  # DC's: x0.1 after half the epochs (4 of 8 steps)
+    assert [float(step.schedule(t)) for t in (0, 3, 4, 7)] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
