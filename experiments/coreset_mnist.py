@@ -43,7 +43,7 @@ def get_config(variant: str, selection: str = "herding") -> dict[str, Any]:
     paper = BASELINES_PUBLISHED.get((METHOD_NAMES[selection], "mnist", cfg["ipc"]))
     return {**cfg, "method": selection, "dataset": "mnist", "name": f"coreset_{selection}_mnist_{variant}",
             "paper": list(paper) if paper else None, "reduced": is_reduced(variant),
-            "eval_model": "convnet:width=8,depth=3" if variant == "smoke" else None,
+            **({"eval_model": "convnet:width=8,depth=3"} if variant == "smoke" else {}),
             "full_protocol_command": f"python experiments/coreset_mnist.py --selection {selection} "
                                      f"--variant {variant.replace('_reduced', '')}"}
 

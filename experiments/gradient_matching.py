@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxdistill.experiment import Context, finish_distillation, is_reduced
+from jaxdistill.experiment import Context, evaluate_starting_images, finish_distillation, is_reduced
 
-CHOICES = {"method": ("dc", "dsa"), "dataset": ("mnist", "fashion_mnist", "mhist")}
+CHOICES = {"method": ("dc", "dsa"), "dataset": ("mnist", "fashion_mnist", "mhist"), "init": ("real", "noise")}
 FLAGS = ("checkpoint_every", "seeds")
 
 PAPER = {  # (method, dataset, ipc) -> (mean, std) in %
@@ -51,6 +51,9 @@ VARIANTS = {
     "ipc1_reduced": dict(ipc=1, iterations=200, seeds=[0, 1, 2], models=20, epochs=1000),
     "ipc10_reduced": dict(ipc=10, iterations=20, seeds=[0], models=20, epochs=100),
     "ipc50_reduced": dict(ipc=50, iterations=2, seeds=[0], models=20, epochs=20),
+    # The initialisation question on a 2-core CPU (run with --init real and --init noise): 100 iterations, one
+    # distillation, 10 networks of 300 epochs; each record also evaluates its own starting images.
+    "ipc1_init_reduced": dict(ipc=1, iterations=100, seeds=[0], models=10, epochs=300),
     # Smoke: the whole pipeline on real MNIST in seconds (a narrow network, which the evaluation also trains, small
     # real batches, and the class loop as a scan, which compiles 3x faster than the unrolled default).
     "smoke": dict(ipc=1, iterations=2, seeds=[0, 1], models=1, epochs=2,
@@ -74,17 +77,26 @@ MHIST_REDUCED = {
 }
 
 
-def get_config(variant: str, method: str, dataset: str = "mnist") -> dict[str, Any]:
-    """What a run of `variant` does: the VARIANTS row, the paper's value, its names and its full-protocol command."""
+def get_config(variant: str, method: str, dataset: str = "mnist", init: str = "real") -> dict[str, Any]:
+    """What a run of `variant` does: the VARIANTS row, the paper's value, its names and its full-protocol command.
+    `init` 'noise' starts the synthetic images from Gaussian noise (the record's name says noise_) instead of
+    real images; the init-study variant and every noise run also evaluate their starting images."""
     cfg = {"method": method, "dataset": dataset, **VARIANTS[variant]}
+    if init != "real":
+        cfg["method_overrides"] = {**cfg.get("method_overrides", {}), "init": init}
+    cfg["start_control"] = init != "real" or "init" in variant
     if dataset == "mhist":
         cfg.update(MHIST_REDUCED.get(variant, {}))
     if method == "dc" and dataset not in ("mnist", "mhist") and variant != "smoke":
         cfg["epochs"] = 300  # the reference trains 300 epochs where DC uses no evaluation augmentation
-    return {**cfg, "name": f"{method}_{dataset}_{variant}", "paper": PAPER.get((method, dataset, cfg["ipc"])),
+    infix = "" if init == "real" else f"{init}_"
+    full = variant.replace("_init", "").replace("_reduced", "")
+    return {**cfg, "name": f"{method}_{dataset}_{infix}{variant}", "init": init,
+            "paper": PAPER.get((method, dataset, cfg["ipc"])) if init == "real" else None,
             "reduced": is_reduced(variant),
             "full_protocol_command": f"python experiments/gradient_matching.py --method {method} "
-                                     f"--dataset {dataset} --variant {variant.replace('_reduced', '')}"
+                                     f"--dataset {dataset} --variant {full}"
+                                     + (f" --init {init}" if init != "real" else "")
                                      + (" --data-dir MHIST" if dataset == "mhist" else "")}
 
 
@@ -97,6 +109,9 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                   policy=config.get("policy"), progress=ctx.progress, checkpoint_every=ctx.checkpoint_every,
                   resolution=config.get("resolution"))
     record_config = {k: config[k] for k in ("method", "dataset", "ipc", "iterations", "seeds", "models", "epochs")}
+    if config.get("start_control"):
+        record_config.update(init=config["init"], start_images=evaluate_starting_images(
+            ctx, data, ctx.workdir.parent / (ctx.name + "_start"), config.get("method_overrides")))
     finish_distillation(ctx, data, rec, record_config)
 
 

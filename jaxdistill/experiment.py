@@ -232,6 +232,7 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
     (`<grid_name>_seed<S>.png`) and the loss curve (`<name>_loss.png`) into ctx.figures_dir and write the record.
     Reads config "method", "dataset", "ipc", "models", "epochs", "paper" (mean, std in %, or None). Returns the
     evaluation."""
+    from jaxdistill.checkpoint import RunDir
     from jaxdistill.data.registry import REGISTRY
     from jaxdistill.runner import load_synthetic
     from jaxdistill.visualize import save_image_grid, save_loss_curve
@@ -257,7 +258,7 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
                         spec.num_classes, mean, std, spec.class_names,
                         title=f"{method.upper()} {dataset} ipc {cfg['ipc']}, seed {seed}")
     over = "mean over seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
-    if distill_record.get("iterations", 1):  # a selection (0 iterations) has no loss to draw
+    if any("match_loss" in r for r in RunDir(workdir).read_metrics()):  # a selection logs no loss
         save_loss_curve(ctx.figures_dir / f"{ctx.name}_loss.png", workdir,
                         title=f"{method.upper()} {dataset} ipc {cfg['ipc']} ({over})")
     if "confusion_matrix_total" in res:  # an imbalanced dataset's evaluation (MHIST): summed over networks

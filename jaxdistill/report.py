@@ -126,6 +126,8 @@ def _method_label(record: dict[str, Any]) -> str | None:
         label += f" eps={'inf' if eps is None or eps == float('inf') else f'{eps:g}'}"
     if method == "idc" and config.get("factor", 2) == 1:
         label = "IDC-I"
+    if config.get("init") not in (None, "real"):
+        label += f", {config['init']} init"
     return label
 
 

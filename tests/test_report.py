@@ -74,6 +74,7 @@ def test_record_row_reads_methods_baselines_and_mhist_metrics():
     psg = _distill_record("psg", epsilon=1.0, start_images={"accuracy_mean": 0.06})
     assert record_row("p", psg)["method"] == "PSG eps=1" and record_row("p", psg)["start_mean"] == pytest.approx(6)
     assert record_row("i", _distill_record("idc", factor=1))["method"] == "IDC-I"
+    assert record_row("n", _distill_record("dc", init="noise"))["method"] == "DC, noise init"
     # random selection takes the DC paper's published value; an MHIST row carries balanced accuracy and AUC
     rnd = {"experiment": "random_mnist", "variant": "ipc10_reduced", "config": {"ipc": 10},
            "result": {"accuracy_mean": 0.95, "accuracy_std": 0.002}}
