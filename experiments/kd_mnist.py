@@ -13,16 +13,24 @@ Variants (each a KDConfig; every configuration over 5 seeds, student k distilled
                     them); how many test 3s the KD student gets right, before and after a bias correction of class
                     3 chosen on 5000 held-out training images. Shares the convnet_small teachers; student MLP
                     784-800-800-10 for 6 epochs.
+    course          the comparison study users run: a CNN teacher (ConvNet width 32, depth 3) and a fully connected
+                    student (MLP 784-128-128-10), both trained with Adam, lr 1e-3 (constant), batch 128, 12 epochs;
+                    the student alone and with KD at T in {1, 2, 4, 16, 32, 64}, alpha 0.5 (figure: accuracy
+                    against T); parameters, FLOPs per image (XLA) and CPU latency of teacher and student.
+    course_dkd      the same study with decoupled KD (Zhao et al., CVPR 2022; TCKD weight 1, NCKD weight 8) on the
+                    same teachers and seeds.
+    course_reduced, course_dkd_reduced   3 epochs each (labelled reduced).
     smoke           everything above on 1000 training images, 1 epoch, tiny nets (CI runs it).
 
-Training: SGD, momentum 0.9, batch 128, learning rate x0.1 at half the epochs. The paper gives no epoch counts or
-learning rates; these are ours (see README).
+Training (Hinton's rows): SGD, momentum 0.9, batch 128, learning rate x0.1 at half the epochs. The paper gives no
+epoch counts or learning rates; these are ours (see README).
 
     python experiments/kd_mnist.py --variant hinton          # full protocol (hours on a CPU)
     python experiments/kd_mnist.py --variant hinton_reduced
     python experiments/kd_mnist.py --variant hinton_reduced_30ep
     python experiments/kd_mnist.py --variant convnet_small
     python experiments/kd_mnist.py --variant omitted3
+    python experiments/kd_mnist.py --variant course          # then --variant course_dkd (shares the teachers)
     python experiments/kd_mnist.py --variant smoke          # seconds; CI runs it
     python -m jaxdistill.experiment kd_mnist --variant hinton   # the same runner
 
@@ -35,7 +43,9 @@ from typing import Any
 
 from jaxdistill.experiment import Context
 
-VARIANTS = ("hinton", "hinton_reduced", "hinton_reduced_30ep", "convnet_small", "omitted3", "smoke")
+VARIANTS = ("hinton", "hinton_reduced", "hinton_reduced_30ep", "convnet_small", "omitted3", "course", "course_dkd",
+            "course_reduced", "course_dkd_reduced", "smoke")
+COURSE_TEMPERATURES = (1.0, 2.0, 4.0, 16.0, 32.0, 64.0)
 SWEEP = tuple((t, a) for t in (1.0, 2.0, 4.0, 8.0, 20.0) for a in (0.1, 0.5, 0.9))
 PAPER = {"teacher": 67, "student_alone": 146, "student_kd": 74}  # test errors, Hinton et al. 2015, section 3
 
@@ -57,7 +67,19 @@ def kd_configs() -> dict:
 
     conv_teacher = NetSpec("convnet", (("depth", 3), ("width", 32)), sgd(4, lr=0.02))
     seeds = (0, 1, 2, 3, 4)
+
+    def adam(epochs, **kw):  # constant lr 1e-3 (lr_drop_fraction 1.0: no drop)
+        return TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, weight_decay=0.0, optimizer="adam",
+                           lr_drop_fraction=1.0, **kw)
+
+    def course(epochs, loss):
+        teacher = NetSpec("convnet", (("depth", 3), ("width", 32)), adam(epochs))
+        student = NetSpec("mlp", (("widths", (128, 128)),), adam(epochs, parallel="vmap"))
+        sweep = tuple((t, 0.5) for t in COURSE_TEMPERATURES if t != 4.0)
+        return KDConfig(teacher, student, 4.0, 0.5, seeds, sweep=sweep, loss=loss)
     return {
+        "course": course(12, "hinton"), "course_dkd": course(12, "dkd"),
+        "course_reduced": course(3, "hinton"), "course_dkd_reduced": course(3, "dkd"),
         "hinton": KDConfig(mlp_teacher(60), mlp((800, 800), 60), 20.0, 0.1, seeds, sweep=SWEEP),
         "hinton_reduced": KDConfig(mlp_teacher(6), mlp((800, 800), 6), 20.0, 0.1, seeds),
         "hinton_reduced_30ep": KDConfig(mlp_teacher(30), mlp((800, 800), 10), 20.0, 0.1, seeds),
@@ -68,8 +90,12 @@ def kd_configs() -> dict:
     }
 
 
-REDUCED = {"hinton_reduced": "hinton", "hinton_reduced_30ep": "hinton"}
-SHARED_TEACHERS = {"convnet_small": "kd_mnist_convnet_teachers", "omitted3": "kd_mnist_convnet_teachers"}
+REDUCED = {"hinton_reduced": "hinton", "hinton_reduced_30ep": "hinton", "course_reduced": "course",
+           "course_dkd_reduced": "course_dkd"}
+SHARED_TEACHERS = {"convnet_small": "kd_mnist_convnet_teachers", "omitted3": "kd_mnist_convnet_teachers",
+                   "course": "kd_mnist_course_teachers", "course_dkd": "kd_mnist_course_teachers",
+                   "course_reduced": "kd_mnist_course_reduced_teachers",
+                   "course_dkd_reduced": "kd_mnist_course_reduced_teachers"}
 
 
 def get_config(variant: str) -> dict[str, Any]:
@@ -121,7 +147,31 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     if kd_config.sweep:
         plot_kd_sweep(rec, ctx.figures_dir / f"{ctx.name}_sweep.png",
                       title=f"KD on MNIST ({ctx.variant}): test errors against T, 5 seeds")
+    if ctx.variant.startswith("course"):
+        rec["costs"] = network_costs(kd_config)
+        print(f"costs: {rec['costs']}")
     ctx.write_record({**kd_config.to_dict(), "paper_test_errors": config["paper_test_errors"]}, rec)
+
+
+def network_costs(kd_config) -> dict[str, Any]:
+    """Parameters, XLA forward FLOPs per image and measured inference latency (s per image at batch 1 and 128, on
+    this machine's default device) of the teacher and the student."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdistill.costs import forward_flops, inference_latency, param_count
+    from jaxdistill.models import ModelConfig
+    out = {}
+    for role, net in (("teacher", kd_config.teacher), ("student", kd_config.student)):
+        cfg = ModelConfig(net.model, dict(net.model_kwargs))
+        model = net.build(10)
+        variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+        out[role] = {"model": str(cfg), "params": param_count(cfg, 10, (28, 28, 1)),
+                     "forward_flops_per_image": forward_flops(cfg, 10, (28, 28, 1)),
+                     "latency_s_per_image": {str(b): inference_latency(model, variables, (28, 28, 1), b)
+                                             for b in (1, 128)},
+                     "latency_device": jax.devices()[0].platform}
+    return out
 
 
 if __name__ == "__main__":

@@ -67,11 +67,55 @@ def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Ar
     return alpha * cross_entropy(student_logits, labels, mask, weights) + (1.0 - alpha) * temperature ** 2 * soft
 
 
-def kd_objective(temperature: float, alpha: float) -> LossFn:
-    """A `Trainer` loss over targets {"labels": (N,), "teacher_logits": (N, C)}."""
+def dkd_terms(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, temperature: float
+              ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Decoupled KD's two parts per example (Zhao et al., CVPR 2022), at temperature T, without the T^2 factor:
+    TCKD = KL(b_t || b_s) over the binary (target, not target) split, NCKD = KL(q_t || q_s) over the non-target
+    classes renormalised, and the teacher's target probability p_t. Hinton's KL is TCKD + (1 - p_t) NCKD: classic KD
+    weighs the non-target knowledge down exactly where the teacher is confident. labels: (N,) ints."""
+    log_s = jax.nn.log_softmax(student_logits / temperature, axis=-1)
+    log_t = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
+    onehot = jax.nn.one_hot(labels, student_logits.shape[-1], dtype=bool)
+    log_s_gt = jnp.sum(jnp.where(onehot, log_s, 0.0), -1)
+    log_t_gt = jnp.sum(jnp.where(onehot, log_t, 0.0), -1)
+    p_t = jnp.exp(log_t_gt)
+    # log(1 - p), computed from the other classes' log-probabilities (stable where p is near 1)
+    log_s_rest = jax.nn.logsumexp(jnp.where(onehot, -jnp.inf, log_s), -1)
+    log_t_rest = jax.nn.logsumexp(jnp.where(onehot, -jnp.inf, log_t), -1)
+    tckd = p_t * (log_t_gt - log_s_gt) + jnp.exp(log_t_rest) * (log_t_rest - log_s_rest)
+    q_s = jnp.where(onehot, -jnp.inf, log_s) - log_s_rest[:, None]  # log of the renormalised non-target classes
+    q_t = jnp.where(onehot, -jnp.inf, log_t) - log_t_rest[:, None]
+    nckd = jnp.sum(jnp.where(onehot, 0.0, jnp.exp(q_t) * (q_t - q_s)), -1)
+    return tckd, nckd, p_t
+
+
+def dkd_loss(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, temperature: float,
+             alpha: float, tckd_weight: float = 1.0, nckd_weight: float = 8.0, mask: jax.Array | None = None
+             ) -> jax.Array:
+    """alpha * CE(labels) + (1 - alpha) * T^2 * (tckd_weight * TCKD + nckd_weight * NCKD), mean over examples
+    (`dkd_terms`). The paper's defaults are TCKD weight 1, NCKD weight 8 (CIFAR-100) and T = 4, with the CE term at
+    weight 1; our `alpha` splits the hard and soft terms as Hinton's loss does here, so both losses share a sweep."""
+    tckd, nckd, _ = dkd_terms(student_logits, teacher_logits, labels, temperature)
+    soft = tckd_weight * tckd + nckd_weight * nckd
+    soft = soft.mean() if mask is None else jnp.sum(soft * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return alpha * cross_entropy(student_logits, labels, mask) + (1.0 - alpha) * temperature ** 2 * soft
+
+
+KD_LOSSES = ("hinton", "dkd")
+
+
+def kd_objective(temperature: float, alpha: float, method: str = "hinton", tckd_weight: float = 1.0,
+                 nckd_weight: float = 8.0) -> LossFn:
+    """A `Trainer` loss over targets {"labels": (N,), "teacher_logits": (N, C)}: Hinton's (`kd_loss`) or decoupled
+    KD (`dkd_loss`)."""
     check_kd_settings(temperature, alpha)
+    if method not in KD_LOSSES:
+        raise ConfigError(f"unknown KD loss {method!r}; choose one of {', '.join(KD_LOSSES)}")
 
     def loss(logits, targets, mask):
+        if method == "dkd":
+            return dkd_loss(logits, targets["teacher_logits"], targets["labels"], temperature, alpha, tckd_weight,
+                            nckd_weight, mask)
         return kd_loss(logits, targets["teacher_logits"], targets["labels"], temperature, alpha, mask)
     return loss
 
@@ -236,9 +280,13 @@ class KDConfig:
     sweep: tuple = ()  # ((T, alpha), ...)
     omit_class: int | None = None
     validation: int = 0  # held-out training examples (used to choose the omitted class's bias shift)
+    loss: str = "hinton"  # the KD students' loss: 'hinton' or 'dkd' (decoupled KD; `dkd_weights` = TCKD, NCKD)
+    dkd_weights: tuple = (1.0, 8.0)
 
     def __post_init__(self):
         check_kd_settings(self.temperature, self.alpha)
+        if self.loss not in KD_LOSSES:
+            raise ConfigError(f"unknown KD loss {self.loss!r}; choose one of {', '.join(KD_LOSSES)}")
         for t, a in self.sweep:
             check_kd_settings(t, a)
         if len(self.seeds) < 2:
@@ -251,7 +299,8 @@ class KDConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"teacher": self.teacher.to_dict(), "student": self.student.to_dict(),
                 "temperature": self.temperature, "alpha": self.alpha, "seeds": list(self.seeds),
-                "sweep": [list(p) for p in self.sweep], "omit_class": self.omit_class, "validation": self.validation}
+                "sweep": [list(p) for p in self.sweep], "omit_class": self.omit_class, "validation": self.validation,
+                **({"loss": self.loss, "dkd_weights": list(self.dkd_weights)} if self.loss != "hinton" else {})}
 
 
 def _tag(temperature: float, alpha: float) -> str:
@@ -313,7 +362,9 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
     for t, a in ((config.temperature, config.alpha), *config.sweep):
         if _tag(t, a) in students:
             continue
-        _, rec, _ = phase(f"student_kd_{_tag(t, a)}", config.student, kd_objective(t, a), teacher_logits)
+        prefix = "student_kd" if config.loss == "hinton" else f"student_{config.loss}"
+        _, rec, _ = phase(f"{prefix}_{_tag(t, a)}", config.student,
+                          kd_objective(t, a, config.loss, *config.dkd_weights), teacher_logits)
         rec["significance_vs_alone"] = compare(alone_rec["test_errors"], rec["test_errors"])
         students[_tag(t, a)] = {"temperature": t, "alpha": a, **rec}
     main = students[_tag(config.temperature, config.alpha)]

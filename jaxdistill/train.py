@@ -53,6 +53,7 @@ class TrainState(NamedTuple):
 CLASS_WEIGHTINGS = ("none", "balanced")
 SAMPLINGS = ("shuffle", "balanced")
 LR_SCHEDULES = ("step", "cosine")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +70,7 @@ class TrainConfig:
     lr_milestones: tuple[float, ...] = ()
     lr_gamma: float = 0.1
     lr_schedule: str = "step"  # 'step' (lr_drop_fraction / lr_milestones) | 'cosine' (cosine decay to 0 over the run)
+    optimizer: str = "sgd"  # 'sgd' (PyTorch's, with `momentum`) | 'adam' (PyTorch's defaults; `momentum` unused)
     augment: str = "none"
     driver: str = "auto"  # 'auto' | 'scan' | 'python'
     parallel: str = "auto"  # 'auto' | 'vmap' | 'sequential'
@@ -93,6 +95,8 @@ class TrainConfig:
         if self.class_weighting == "balanced" and self.sampling == "balanced":
             raise ConfigError("class_weighting='balanced' and sampling='balanced' both correct for class imbalance "
                               "and together over-correct it (the minority weighted twice); choose one")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
@@ -120,6 +124,13 @@ def sgd_optimizer(lr: float | optax.Schedule, momentum: float = 0.0, weight_deca
         parts.append(optax.add_decayed_weights(weight_decay))
     parts.append(optax.sgd(lr, momentum=momentum or None))
     return optax.chain(*parts)
+
+
+def adam_optimizer(lr: float | optax.Schedule, weight_decay: float = 0.0) -> optax.GradientTransformation:
+    """PyTorch-style Adam (betas 0.9, 0.999, eps 1e-8): weight decay, when given, added to the gradient (L2, as
+    torch.optim.Adam's weight_decay), not decoupled."""
+    parts = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
+    return optax.chain(*parts, optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8))
 
 
 def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree, images: jax.Array, train: bool,
@@ -247,7 +258,8 @@ class Trainer:
         else:
             schedule = config.lr
         self.schedule = schedule if callable(schedule) else (lambda step, lr=schedule: lr)  # lr at a step
-        self.tx = sgd_optimizer(schedule, config.momentum, config.weight_decay)
+        self.tx = (adam_optimizer(schedule, config.weight_decay) if config.optimizer == "adam"
+                   else sgd_optimizer(schedule, config.momentum, config.weight_decay))
         self.augment = get_augment(config.augment)
         self.driver = resolve_driver(config.driver)
         self.parallel = resolve_parallel(config.parallel)

@@ -32,6 +32,37 @@ def test_kd_loss_matches_a_hand_computed_value():
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+def test_dkd_terms_match_hand_computed_values_and_decompose_hintons_kl():
+    t = 2.0
+    s, te = np.asarray(STUDENT, np.float64), np.asarray(TEACHER, np.float64)
+    p, q = _softmax(te / t), _softmax(s / t)
+    tckd, nckd, p_gt = (np.asarray(x) for x in kd.dkd_terms(STUDENT, TEACHER, LABELS, t))
+    for i, gt in enumerate(np.asarray(LABELS)):
+        bt, bs = np.array([p[i, gt], 1 - p[i, gt]]), np.array([q[i, gt], 1 - q[i, gt]])
+        assert tckd[i] == pytest.approx(np.sum(bt * np.log(bt / bs)), rel=1e-5)
+        rest = [c for c in range(3) if c != gt]
+        qt, qs = p[i, rest] / p[i, rest].sum(), q[i, rest] / q[i, rest].sum()
+        assert nckd[i] == pytest.approx(np.sum(qt * np.log(qt / qs)), rel=1e-5)
+        assert p_gt[i] == pytest.approx(p[i, gt], rel=1e-6)
+    # KL(p_t || p_s) = TCKD + (1 - p_t) NCKD, per example
+    kl = np.sum(p * np.log(p / q), -1)
+    np.testing.assert_allclose(tckd + (1 - p_gt) * nckd, kl, rtol=1e-5)
+
+
+def test_dkd_loss_weights_and_objective():
+    t, alpha = 4.0, 0.5
+    tckd, nckd, _ = kd.dkd_terms(STUDENT, TEACHER, LABELS, t)
+    ce = float(cross_entropy(STUDENT, LABELS))
+    expected = alpha * ce + (1 - alpha) * t * t * float(jnp.mean(1.0 * tckd + 8.0 * nckd))
+    assert float(kd.dkd_loss(STUDENT, TEACHER, LABELS, t, alpha)) == pytest.approx(expected, rel=1e-5)
+    loss = kd.kd_objective(t, alpha, "dkd", 2.0, 3.0)
+    targets = {"labels": LABELS, "teacher_logits": TEACHER}
+    assert float(loss(STUDENT, targets, None)) == pytest.approx(
+        float(kd.dkd_loss(STUDENT, TEACHER, LABELS, t, alpha, 2.0, 3.0)), rel=1e-6)
+    with pytest.raises(ConfigError, match="unknown KD loss"):
+        kd.kd_objective(t, alpha, "fitnets")
+
+
 def test_alpha_one_is_plain_cross_entropy_value_and_gradient():
     f = lambda z: kd.kd_loss(z, TEACHER, LABELS, 4.0, 1.0)
     g = lambda z: cross_entropy(z, LABELS)

@@ -279,3 +279,18 @@ def test_cosine_schedule_decays_to_zero_and_bad_schedules_fail():
     assert [float(step.schedule(t)) for t in (0, 3, 4, 7)] == pytest.approx([0.1, 0.1, 0.01, 0.01])
     with pytest.raises(ConfigError, match="lr_schedule"):
         TrainConfig(lr_schedule="linear")
+
+
+def test_adam_optimizer_matches_optax_adam_and_bad_names_fail():
+    import optax
+
+    from jaxdistill.models import make_model
+    trainer = Trainer(make_model("mlp", 3, widths=(4,)), TrainConfig(epochs=1, lr=1e-3, optimizer="adam",
+                                                                      weight_decay=0.0), 10)
+    params = {"w": jnp.array([1.0, -2.0])}
+    grads = {"w": jnp.array([0.5, 0.25])}
+    ours, _ = trainer.tx.update(grads, trainer.tx.init(params), params)
+    ref, _ = optax.adam(1e-3).update(grads, optax.adam(1e-3).init(params), params)
+    np.testing.assert_allclose(np.asarray(ours["w"]), np.asarray(ref["w"]), rtol=1e-6)
+    with pytest.raises(ConfigError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop")
