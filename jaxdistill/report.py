@@ -71,6 +71,34 @@ def plot_kd_sweep(record: dict[str, Any], path: str | Path, title: str | None = 
     return path
 
 
+def plot_kd_methods(records: dict[str, dict[str, Any]], path: str | Path, alpha: float = 0.5) -> Path:
+    """Student test accuracy against T at one alpha, one line per KD loss (`records` maps a legend name, e.g.
+    'Hinton' or 'DKD', to a `run_kd` record with the same students alone), the student alone and the teacher as
+    bands; mean +- std over seeds."""
+    from jaxdistill.visualize import _pyplot, _save
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    first = next(iter(records.values()))
+    n = first["num_test"]
+    for name, key, color in (("student alone", "student_alone", "black"), ("teacher", "teacher", "tab:purple")):
+        acc = 100 * (1 - np.asarray(first[key]["test_errors"], float) / n)
+        ax.axhline(acc.mean(), color=color, ls="--", lw=1, label=f"{name} ({acc.mean():.2f} ± {acc.std():.2f})")
+        ax.axhspan(acc.mean() - acc.std(), acc.mean() + acc.std(), color=color, alpha=0.1)
+    for name, rec in records.items():
+        pts = sorted((r["temperature"], 100 * (1 - np.asarray(r["test_errors"], float) / n))
+                     for r in rec["sweep"] if r["alpha"] == alpha)
+        t = np.asarray([p[0] for p in pts])
+        ax.errorbar(t, [p[1].mean() for p in pts], yerr=[p[1].std() for p in pts], marker="o", capsize=3,
+                    label=f"{name}, alpha = {alpha:g}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("student test accuracy (%)")
+    ax.set_title("knowledge distillation: student accuracy against temperature", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, plt, path)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The comparison study: every dataset-distillation record under results/ in one table.
 
@@ -499,6 +527,12 @@ def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
     records = load_records(results)
     (out / "training_cost.md").write_text(markdown(training_cost_table(rows, records)))
     written["training_cost"] = out / "training_cost.md"
+    by_name = dict(records)
+    for suffix in ("", "_reduced"):
+        kd_runs = {label: by_name[f"kd_mnist_{stem}{suffix}"]["result"] for label, stem in
+                   (("Hinton", "course"), ("DKD", "course_dkd")) if f"kd_mnist_{stem}{suffix}" in by_name}
+        if kd_runs:
+            written[f"kd_course{suffix}"] = plot_kd_methods(kd_runs, out / f"kd_course{suffix}_temperature.png")
     cross = cross_architecture_table(records)
     if len(cross):
         cross[[c for c in cross.columns if not c.startswith("_")]].to_csv(out / "cross_architecture.csv", index=False)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jaxdistill.report import kd_table, plot_kd_sweep, write_table
+from jaxdistill.report import kd_table, plot_kd_methods, plot_kd_sweep, write_table
 
 
 def _record():
@@ -158,3 +158,9 @@ def test_training_cost_table_sets_a_distilled_set_beside_the_full_data(tmp_path)
     assert (dc["images"], dc["epochs"], dc["seconds per network"]) == ("100", "300", "10.0")
     assert dc["training FLOPs"] == f"{3 * 1e7 * 100 * 300:.3g}"
     assert whole["training set"] == "full data (cosine lr)" and whole["training FLOPs"] == f"{3 * 1e7 * 60000 * 20:.3g}"
+
+
+def test_kd_methods_figure_is_written(tmp_path):
+    rec = _record()
+    png = plot_kd_methods({"Hinton": rec, "DKD": rec}, tmp_path / "kd.png")
+    assert png.stat().st_size > 1000
