@@ -91,7 +91,7 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     if config.get("stored"):
         sources = [ROOT / p for p in config["stored"]]
     else:
-        sources = [ctx.workdir / "set"]
+        sources = [ctx.workdir]
         distill(config["method"], "mnist", config["ipc"], config["seeds"], sources[0], data=data,
                 iterations=config["iterations"], method_overrides=config.get("method_overrides"),
                 progress=ctx.progress, checkpoint_every=ctx.checkpoint_every)
@@ -99,7 +99,7 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     for arch in config.get("architectures", ARCHITECTURES):
         model = _architecture_model(arch, ctx.variant)
         start = time.time()
-        runs = [_evaluate(ctx.workdir / f"{arch}_{i}", src, model, config, data, ctx.progress)
+        runs = [_evaluate(ctx.workdir / f"by_{arch}_{i}", src, model, config, data, ctx.progress)
                 for i, src in enumerate(sources)]
         accs = np.concatenate([np.asarray(r["accuracies"], float) for r in runs])
         table[arch] = {"model": model, "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
