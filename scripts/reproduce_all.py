@@ -39,8 +39,9 @@ class Row(NamedTuple):
 # Bases of the estimates: DC 5.7 s / ipc-1 iteration and 168 s / ipc-10 iteration on this CPU, 0.018 s and 0.54 s on
 # an H100 (README, Performance); DC ipc 1 full on the H100 took 223 s in all (results/dc_mnist_ipc1_gpu.json); DSA
 # ipc 1 full took 5060 s per seed here (results/dsa_mnist_ipc1.json); 20 evaluation networks x 1000 epochs on 10
-# images took 1679 s here (results/random_mnist_ipc1.json); IDC 273 s / ipc-1 outer iteration here
-# (results/bench/idc_cpu_ipc1.json); an MNIST expert epoch 4 min here (experiments/trajectory_matching.py).
+# images took 1679 s here (results/random_mnist_ipc1.json); IDC 273 s / ipc-1 and about 538 s / ipc-10 outer iteration
+# here (results/bench/idc_cpu_ipc1.json, idc_cpu_ipc10.json); an MNIST expert epoch 4 min here
+# (experiments/trajectory_matching.py).
 ROWS = [
     Row("dc_mnist_ipc10", ("gradient_matching", "--method", "dc"), "ipc10", "~140 h (3 x 1000 x 168 s)",
         "~30 min (3 x 1000 x 0.54 s, + evaluation)", 1),
@@ -57,7 +58,8 @@ ROWS = [
     Row("dc_mnist_ipc50", ("gradient_matching", "--method", "dc"), "ipc50", "not measured (> 300 h)",
         "not measured", 5),
     Row("idc_mnist_ipc1", ("idc",), "ipc1", "~450 h (3 x 2000 x 273 s)", "not measured", 6),
-    Row("idc_mnist_ipc10", ("idc",), "ipc10", "not measured (> 450 h)", "not measured", 7),
+    Row("idc_mnist_ipc10", ("idc",), "ipc10", "~900 h (3 x 2000 x 538 s, estimated)",
+        "~3 h (estimate from DC's CPU / GPU ratio)", 7),
     Row("psg_mnist_eps10_ipc1", ("psg", "--epsilon", "10"), "ipc1", "~5 h (PSG's step ~1.8 x DC's)",
         "not measured", 8),
     Row("psg_mnist_eps1_ipc1", ("psg", "--epsilon", "1"), "ipc1", "~5 h", "not measured", 8),
