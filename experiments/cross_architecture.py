@@ -63,21 +63,14 @@ def _architecture_model(name: str, variant: str) -> str:
     return spec
 
 
-def _evaluate(folder: Path, source: Path, model: str, config: dict[str, Any], data, progress: bool) -> dict:
+def _evaluate(ctx: Context, folder: Path, source: Path, model: str, data) -> dict:
     """The evaluation of `source`'s sets by `model`, in its own folder (resumable: a finished one is reused)."""
-    import json
-
-    from jaxdistill.runner import evaluate_workdir
+    from jaxdistill.experiment import _evaluation
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "synthetic.npz"):
         if not (folder / name).exists():
             shutil.copy2(source / name, folder / name)
-    done = json.loads((folder / "eval.json").read_text()) if (folder / "eval.json").exists() else {}
-    cfg = done.get("eval_config", {})
-    if cfg.get("num_models") == config["models"] and cfg.get("train", {}).get("epochs") == config["epochs"]:
-        return done
-    return evaluate_workdir(folder, num_models=config["models"], epochs=config["epochs"], data=data, model=model,
-                            progress=progress)
+    return _evaluation(ctx, data, folder, model=model)
 
 
 def run(config: dict[str, Any], ctx: Context) -> None:
@@ -99,7 +92,7 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     for arch in config.get("architectures", ARCHITECTURES):
         model = _architecture_model(arch, ctx.variant)
         start = time.time()
-        runs = [_evaluate(ctx.workdir / f"by_{arch}_{i}", src, model, config, data, ctx.progress)
+        runs = [_evaluate(ctx, ctx.workdir / f"by_{arch}_{i}", src, model, data)
                 for i, src in enumerate(sources)]
         accs = np.concatenate([np.asarray(r["accuracies"], float) for r in runs])
         table[arch] = {"model": model, "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),

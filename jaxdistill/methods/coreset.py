@@ -33,16 +33,18 @@ class RandomState(NamedTuple):
     iteration: jax.Array
 
 
+def _count_iteration(state, key, inputs):
+    """A selection's step: the images stay as selected; only the iteration count moves."""
+    del key, inputs
+    return state._replace(iteration=state.iteration + 1), {}
+
+
 @register_method("random", RandomConfig, "random real images per class (coreset baseline)", iterations=0)
 def random_selection(config: RandomConfig) -> Method:
     def init(key, inputs):
         return RandomState(init_synthetic(key, inputs.real, config.ipc, "real"), jnp.zeros((), jnp.int32))
 
-    def step(state, key, inputs):
-        del key, inputs
-        return state._replace(iteration=state.iteration + 1), {}
-
-    return method(init, lambda state: state.synthetic, step=step)
+    return method(init, lambda state: state.synthetic, step=_count_iteration)
 
 
 # ---- herding and k-center on a trained network's features -------------------------------------------------------
@@ -110,10 +112,15 @@ def class_features(net, params, stats, real: RealData, chunk: int) -> tuple[jax.
     return feats[index], valid
 
 
+def _valid_mean(features: jax.Array, valid: jax.Array) -> jax.Array:
+    """The mean of the valid rows of `features` (M, D): the class mean the selections start from."""
+    return jnp.sum(jnp.where(valid[:, None], features, 0.0), 0) / jnp.maximum(valid.sum(), 1)
+
+
 def herding_select(features: jax.Array, valid: jax.Array, k: int) -> jax.Array:
     """Herding in one class: `k` distinct row indices of `features` (M, D), chosen greedily so that the mean of the
     chosen rows stays closest to the mean of the valid rows."""
-    mu = jnp.sum(jnp.where(valid[:, None], features, 0.0), 0) / jnp.maximum(valid.sum(), 1)
+    mu = _valid_mean(features, valid)
 
     def pick(carry, i):
         total, free = carry
@@ -127,7 +134,7 @@ def herding_select(features: jax.Array, valid: jax.Array, k: int) -> jax.Array:
 def kcenter_select(features: jax.Array, valid: jax.Array, k: int) -> jax.Array:
     """Greedy k-center in one class: the row nearest the class mean, then repeatedly the row farthest (Euclidean)
     from every row chosen so far."""
-    mu = jnp.sum(jnp.where(valid[:, None], features, 0.0), 0) / jnp.maximum(valid.sum(), 1)
+    mu = _valid_mean(features, valid)
     first = jnp.argmin(jnp.where(valid, jnp.sum((features - mu) ** 2, 1), jnp.inf))
 
     def dist(j):
@@ -161,11 +168,7 @@ def feature_coreset(kind: str):
             return RandomState(SyntheticSet(images, class_major_labels(real.num_classes, config.ipc)),
                                jnp.zeros((), jnp.int32))
 
-        def step(state, key, inputs):
-            del key, inputs
-            return state._replace(iteration=state.iteration + 1), {}
-
-        return method(init, lambda state: state.synthetic, step=step, check=check)
+        return method(init, lambda state: state.synthetic, step=_count_iteration, check=check)
     return build
 
 
