@@ -32,7 +32,8 @@ from jaxdistill.checkpoint import RunDir
 from jaxdistill.errors import ConfigError
 from jaxdistill.models import make_model
 from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
-from jaxdistill.train import LossFn, Trainer, TrainConfig, cross_entropy, predict_logits, resolve_parallel
+from jaxdistill.train import (LossFn, Trainer, TrainConfig, cross_entropy, predict_logits, resolve_parallel,
+                              train_config_defaults)
 
 
 # ---- the loss -----------------------------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def train_networks(workdir: Path, net: NetSpec, num_classes: int, seeds: Sequenc
               "transfer": transfer.fingerprint, "teacher_logits": None if teacher_logits is None else
               hashlib.sha256(np.ascontiguousarray(teacher_logits, np.float32).tobytes()).hexdigest()[:16]}
     run = RunDir(workdir)
-    run.open(config)
+    run.open(config, defaults=train_config_defaults("net.train"))  # workdirs from before a TrainConfig field
     images = jnp.asarray(transfer.images)
     init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)))(keys, images)
     restored = run.restore(init)
@@ -282,6 +283,12 @@ class KDConfig:
     validation: int = 0  # held-out training examples (used to choose the omitted class's bias shift)
     loss: str = "hinton"  # the KD students' loss: 'hinton' or 'dkd' (decoupled KD; `dkd_weights` = TCKD, NCKD)
     dkd_weights: tuple = (1.0, 8.0)
+    # Candidate student TrainConfig settings, each ((field, value), ...): when given, the students alone and the KD
+    # students each take the candidate with the fewest errors on `select_holdout` transfer-set examples held out
+    # from students trained (seeds `select_seeds`) on the rest; the test set plays no part in the choice.
+    select: tuple = ()
+    select_holdout: int = 10000
+    select_seeds: tuple = (0, 1)
 
     def __post_init__(self):
         check_kd_settings(self.temperature, self.alpha)
@@ -295,12 +302,26 @@ class KDConfig:
             raise ConfigError(f"seeds must be distinct, got {list(self.seeds)}")
         if self.omit_class is not None and self.validation < 1:
             raise ConfigError("omit_class needs a validation split (validation > 0) to choose the bias correction")
+        object.__setattr__(self, "select", tuple(tuple((str(k), v) for k, v in c) for c in self.select))
+        for candidate in self.select:
+            try:
+                dataclasses.replace(self.student.train, **dict(candidate))
+            except TypeError as e:
+                raise ConfigError(f"select candidate {dict(candidate)} names no TrainConfig field: {e}") from None
+        if self.select and (self.select_holdout < 1 or not self.select_seeds):
+            raise ConfigError("select needs select_holdout > 0 held-out examples and at least one of select_seeds")
 
     def to_dict(self) -> dict[str, Any]:
         return {"teacher": self.teacher.to_dict(), "student": self.student.to_dict(),
                 "temperature": self.temperature, "alpha": self.alpha, "seeds": list(self.seeds),
                 "sweep": [list(p) for p in self.sweep], "omit_class": self.omit_class, "validation": self.validation,
-                **({"loss": self.loss, "dkd_weights": list(self.dkd_weights)} if self.loss != "hinton" else {})}
+                **({"loss": self.loss, "dkd_weights": list(self.dkd_weights)} if self.loss != "hinton" else {}),
+                **({"select": [dict(c) for c in self.select], "select_holdout": self.select_holdout,
+                    "select_seeds": list(self.select_seeds)} if self.select else {})}
+
+    def student_with(self, candidate: tuple) -> NetSpec:
+        """The student trained under one `select` candidate's settings."""
+        return dataclasses.replace(self.student, train=dataclasses.replace(self.student.train, **dict(candidate)))
 
 
 def _tag(temperature: float, alpha: float) -> str:
@@ -329,14 +350,21 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
     teacher_path = Path(teacher_dir) if teacher_dir is not None else workdir / "teacher"
 
     def phase(name: str, net: NetSpec, loss: LossFn = cross_entropy, logits: np.ndarray | None = None,
-              data: TransferSet = transfer, folder: Path | None = None):
-        """Train (or reload) a group; returns (states or None, errors dict, model)."""
+              data: TransferSet = transfer, folder: Path | None = None, held_out: TransferSet | None = None):
+        """Train (or reload) a group; returns (states or None, errors dict, model). With `held_out` (a selection
+        phase) the group is `select_seeds` and its errors are counted on `held_out`, not on the test set."""
         folder = folder or workdir / name
         model = net.build(num_classes)
         done = folder / "errors.json"
         if done.exists():
             return None, read_json(done), model
-        states = train_networks(folder, net, num_classes, seeds, data, loss, logits, progress, name)
+        group = list(config.select_seeds) if held_out is not None else seeds
+        states = train_networks(folder, net, num_classes, group, data, loss, logits, progress, name)
+        if held_out is not None:
+            held_logits = stacked_logits(model, states, held_out.images)
+            rec = summarize_errors(error_counts(held_logits, held_out.labels).tolist(), int(held_out.labels.shape[0]))
+            write_json(done, rec)
+            return states, rec, model
         test_logits = stacked_logits(model, states, test_images)
         rec = summarize_errors(error_counts(test_logits, test_labels).tolist(), num_test)
         if config.omit_class is not None and name != "teacher":  # teachers saw the class; and may be shared
@@ -357,13 +385,20 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
         return stacked_logits(teacher_model, states, transfer.images)
 
     teacher_logits = cached_logits(workdir / "teacher_logits.npz", compute_teacher_logits, fingerprint)
-    _, alone_rec, _ = phase("student_alone", config.student)
+    main_objective = kd_objective(config.temperature, config.alpha, config.loss, *config.dkd_weights)
+    selection = None
+    alone_student = kd_student = config.student
+    if config.select:
+        selection = _select_students(config, transfer, teacher_logits, main_objective, phase, workdir)
+        alone_student = config.student_with(config.select[selection["alone"]["chosen"]])
+        kd_student = config.student_with(config.select[selection["kd"]["chosen"]])
+    _, alone_rec, _ = phase("student_alone", alone_student)
     students = {}
     for t, a in ((config.temperature, config.alpha), *config.sweep):
         if _tag(t, a) in students:
             continue
         prefix = "student_kd" if config.loss == "hinton" else f"student_{config.loss}"
-        _, rec, _ = phase(f"{prefix}_{_tag(t, a)}", config.student,
+        _, rec, _ = phase(f"{prefix}_{_tag(t, a)}", kd_student,
                           kd_objective(t, a, config.loss, *config.dkd_weights), teacher_logits)
         rec["significance_vs_alone"] = compare(alone_rec["test_errors"], rec["test_errors"])
         students[_tag(t, a)] = {"temperature": t, "alpha": a, **rec}
@@ -371,7 +406,35 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
     return {"config": config.to_dict(), "num_test": num_test, "transfer_size": int(transfer.labels.shape[0]),
             "teacher_train_size": int(teacher_set.labels.shape[0]),
             "teacher": teacher_rec, "student_alone": alone_rec, "student_kd": main, "sweep": list(students.values()),
+            **({"selection": selection} if selection else {}),
             "versions": versions(), "device": device_info(), "wall_time_s": time.time() - start}
+
+
+def _select_students(config: KDConfig, transfer: TransferSet, teacher_logits: np.ndarray, kd_loss: LossFn,
+                     phase: Callable, workdir: Path) -> dict[str, Any]:
+    """Every `select` candidate trained as a student alone and as a KD student (config's T, alpha, loss) on the
+    transfer set less `select_holdout` random examples, counted on those: per role, each candidate's held-out
+    errors and the index of the one with the fewest (mean over select_seeds; the first on ties). The teachers'
+    logits are the ones the final students use (teacher k of the run for select seed k)."""
+    n = int(transfer.labels.shape[0])
+    if config.select_holdout >= n:
+        raise ConfigError(f"select_holdout {config.select_holdout} leaves no transfer-set example to train on ({n})")
+    if len(config.select_seeds) > teacher_logits.shape[0]:
+        raise ConfigError(f"{len(config.select_seeds)} select_seeds but only {teacher_logits.shape[0]} teachers")
+    order = np.random.default_rng(12345).permutation(n)
+    hold, fit = np.sort(order[:config.select_holdout]), np.sort(order[config.select_holdout:])
+    fit_set = TransferSet(transfer.images[fit], transfer.labels[fit])
+    held_out = TransferSet(transfer.images[hold], transfer.labels[hold])
+    fit_logits = teacher_logits[:len(config.select_seeds), fit]
+    out: dict[str, Any] = {"holdout": int(hold.shape[0]), "fit": int(fit.shape[0]),
+                           "seeds": list(config.select_seeds), "candidates": [dict(c) for c in config.select]}
+    for role, loss, logits in (("alone", cross_entropy, None), ("kd", kd_loss, fit_logits)):
+        recs = [phase(f"select/{role}_{i}", config.student_with(c), loss, logits, data=fit_set,
+                      held_out=held_out)[1] for i, c in enumerate(config.select)]
+        means = [float(np.mean(r["test_errors"])) for r in recs]
+        out[role] = {"held_out_errors": [r["test_errors"] for r in recs], "mean": means,
+                     "chosen": int(np.argmin(means))}
+    return out
 
 
 def _omitted_class_report(model, states, test_logits, test_labels, val: TransferSet, omitted: int) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from jaxdistill.methods.base import RunPlan
 from jaxdistill.models import ModelConfig, make_model
 from jaxdistill.synthetic import decode_labels, decode_multi_formation
 from jaxdistill.records import arrays_checksum, as_read_back, device_info, read_json, versions, write_json, write_npz
-from jaxdistill.train import Trainer, TrainConfig
+from jaxdistill.train import Trainer, TrainConfig, train_config_defaults
 
 SYNTHETIC_FILE = "synthetic.npz"
 EVAL_FILE = "eval.json"
@@ -450,10 +450,10 @@ def train_baseline(dataset: str, workdir: str | Path, *, epochs: int = 20, seed:
     if model_kwargs:
         config["model_kwargs"] = dict(model_kwargs)
     run = RunDir(workdir)
-    run.check_config(config)
+    run.check_config(config, train_config_defaults("train"))
     start = time.time()
     data = data or load_real(dataset, data_dir, source, progress)
-    run.open(config)
+    run.open(config, train_config_defaults("train"))
     train = data.train
     if subset_per_class is not None:
         images, labels = sample_per_class(jax.random.PRNGKey(seed), train, subset_per_class)

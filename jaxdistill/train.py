@@ -52,8 +52,8 @@ class TrainState(NamedTuple):
 
 CLASS_WEIGHTINGS = ("none", "balanced")
 SAMPLINGS = ("shuffle", "balanced")
-LR_SCHEDULES = ("step", "cosine")
-OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "cosine", "exponential")
+OPTIMIZERS = ("sgd", "adam", "dropout_sgd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +69,15 @@ class TrainConfig:
     # instead, when given: lr x lr_gamma after each of these fractions of the epochs (IDC's MultiStepLR at 2/3, 5/6)
     lr_milestones: tuple[float, ...] = ()
     lr_gamma: float = 0.1
-    lr_schedule: str = "step"  # 'step' (lr_drop_fraction / lr_milestones) | 'cosine' (cosine decay to 0 over the run)
-    optimizer: str = "sgd"  # 'sgd' (PyTorch's, with `momentum`) | 'adam' (PyTorch's defaults; `momentum` unused)
+    # 'step' (lr_drop_fraction / lr_milestones) | 'cosine' (cosine decay to 0 over the run) | 'exponential' (lr x
+    # lr_gamma ** (epoch / epochs), decayed once per epoch: lr_gamma is then the factor over the whole run)
+    lr_schedule: str = "step"
+    # 'sgd' (PyTorch's, with `momentum`) | 'adam' (PyTorch's defaults; `momentum` unused) | 'dropout_sgd' (the
+    # dropout papers' momentum, v <- p v - (1 - p) lr g, p ramping from momentum_start to `momentum`)
+    optimizer: str = "sgd"
+    momentum_start: float = 0.5  # dropout_sgd: the momentum at epoch 0, ramped linearly to `momentum` over ...
+    momentum_ramp: float = 0.0  # ... this fraction of the epochs (0: `momentum` from the start)
+    max_norm: float = 0.0  # > 0: each hidden unit's incoming weight vector projected to L2 norm <= max_norm per step
     augment: str = "none"
     driver: str = "auto"  # 'auto' | 'scan' | 'python'
     parallel: str = "auto"  # 'auto' | 'vmap' | 'sequential'
@@ -97,6 +104,18 @@ class TrainConfig:
                               "and together over-correct it (the minority weighted twice); choose one")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 <= self.momentum_start < 1 or not 0 <= self.momentum_ramp < 1:
+            raise ConfigError(f"momentum_start must be in [0, 1) and momentum_ramp a fraction of the epochs in [0, 1), "
+                              f"got {self.momentum_start}, {self.momentum_ramp}")
+        if self.momentum_ramp and self.optimizer != "dropout_sgd":
+            raise ConfigError("momentum_ramp ramps dropout_sgd's momentum; the other optimizers keep theirs constant")
+        if self.optimizer == "dropout_sgd" and not 0 <= self.momentum < 1:
+            raise ConfigError(f"dropout_sgd needs momentum in [0, 1), got {self.momentum}")
+        if self.max_norm < 0:
+            raise ConfigError(f"max_norm must be >= 0 (0: no constraint), got {self.max_norm}")
+        if self.lr_schedule == "exponential" and not 0 < self.lr_gamma <= 1:
+            raise ConfigError(f"the exponential schedule needs 0 < lr_gamma <= 1 (the lr factor over the whole run), "
+                              f"got {self.lr_gamma}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
@@ -131,6 +150,63 @@ def adam_optimizer(lr: float | optax.Schedule, weight_decay: float = 0.0) -> opt
     torch.optim.Adam's weight_decay), not decoupled."""
     parts = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
     return optax.chain(*parts, optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8))
+
+
+def train_config_defaults(prefix: str) -> dict[str, Any]:
+    """`RunDir.open` defaults for a TrainConfig stored under the dotted key `prefix`: a workdir whose config.json
+    predates a field resumes as the field's default (which reproduces what the earlier version did)."""
+    return {f"{prefix}.{f.name}": f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def dropout_sgd(lr: optax.Schedule, momentum: optax.Schedule) -> optax.GradientTransformation:
+    """SGD with the momentum of the dropout papers (Hinton et al. 2012, appendix A; Srivastava et al. 2014):
+    v <- p_t v - (1 - p_t) lr_t g, w <- w + v. The (1 - p_t) keeps the step's steady-state size lr_t g while the
+    momentum p_t changes; both are schedules of the step count."""
+    def init(params):
+        return {"velocity": jax.tree.map(jnp.zeros_like, params), "count": jnp.zeros((), jnp.int32)}
+
+    def update(grads, state, params=None):
+        p, eta = momentum(state["count"]), lr(state["count"])
+        velocity = jax.tree.map(lambda v, g: p * v - (1.0 - p) * eta * g, state["velocity"], grads)
+        return velocity, {"velocity": velocity, "count": state["count"] + 1}
+
+    return optax.GradientTransformation(init, update)
+
+
+def output_layer(params: PyTree) -> str | None:
+    """The name of the model's last top-level layer with a 2-D kernel (the highest-numbered `Dense_k` of an MLP):
+    its units are the outputs, not hidden units."""
+    def index(name):
+        tail = name.rsplit("_", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+    dense = [k for k, v in params.items() if any(getattr(x, "ndim", 0) == 2 for x in jax.tree.leaves(v))]
+    return max(dense, key=index) if dense else None
+
+
+def project_max_norm(params: PyTree, max_norm: float) -> PyTree:
+    """Every hidden unit's incoming weight vector (a column of each 2-D `kernel` but the output layer's) scaled
+    down to L2 norm `max_norm` where it is longer; biases and the output layer as they are."""
+    out_name = output_layer(params)
+
+    def project(path, w):
+        names = [getattr(k, "key", None) for k in path]
+        if names[-1] != "kernel" or w.ndim != 2 or names[0] == out_name:
+            return w
+        norms = jnp.sqrt(jnp.sum(jnp.square(w), axis=0, keepdims=True))
+        return w * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12))
+    return jax.tree_util.tree_map_with_path(project, params)
+
+
+def max_norm_constraint(max_norm: float) -> optax.GradientTransformation:
+    """An update transformation (last in an optax chain) that makes params + updates satisfy `project_max_norm`:
+    the dropout papers' max-norm constraint, a projection after every step."""
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("max_norm_constraint needs the params passed to update()")
+        new = project_max_norm(optax.apply_updates(params, updates), max_norm)
+        return jax.tree.map(jnp.subtract, new, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree, images: jax.Array, train: bool,
@@ -243,8 +319,12 @@ class Trainer:
         self.steps_per_epoch = -(-num_examples // self.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
         drop_epoch = math.floor(config.epochs * config.lr_drop_fraction)
+        spe = self.steps_per_epoch
         if config.lr_schedule == "cosine":
             schedule = optax.cosine_decay_schedule(config.lr, self.total_steps)
+        elif config.lr_schedule == "exponential":
+            def schedule(step, lr=config.lr, per_epoch=config.lr_gamma ** (1.0 / config.epochs)):
+                return lr * per_epoch ** (step // spe)
         elif config.lr_milestones:
             boundaries: dict[int, float] = {}
             for fraction in config.lr_milestones:
@@ -258,8 +338,22 @@ class Trainer:
         else:
             schedule = config.lr
         self.schedule = schedule if callable(schedule) else (lambda step, lr=schedule: lr)  # lr at a step
-        self.tx = (adam_optimizer(schedule, config.weight_decay) if config.optimizer == "adam"
-                   else sgd_optimizer(schedule, config.momentum, config.weight_decay))
+        self.momentum = lambda step, m=config.momentum: m  # momentum at a step (dropout_sgd's ramps)
+        if config.optimizer == "adam":
+            self.tx = adam_optimizer(schedule, config.weight_decay)
+        elif config.optimizer == "dropout_sgd":
+            ramp_steps = max(1, math.floor(config.epochs * config.momentum_ramp)) * spe
+            start, final = (config.momentum_start, config.momentum) if config.momentum_ramp else (config.momentum,) * 2
+
+            def momentum(step):  # linear in whole epochs, as the papers ramp it
+                return start + (final - start) * jnp.minimum(1.0, (step // spe) * spe / ramp_steps)
+            self.momentum = momentum
+            parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
+            self.tx = optax.chain(*parts, dropout_sgd(self.schedule, momentum))
+        else:
+            self.tx = sgd_optimizer(schedule, config.momentum, config.weight_decay)
+        if config.max_norm:
+            self.tx = optax.chain(self.tx, max_norm_constraint(config.max_norm))
         self.augment = get_augment(config.augment)
         self.driver = resolve_driver(config.driver)
         self.parallel = resolve_parallel(config.parallel)

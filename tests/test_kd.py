@@ -234,3 +234,25 @@ def test_kd_config_refuses_one_seed_and_omission_without_validation():
         dataclasses.replace(_config(), seeds=(0,))
     with pytest.raises(ConfigError, match="validation"):
         _config(omit_class=1)
+
+
+def test_students_take_the_settings_with_the_fewest_held_out_errors(tmp_path):
+    images, labels = tiny_images(num_per_class=12, num_classes=3, size=4, seed=1)
+    test_images, test_labels = tiny_images(num_per_class=4, num_classes=3, size=4, seed=2)
+    # lr 1e-6 cannot move the network in 3 epochs: its held-out errors stay at chance, lr 0.1's fall
+    cfg = _config(select=((("lr", 1e-6),), (("lr", 0.1),)), select_holdout=12, select_seeds=(0, 1))
+    rec = kd.run_kd(cfg, images, labels, test_images, test_labels, 3, tmp_path, progress=False)
+    sel = rec["selection"]
+    assert (sel["holdout"], sel["fit"]) == (12, 24)
+    for role in ("alone", "kd"):
+        assert len(sel[role]["held_out_errors"]) == 2 and all(len(e) == 2 for e in sel[role]["held_out_errors"])
+        assert sel[role]["mean"][1] < sel[role]["mean"][0]
+        assert sel[role]["chosen"] == 1
+    from jaxdistill.records import read_json
+    assert read_json(tmp_path / "student_alone" / "config.json")["net"]["train"]["lr"] == 0.1
+    assert read_json(tmp_path / "select" / "kd_0" / "config.json")["net"]["train"]["lr"] == 1e-6
+    with pytest.raises(ConfigError, match="names no TrainConfig field"):
+        _config(select=((("learning_rate", 0.1),),))
+    with pytest.raises(ConfigError, match="leaves no transfer-set example"):
+        kd.run_kd(_config(select=((("lr", 0.1),),), select_holdout=36), images, labels, test_images, test_labels, 3,
+                  tmp_path / "b", progress=False)

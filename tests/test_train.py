@@ -294,3 +294,72 @@ def test_adam_optimizer_matches_optax_adam_and_bad_names_fail():
     np.testing.assert_allclose(np.asarray(ours["w"]), np.asarray(ref["w"]), rtol=1e-6)
     with pytest.raises(ConfigError, match="optimizer"):
         TrainConfig(optimizer="rmsprop")
+
+
+def test_exponential_schedule_and_dropout_momentum_ramp_follow_the_epochs():
+    from jaxdistill.models import make_model
+    cfg = TrainConfig(epochs=4, batch_size=5, lr=1.0, lr_schedule="exponential", lr_gamma=0.0625,
+                      optimizer="dropout_sgd", momentum=0.9, momentum_start=0.5, momentum_ramp=0.5)
+    trainer = Trainer(make_model("mlp", 3, widths=(4,)), cfg, 10)  # 2 steps per epoch
+    # lr x 0.0625 ** (epoch / 4), constant within an epoch
+    assert [float(trainer.schedule(t)) for t in (0, 1, 2, 4, 7)] == pytest.approx([1, 1, 0.5, 0.25, 0.125])
+    # momentum 0.5 -> 0.9 linearly over the first 2 epochs, then 0.9
+    assert [float(trainer.momentum(t)) for t in (0, 1, 2, 4, 7)] == pytest.approx([0.5, 0.5, 0.7, 0.9, 0.9])
+
+
+def test_dropout_sgd_is_the_dropout_papers_momentum_update():
+    from jaxdistill.train import dropout_sgd
+    tx = dropout_sgd(lambda t: 0.1 * (t + 1), lambda t: jnp.where(t == 0, 0.5, 0.8))
+    params = {"w": jnp.array([1.0, -2.0])}
+    g1, g2 = {"w": jnp.array([0.5, 0.25])}, {"w": jnp.array([-1.0, 2.0])}
+    u1, state = tx.update(g1, tx.init(params), params)
+    u2, _ = tx.update(g2, state, params)
+    v1 = -(1 - 0.5) * 0.1 * np.array([0.5, 0.25])
+    v2 = 0.8 * v1 - (1 - 0.8) * 0.2 * np.array([-1.0, 2.0])
+    np.testing.assert_allclose(np.asarray(u1["w"]), v1, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(u2["w"]), v2, rtol=1e-6)
+
+
+def test_max_norm_projects_hidden_units_only():
+    from jaxdistill.train import project_max_norm
+    params = {"Dense_0": {"Dense_0": {"kernel": jnp.array([[3.0, 0.1], [4.0, 0.1]]), "bias": jnp.array([9.0, 9.0])}},
+              "Dense_1": {"Dense_0": {"kernel": jnp.array([[30.0], [40.0]]), "bias": jnp.array([9.0])}}}
+    out = project_max_norm(params, 2.0)
+    # unit 0's incoming weights (norm 5) scaled to norm 2; unit 1's (norm 0.14) untouched; biases and the output
+    # layer (Dense_1, the last) untouched
+    np.testing.assert_allclose(np.asarray(out["Dense_0"]["Dense_0"]["kernel"]), [[1.2, 0.1], [1.6, 0.1]], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(out["Dense_0"]["Dense_0"]["bias"]), [9.0, 9.0])
+    np.testing.assert_allclose(np.asarray(out["Dense_1"]["Dense_0"]["kernel"]), [[30.0], [40.0]])
+
+
+def test_trained_mlp_keeps_its_hidden_units_within_the_max_norm():
+    from jaxdistill.models import make_model
+    model = make_model("mlp", 2, widths=(6, 6))
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=5.0, momentum=0.9, weight_decay=0.0, optimizer="dropout_sgd",
+                      max_norm=0.5, driver="python", parallel="vmap")
+    states = Trainer(model, cfg, IMAGES.shape[0]).run(jax.random.PRNGKey(0)[None], IMAGES, LABELS)
+    for name in ("Dense_0", "Dense_1"):
+        norms = np.linalg.norm(np.asarray(states.params[name]["Dense_0"]["kernel"][0]), axis=0)
+        assert norms.max() <= 0.5 + 1e-5 and norms.max() > 0.45  # at the bound: lr 5 pushes every unit to it
+    with pytest.raises(ConfigError, match="max_norm"):
+        TrainConfig(max_norm=-1.0)
+    with pytest.raises(ConfigError, match="momentum_ramp"):
+        TrainConfig(momentum_ramp=0.2)  # plain sgd keeps its momentum constant
+    with pytest.raises(ConfigError, match="lr_gamma"):
+        TrainConfig(lr_schedule="exponential", lr_gamma=2.0)
+
+
+def test_a_workdir_from_before_a_train_config_field_resumes_under_its_default(tmp_path):
+    import dataclasses
+
+    from jaxdistill.checkpoint import RunDir
+    from jaxdistill.train import train_config_defaults
+    new = {"net": {"train": dataclasses.asdict(TrainConfig())}}
+    old = {"net": {"train": {k: v for k, v in new["net"]["train"].items() if k not in ("max_norm", "momentum_ramp")}}}
+    RunDir(tmp_path).open(old)
+    with pytest.raises(ConfigError, match="max_norm"):
+        RunDir(tmp_path).check_config(new)
+    assert RunDir(tmp_path).open(new, defaults=train_config_defaults("net.train"))
+    changed = {"net": {"train": {**new["net"]["train"], "max_norm": 3.0}}}
+    with pytest.raises(ConfigError, match="max_norm"):  # a stored run with another value is still refused
+        RunDir(tmp_path).open(changed, defaults=train_config_defaults("net.train"))
