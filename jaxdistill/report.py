@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,6 +94,26 @@ def plot_kd_methods(records: dict[str, dict[str, Any]], path: str | Path, alpha:
     ax.set_xlabel("temperature T")
     ax.set_ylabel("student test accuracy (%)")
     ax.set_title("knowledge distillation: student accuracy against temperature", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, plt, path)
+
+
+def plot_continual(results: dict[str, dict[str, Any]], stages: Sequence[Sequence[int]], path: str | Path,
+                   title: str = "class-incremental learning") -> Path:
+    """Test accuracy on the classes seen so far after each stage, one line per memory (mean +- std over seeds;
+    `results` maps a memory's name to its 'stage_mean' / 'stage_std' / 'final_mean' lists)."""
+    from jaxdistill.visualize import _pyplot, _save
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    seen = np.cumsum([len(s) for s in stages])
+    for name, r in results.items():
+        ax.errorbar(seen, 100 * np.asarray(r["stage_mean"]), yerr=100 * np.asarray(r["stage_std"]), marker="o",
+                    capsize=3, label=f"{name} (final {100 * r['final_mean']:.1f})")
+    ax.set_xticks(seen)
+    ax.set_xlabel("classes seen")
+    ax.set_ylabel("test accuracy on the classes seen (%)")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, plt, path)

@@ -44,7 +44,9 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
     (RUNNER + ["psg", "--epsilon", "1"], "psg mnist ipc=1 (smoke):"),
     (RUNNER + ["idc"], "idc mnist ipc=1 (smoke):"),
     (RUNNER + ["cross_architecture", "--method", "dc"], "dc ipc=1 -> LeNet:"),
-], ids=["herding", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg", "idc", "cross_architecture"])
+    (RUNNER + ["continual_mnist"], "memory synthetic: accuracy after each stage"),
+], ids=["herding", "full_data", "dc_as_script", "dsa", "kd", "mtt", "datm", "psg", "idc", "cross_architecture",
+        "continual"])
 def test_smoke_variant_runs(command, expect, tmp_path):
     done = subprocess.run([*command, "--variant", "smoke", "--workdir", str(tmp_path / "run")], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
