@@ -300,3 +300,12 @@ def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path, caps
     parts[1].write_text(json.dumps(part_record([1], [accs[1]], jax_version="y")))  # pooled, with a warning
     rec = experiment.merge_seed_records(parts, out, [0, 1, 2])
     assert rec["versions"] == [{"jax": "x"}, {"jax": "y"}] and "warning" in capsys.readouterr().out
+
+
+def test_hintons_teacher_lr_is_the_one_its_held_out_probe_chose():
+    from jaxdistill.records import read_json
+    module = load("kd_mnist")
+    probe = read_json(ROOT / "results" / "kd_mnist_hinton_teacher_probe.json")
+    assert probe["result"]["chosen_lr"] == module.TEACHER_LR
+    assert module.get_config("hinton")["kd"].teacher.train.lr == module.TEACHER_LR
+    assert [r["lr"] for r in probe["result"]["rows"]] == list(module.PROBE_LRS)
