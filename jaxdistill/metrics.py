@@ -149,12 +149,35 @@ def roc_auc(logits: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array
     return jnp.mean(per_class)
 
 
+ROC_FPR_GRID = np.linspace(0.0, 1.0, 21)  # false positive rates at which `roc_tpr` reads the curve
+
+
+def tpr_at_fpr(scores: jax.Array, positive: jax.Array, fpr: jax.Array) -> jax.Array:
+    """The ROC curve read at false positive rates `fpr` (M,): for each, the largest true positive rate of a threshold
+    whose false positive rate is at most it (a positive counts when it scores strictly above the threshold). Fixed
+    shapes, so it jits and vmaps; a record can keep it per network and a figure average it over networks."""
+    positive = positive.astype(bool)
+    num_negative = jnp.sum(~positive)
+    num_positive = jnp.sum(positive).astype(jnp.float32)
+    negatives_desc = -jnp.sort(-jnp.where(positive, -jnp.inf, scores))  # the negatives first, highest first
+    allowed = jnp.floor(fpr * num_negative + 1e-6).astype(jnp.int32)  # negatives that may score above the threshold
+    threshold = jnp.where(allowed < num_negative, negatives_desc[jnp.minimum(allowed, scores.shape[0] - 1)],
+                          -jnp.inf)
+    above = jnp.sum(positive[None, :] & (scores[None, :] > threshold[:, None]), axis=1).astype(jnp.float32)
+    return _divide(above, num_positive, jnp.nan)
+
+
+def roc_tpr(logits: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
+    """Binary: the ROC curve of class 1 (score logit[1] - logit[0]) as its true positive rates at `ROC_FPR_GRID`."""
+    return tpr_at_fpr(binary_scores(logits), labels == 1, jnp.asarray(ROC_FPR_GRID, jnp.float32))
+
+
 METRICS: dict[str, MetricFn] = {
     "accuracy": accuracy, "balanced_accuracy": balanced_accuracy, "recall_per_class": recall_per_class,
     "sensitivity": sensitivity, "specificity": specificity, "precision": precision, "recall": recall, "f1": f1,
-    "roc_auc": roc_auc, "confusion_matrix": confusion_matrix,
+    "roc_auc": roc_auc, "confusion_matrix": confusion_matrix, "roc_tpr": roc_tpr,
 }
-BINARY_ONLY: set[str] = {"sensitivity", "specificity"}  # defined for two classes only
+BINARY_ONLY: set[str] = {"sensitivity", "specificity", "roc_tpr"}  # defined for two classes only
 IMBALANCED_METRICS: tuple[str, ...] = tuple(METRICS)  # every metric above, for binary imbalanced problems (MHIST)
 
 _PROGRAMS: dict[tuple[tuple[str, ...], int], Callable] = {}
@@ -260,7 +283,7 @@ def bootstrap_interval(names: tuple[str, ...], logits_stack, labels, num_classes
             for i, m in enumerate(names)}
 
 
-__all__ = ["BINARY_ONLY", "bootstrap_interval", "IMBALANCED_METRICS", "METRICS", "accuracy", "balanced_accuracy", "binary_scores",
-           "check_names", "compute", "compute_batch", "confusion_matrix", "f1", "mann_whitney_auc", "precision",
-           "predictions", "recall", "recall_per_class", "register_metric", "roc_auc", "roc_curve", "sensitivity",
-           "specificity"]
+__all__ = ["BINARY_ONLY", "bootstrap_interval", "IMBALANCED_METRICS", "METRICS", "ROC_FPR_GRID", "accuracy",
+           "balanced_accuracy", "binary_scores", "check_names", "compute", "compute_batch", "confusion_matrix", "f1",
+           "mann_whitney_auc", "precision", "predictions", "recall", "recall_per_class", "register_metric", "roc_auc",
+           "roc_curve", "roc_tpr", "sensitivity", "specificity", "tpr_at_fpr"]

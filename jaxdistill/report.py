@@ -519,7 +519,7 @@ def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
     figures (accuracy against ipc per dataset, synthetic-set and loss-curve montages from the records' figures,
     MHIST confusion matrices) into `out`; returns the written paths by name."""
     import json
-    from jaxdistill.visualize import plot_confusion_matrix
+    from jaxdistill.visualize import plot_confusion_matrix, plot_roc
     results, out = Path(results), Path(out)
     rows = collect_records(results)
     out.mkdir(parents=True, exist_ok=True)
@@ -557,9 +557,28 @@ def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
     if len(cross):
         cross[[c for c in cross.columns if not c.startswith("_")]].to_csv(out / "cross_architecture.csv", index=False)
         written["cross_architecture"] = plot_cross_architecture(cross, out / "cross_architecture.png")
-    for stem in rows[rows["dataset"] == "mhist"]["record"]:
-        counts = json.loads((results / f"{stem}.json").read_text())["result"].get("confusion_matrix_total")
+    roc: dict[int, dict[str, tuple]] = {}
+    mhist = rows[rows["dataset"] == "mhist"]
+    for stem, method, ipc in zip(mhist["record"], mhist["method"], mhist["ipc"]):
+        result = json.loads((results / f"{stem}.json").read_text())["result"]
+        counts = result.get("confusion_matrix_total")
         if counts:
             written[f"{stem}_confusion"] = plot_confusion_matrix(counts, ("HP", "SSA"),
                                                                  out / "mhist_confusion" / f"{stem}.png", title=stem)
+        curve = mean_roc(result)
+        if curve is not None and ipc == ipc:
+            roc.setdefault(int(ipc), {})[f"{method} ({stem})"] = curve
+    for ipc, curves in sorted(roc.items()):
+        written[f"mhist_ipc{ipc}_roc"] = plot_roc(curves, out / f"mhist_ipc{ipc}_roc.png",
+                                                 title=f"MHIST ipc {ipc}: ROC, mean over networks (SSA positive)")
     return written
+
+
+def mean_roc(result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(false positive rates, mean true positive rates) of a record whose networks kept `roc_tpr` (the ROC curve read
+    at `metrics.ROC_FPR_GRID`), with the curve's (0, 0) start; None for records made before that metric."""
+    from jaxdistill.metrics import ROC_FPR_GRID
+    tpr = result.get("metrics_mean", {}).get("roc_tpr")
+    if tpr is None or len(tpr) != len(ROC_FPR_GRID):
+        return None
+    return np.r_[0.0, ROC_FPR_GRID], np.r_[0.0, np.asarray(tpr, float)]

@@ -204,3 +204,17 @@ def test_test_metrics_scores_stacked_networks_as_each_alone():
     want = metrics.compute_batch(("accuracy", "roc_auc"), alone, ty, 2)
     for g, w in zip(got, want, strict=True):
         assert g == pytest.approx(w, abs=1e-6)
+
+
+def test_roc_tpr_reads_the_roc_curve_at_fixed_false_positive_rates():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 40)
+    logits = rng.normal(size=(40, 2)).astype(np.float32)
+    logits[:, 1] += labels  # informative scores, no ties
+    fpr, tpr, _ = sk.roc_curve(labels, metrics.binary_scores(logits), drop_intermediate=False)
+    want = [tpr[fpr <= f + 1e-9].max() for f in metrics.ROC_FPR_GRID]
+    got = metrics.compute(("roc_tpr",), logits, labels, 2)["roc_tpr"]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got[-1] == 1.0 and len(got) == len(metrics.ROC_FPR_GRID)
+    with pytest.raises(ConfigError, match="roc_tpr.*binary"):
+        metrics.compute(("roc_tpr",), np.zeros((1, 3)), np.zeros(1, int), 3)

@@ -122,12 +122,20 @@ def test_readme_tables_agree_with_the_committed_records():
 
 
 def test_write_report_writes_tables_and_figures(tmp_path):
+    from jaxdistill.metrics import ROC_FPR_GRID
+    from jaxdistill.report import mean_roc
+    with_roc = _distill_record("dsa", dataset="mhist")
+    with_roc["result"]["metrics_mean"]["roc_tpr"] = np.sqrt(ROC_FPR_GRID).tolist()
     folder = _write(tmp_path / "r", dc_mnist_ipc1=_distill_record("dc"), dc_mnist_ipc10=_distill_record("dc", ipc=10),
-                    dc_mhist_ipc1=_distill_record("dc", dataset="mhist"))
+                    dc_mhist_ipc1=_distill_record("dc", dataset="mhist"), dsa_mhist_ipc1=with_roc)
     written = write_report(folder, tmp_path / "out")
     assert "| DC" in written["comparison"].read_text()
     assert written["mnist_accuracy_vs_ipc"].stat().st_size > 1000
     assert written["dc_mhist_ipc1_confusion"].is_file()
+    assert written["mhist_ipc1_roc"].stat().st_size > 1000  # drawn from the one record that kept its ROC curve
+    assert mean_roc(_distill_record("dc", dataset="mhist")["result"]) is None
+    fpr, tpr = mean_roc(with_roc["result"])
+    assert fpr[0] == tpr[0] == 0 and tpr[-1] == pytest.approx(1.0) and len(fpr) == len(ROC_FPR_GRID) + 1
     assert (tmp_path / "out" / "records.csv").read_text().startswith("record,method,dataset")
 
 

@@ -662,7 +662,7 @@ register(
                 convnet_depths=((32, 3), (64, 4), (128, 5), (224, 5)),
                 # an imbalanced binary problem, SSA (label 1) positive: never accuracy alone
                 metrics=("accuracy", "balanced_accuracy", "sensitivity", "specificity", "recall_per_class",
-                         "precision", "f1", "roc_auc", "confusion_matrix"),
+                         "precision", "f1", "roc_auc", "roc_tpr", "confusion_matrix"),
             ),
             resolutions=(32, 64, 128),
             index_file=mhist.ANNOTATIONS,
