@@ -106,6 +106,40 @@ def _run(argv: list[str], dry: bool) -> int:
     return 0 if dry else subprocess.run([*RUNNER, *argv], cwd=ROOT).returncode
 
 
+def smoke_failure(returncode: int, workdir: Path, records_before: set[str]) -> str | None:
+    """Why a smoke run failed, or None: it must exit 0, leave its workdir's config.json (every experiment opens a
+    resumable workdir) and write no record under results/ (smoke runs never do)."""
+    if returncode != 0:
+        return f"exit status {returncode}"
+    if not (workdir / "config.json").exists():
+        return f"no {workdir / 'config.json'}"
+    written = sorted(set(_records()) - records_before)
+    return f"wrote results/{', results/'.join(written)}" if written else None
+
+
+def _records() -> set[str]:
+    return {p.name for p in (ROOT / "results").glob("*.json")}
+
+
+def run_smoke(dry_run: bool) -> int:
+    """Every experiment's smoke variant end to end, each checked by `smoke_failure`; MHIST's on a small stand-in."""
+    with tempfile.TemporaryDirectory() as tmp:
+        standin = str(Path(tmp) / "mhist")
+        if not dry_run:
+            subprocess.run([sys.executable, "scripts/make_mhist_standin.py", standin], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
+        failed = []
+        for i, command in enumerate(smoke_commands(standin)):
+            workdir = Path(tmp) / "run" / f"{i:02d}_{command[0]}"
+            before = _records()
+            rc = _run([*command, "--variant", "smoke", "--workdir", str(workdir), "--no-progress"], dry_run)
+            why = None if dry_run else smoke_failure(rc, workdir, before)
+            if why:
+                failed.append(f"{' '.join(command)}: {why}")
+    print(f"smoke: {len(smoke_commands(''))} runs, {len(failed)} failed" + "".join(f"\n  {f}" for f in failed))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="every experiment's smoke variant (minutes)")
@@ -117,16 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.smoke:
-        with tempfile.TemporaryDirectory() as tmp:
-            standin = str(Path(tmp) / "mhist")
-            if not args.dry_run:
-                subprocess.run([sys.executable, "scripts/make_mhist_standin.py", standin], cwd=ROOT, check=True,
-                               stdout=subprocess.DEVNULL)
-            failed = [" ".join(c) for i, c in enumerate(smoke_commands(standin))
-                      if _run([*c, "--variant", "smoke", "--workdir", str(Path(tmp) / "run" / f"{i:02d}_{c[0]}"),
-                               "--no-progress"], args.dry_run) != 0]
-        print(f"smoke: {len(smoke_commands(''))} runs, {len(failed)} failed" + "".join(f"\n  {f}" for f in failed))
-        return 1 if failed else 0
+        return run_smoke(args.dry_run)
 
     rows = [r for r in ROWS if args.only is None or args.only in r.record]
     if args.gpu_order:

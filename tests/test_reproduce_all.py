@@ -36,3 +36,18 @@ def test_smoke_commands_exist_and_dry_run_lists_them(capsys):
     out = capsys.readouterr().out
     assert out.count("$ python -m jaxdistill.experiment") == len(reproduce.smoke_commands("x"))
     assert "0 failed" in out
+
+
+def test_a_smoke_run_fails_on_an_error_a_missing_workdir_or_a_record_it_wrote(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "kept.json").write_text("{}")
+    workdir = tmp_path / "run"
+    before = reproduce._records()
+    assert reproduce.smoke_failure(2, workdir, before) == "exit status 2"
+    assert "config.json" in reproduce.smoke_failure(0, workdir, before)
+    workdir.mkdir()
+    (workdir / "config.json").write_text("{}")
+    assert reproduce.smoke_failure(0, workdir, before) is None
+    (tmp_path / "results" / "x_smoke.json").write_text("{}")
+    assert reproduce.smoke_failure(0, workdir, before) == "wrote results/x_smoke.json"
