@@ -97,8 +97,14 @@ def run(config: dict[str, Any], ctx: Context) -> None:
         from jaxdistill.visualize import plot_confusion_matrix
         plot_confusion_matrix(result["confusion_matrix_total"], data.spec.class_names,
                               ctx.figures_dir / f"{ctx.name}_confusion.png",
-                              title=f"{ctx.name}: summed over {len(result['metrics'])} network(s)"
+                              title=f"{ctx.name}: summed over {network_count(result)} network(s)"
                                     + (" [stand-in]" if data.stand_in else ""))
+
+
+def network_count(result: dict[str, Any]) -> int:
+    """How many networks a baseline's result pools: per-network metrics (full data, mean colour) or, for the
+    random sets' evaluation, one accuracy per network over all sets."""
+    return len(result["metrics"]) if "metrics" in result else len(result["accuracies"])
 
 
 def _eval_config(config, data, **train_changes):

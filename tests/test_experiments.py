@@ -302,3 +302,11 @@ def test_hintons_teacher_lr_is_the_one_its_held_out_probe_chose():
     assert probe["result"]["chosen_lr"] == module.TEACHER_LR
     assert module.get_config("hinton")["kd"].teacher.train.lr == module.TEACHER_LR
     assert [r["lr"] for r in probe["result"]["rows"]] == list(module.PROBE_LRS)
+
+
+def test_mhist_baselines_count_the_networks_of_either_result_layout():
+    # the random baseline's result is an evaluation of sets (no per-network "metrics" list at its top level); its
+    # confusion-matrix title once raised KeyError after the record was written
+    count = load("mhist_baselines").network_count
+    assert count({"metrics": [{}, {}, {}]}) == 3
+    assert count({"accuracies": [0.5] * 5, "per_set": [{}]}) == 5
