@@ -23,8 +23,9 @@ def kd_table(record: dict[str, Any]) -> pd.DataFrame:
                      "z": sig.get("z", np.nan)})
     row("teacher", np.nan, np.nan, record["teacher"])
     row("student alone", np.nan, 1.0, record["student_alone"])
+    loss = record.get("config", {}).get("loss", "hinton")
     for rec in record["sweep"]:
-        row("student + KD", rec["temperature"], rec["alpha"], rec)
+        row("student + KD" if loss == "hinton" else f"student + {loss.upper()}", rec["temperature"], rec["alpha"], rec)
     return pd.DataFrame(rows)
 
 

@@ -20,6 +20,8 @@ def test_kd_table_has_one_row_per_configuration_with_means_and_gains():
     assert alone["errors_mean"] == 125.0 and alone["errors_std"] == 5.0
     assert alone["accuracy_%"] == pytest.approx(87.5)
     assert np.isnan(alone["z"]) and df.iloc[2]["z"] == 10.0
+    dkd = kd_table({**_record(), "config": {"loss": "dkd"}})  # decoupled KD's students are named so
+    assert dkd["network"].tolist()[2:] == ["student + DKD"] * 4
 
 
 def test_tables_and_figure_are_written(tmp_path):
