@@ -58,14 +58,18 @@ def get_config(variant: str) -> dict[str, Any]:
             "full_protocol_command": f"python experiments/continual_mnist.py --variant {full}"}
 
 
+def classes_before(stage: int) -> list[int]:
+    """The classes of every stage before `stage` (those of stages 0..stage-1)."""
+    return [c for s in STAGES[:stage] for c in s]
+
+
 def stage_data(stage: int, train_images, train_labels, memory: tuple | None):
     """The training set of `stage`: its classes' real images plus the memory's images of the classes before it."""
     import numpy as np
     new = np.isin(train_labels, STAGES[stage])
     images, labels = [train_images[new]], [train_labels[new]]
     if memory is not None and stage:
-        seen = [c for s in STAGES[:stage] for c in s]
-        keep = np.isin(memory[1], seen)
+        keep = np.isin(memory[1], classes_before(stage))
         images.append(memory[0][keep])
         labels.append(memory[1][keep])
     return np.concatenate(images), np.concatenate(labels).astype(np.int32)
@@ -83,9 +87,9 @@ def run_incremental(model, train_cfg, seed: int, train_images, train_labels, tes
     key = jax.random.PRNGKey(seed)
     params = stats = None
     accuracies = []
+    trainers = {} if trainers is None else trainers
     for stage in range(len(STAGES)):
         images, labels = stage_data(stage, train_images, train_labels, memory)
-        trainers = {} if trainers is None else trainers
         if labels.shape[0] not in trainers:
             trainers[labels.shape[0]] = Trainer(model, train_cfg, int(labels.shape[0]))
         trainer = trainers[labels.shape[0]]
@@ -97,7 +101,7 @@ def run_incremental(model, train_cfg, seed: int, train_images, train_labels, tes
         state = jax.tree.map(lambda a: a[None], state)
         done = trainer.run(stage_key[None], jnp.asarray(images), jnp.asarray(labels), states=state)
         params, stats = jax.tree.map(lambda a: a[0], done.params), jax.tree.map(lambda a: a[0], done.batch_stats)
-        seen = np.isin(test_labels, [c for s in STAGES[:stage + 1] for c in s])
+        seen = np.isin(test_labels, classes_before(stage + 1))
         logits = np.asarray(predict_logits(model, params, stats, jnp.asarray(test_images[seen])))
         accuracies.append(float((logits.argmax(-1) == test_labels[seen]).mean()))
     return accuracies

@@ -53,8 +53,8 @@ from typing import Any
 
 from jaxdistill.experiment import Context
 
-VARIANTS = ("hinton", "hinton_teacher_probe", "hinton_reduced", "hinton_reduced_30ep", "convnet_small", "omitted3", "course", "course_dkd",
-            "course_reduced", "course_dkd_reduced", "smoke")
+VARIANTS = ("hinton", "hinton_teacher_probe", "hinton_reduced", "hinton_reduced_30ep", "convnet_small", "omitted3",
+            "course", "course_dkd", "course_reduced", "course_dkd_reduced", "smoke")
 COURSE_TEMPERATURES = (1.0, 2.0, 4.0, 16.0, 32.0, 64.0)
 SWEEP = tuple((t, a) for t in (1.0, 2.0, 4.0, 8.0, 20.0) for a in (0.1, 0.5, 0.9))
 PAPER = {"teacher": 67, "student_alone": 146, "student_kd": 74}  # test errors, Hinton et al. 2015, section 3
@@ -68,8 +68,32 @@ STUDENT_CANDIDATES = tuple((("lr", lr), ("lr_schedule", sched)) for sched in ("s
                            for lr in (0.01, 0.03, 0.1))
 
 
+HINTON_TEACHER = (("dropout", 0.5), ("input_dropout", 0.2), ("widths", (1200, 1200)))  # MLP settings
+
+
+def dropout_teacher(epochs: int, lr: float = TEACHER_LR):
+    """Hinton's teacher under the dropout papers' recipe (Hinton et al. 2012, appendix A): batch 100, momentum
+    0.5 -> 0.99 over the first 500 of 3000 epochs, lr x 0.998 per epoch (x 0.998 ** 3000 over the run),
+    max-norm 15 on every hidden unit's incoming weights; here compressed into `epochs` with the same shape."""
+    from jaxdistill.kd import NetSpec
+    from jaxdistill.train import TrainConfig
+    return NetSpec("mlp", HINTON_TEACHER,
+                   TrainConfig(epochs=epochs, batch_size=100, lr=lr, momentum=0.99, momentum_start=0.5,
+                               momentum_ramp=500 / 3000, optimizer="dropout_sgd", lr_schedule="exponential",
+                               lr_gamma=0.998 ** 3000, weight_decay=0.0, max_norm=15.0, augment="jitter",
+                               parallel="vmap"))
+
+
+def probe_configs() -> dict:
+    """The teacher-lr probes (`teacher_lr_probe`): the hinton_teacher_probe variant's, and the one smoke runs."""
+    from jaxdistill.kd import NetSpec
+    return {"hinton_teacher_probe": {"net": dropout_teacher(30), "lrs": PROBE_LRS, "fit": 10000, "holdout": 5000},
+            "smoke": {"net": NetSpec("mlp", (("widths", (16,)), ("dropout", 0.5)), dropout_teacher(1).train),
+                      "lrs": (1.0, 0.1), "fit": 500, "holdout": 200}}
+
+
 def kd_configs() -> dict:
-    """Every variant's KDConfig."""
+    """Every KD variant's KDConfig."""
     from jaxdistill.kd import KDConfig, NetSpec
     from jaxdistill.train import TrainConfig
 
@@ -77,18 +101,7 @@ def kd_configs() -> dict:
         return TrainConfig(epochs=epochs, batch_size=128, lr=lr, momentum=0.9, weight_decay=0.0, **kw)
 
     def mlp_teacher(epochs):  # the reduced rows' teacher (plain momentum SGD, no max-norm)
-        return NetSpec("mlp", (("dropout", 0.5), ("input_dropout", 0.2), ("widths", (1200, 1200))),
-                       sgd(epochs, augment="jitter", parallel="vmap"))
-
-    def dropout_teacher(epochs, lr=TEACHER_LR):
-        """Hinton's teacher under the dropout papers' recipe (Hinton et al. 2012, appendix A): batch 100, momentum
-        0.5 -> 0.99 over the first 500 of 3000 epochs, lr x 0.998 per epoch (x 0.998 ** 3000 over the run),
-        max-norm 15 on every hidden unit's incoming weights; here compressed into `epochs` with the same shape."""
-        return NetSpec("mlp", (("dropout", 0.5), ("input_dropout", 0.2), ("widths", (1200, 1200))),
-                       TrainConfig(epochs=epochs, batch_size=100, lr=lr, momentum=0.99, momentum_start=0.5,
-                                   momentum_ramp=500 / 3000, optimizer="dropout_sgd", lr_schedule="exponential",
-                                   lr_gamma=0.998 ** 3000, weight_decay=0.0, max_norm=15.0, augment="jitter",
-                                   parallel="vmap"))
+        return NetSpec("mlp", HINTON_TEACHER, sgd(epochs, augment="jitter", parallel="vmap"))
 
     def mlp(widths, epochs):
         return NetSpec("mlp", (("widths", widths),), sgd(epochs, parallel="vmap"))
@@ -105,11 +118,7 @@ def kd_configs() -> dict:
         student = NetSpec("mlp", (("widths", (128, 128)),), adam(epochs, parallel="vmap"))
         sweep = tuple((t, 0.5) for t in COURSE_TEMPERATURES if t != 4.0)
         return KDConfig(teacher, student, 4.0, 0.5, seeds, sweep=sweep, loss=loss)
-    probe = {"hinton_teacher_probe": {"net": dropout_teacher(30), "lrs": PROBE_LRS, "fit": 10000, "holdout": 5000},
-             "smoke": {"net": NetSpec("mlp", (("widths", (16,)), ("dropout", 0.5)), dropout_teacher(1).train),
-                       "lrs": (1.0, 0.1), "fit": 500, "holdout": 200}}
     return {
-        "hinton_teacher_probe": probe["hinton_teacher_probe"], "smoke_probe": probe["smoke"],
         "course": course(12, "hinton"), "course_dkd": course(12, "dkd"),
         "course_reduced": course(3, "hinton"), "course_dkd_reduced": course(3, "dkd"),
         "hinton": KDConfig(dropout_teacher(HINTON_TEACHER_EPOCHS),
@@ -140,11 +149,11 @@ def get_config(variant: str) -> dict[str, Any]:
     if variant not in VARIANTS:
         raise KeyError(variant)
     name = f"kd_mnist_{variant}"
-    configs = kd_configs()
+    probe = probe_configs().get(variant)
     if variant == "hinton_teacher_probe":
-        return {"kd": None, "probe": configs[variant], "name": name, "reduced": True, "subset": None,
+        return {"kd": None, "probe": probe, "name": name, "reduced": True, "subset": None,
                 "full_protocol_command": "python experiments/kd_mnist.py --variant hinton"}
-    return {"kd": configs[variant], "probe": configs["smoke_probe"] if variant == "smoke" else None, "name": name,
+    return {"kd": kd_configs()[variant], "probe": probe, "name": name,
             "shared_teachers": SHARED_TEACHERS.get(variant),
             "subset": {"train": 1000, "test": 500} if variant == "smoke" else None,
             "paper_test_errors": PAPER if variant.startswith("hinton") else None, "reduced": variant in REDUCED,

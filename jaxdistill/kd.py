@@ -360,15 +360,13 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
             return None, read_json(done), model
         group = list(config.select_seeds) if held_out is not None else seeds
         states = train_networks(folder, net, num_classes, group, data, loss, logits, progress, name)
-        if held_out is not None:
-            held_logits = stacked_logits(model, states, held_out.images)
-            rec = summarize_errors(error_counts(held_logits, held_out.labels).tolist(), int(held_out.labels.shape[0]))
-            write_json(done, rec)
-            return states, rec, model
-        test_logits = stacked_logits(model, states, test_images)
-        rec = summarize_errors(error_counts(test_logits, test_labels).tolist(), num_test)
-        if config.omit_class is not None and name != "teacher":  # teachers saw the class; and may be shared
-            rec.update(_omitted_class_report(model, states, test_logits, test_labels, val, config.omit_class))
+        eval_images, eval_labels = (test_images, test_labels) if held_out is None else (held_out.images,
+                                                                                       held_out.labels)
+        eval_logits = stacked_logits(model, states, eval_images)
+        rec = summarize_errors(error_counts(eval_logits, eval_labels).tolist(), int(eval_labels.shape[0]))
+        # teachers saw the omitted class (and may be shared); selection phases report held-out errors only
+        if config.omit_class is not None and name != "teacher" and held_out is None:
+            rec.update(_omitted_class_report(model, states, eval_logits, test_labels, val, config.omit_class))
         write_json(done, rec)
         return states, rec, model
 
@@ -389,7 +387,7 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
     selection = None
     alone_student = kd_student = config.student
     if config.select:
-        selection = _select_students(config, transfer, teacher_logits, main_objective, phase, workdir)
+        selection = _select_students(config, transfer, teacher_logits, main_objective, phase)
         alone_student = config.student_with(config.select[selection["alone"]["chosen"]])
         kd_student = config.student_with(config.select[selection["kd"]["chosen"]])
     _, alone_rec, _ = phase("student_alone", alone_student)
@@ -411,7 +409,7 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
 
 
 def _select_students(config: KDConfig, transfer: TransferSet, teacher_logits: np.ndarray, kd_loss: LossFn,
-                     phase: Callable, workdir: Path) -> dict[str, Any]:
+                     phase: Callable) -> dict[str, Any]:
     """Every `select` candidate trained as a student alone and as a KD student (config's T, alpha, loss) on the
     transfer set less `select_holdout` random examples, counted on those: per role, each candidate's held-out
     errors and the index of the one with the fewest (mean over select_seeds; the first on ties). The teachers'

@@ -519,7 +519,6 @@ def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
     """Write the comparison (comparison.md/.csv), the per-record tables (records.csv, mnist.md, mhist.md) and the
     figures (accuracy against ipc per dataset, synthetic-set and loss-curve montages from the records' figures,
     MHIST confusion matrices) into `out`; returns the written paths by name."""
-    import json
     from jaxdistill.visualize import plot_confusion_matrix, plot_roc
     results, out = Path(results), Path(out)
     rows = collect_records(results)
@@ -561,7 +560,7 @@ def write_report(results: str | Path, out: str | Path) -> dict[str, Path]:
     roc: dict[int, dict[str, tuple]] = {}
     mhist = rows[rows["dataset"] == "mhist"]
     for stem, method, ipc in zip(mhist["record"], mhist["method"], mhist["ipc"]):
-        result = json.loads((results / f"{stem}.json").read_text())["result"]
+        result = by_name[stem]["result"]
         counts = result.get("confusion_matrix_total")
         if counts:
             written[f"{stem}_confusion"] = plot_confusion_matrix(counts, ("HP", "SSA"),

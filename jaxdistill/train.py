@@ -138,18 +138,19 @@ def resolve_parallel(parallel: str) -> str:
 def sgd_optimizer(lr: float | optax.Schedule, momentum: float = 0.0, weight_decay: float = 0.0
                   ) -> optax.GradientTransformation:
     """PyTorch-style SGD: weight decay added to the gradient before momentum, as torch.optim.SGD does."""
-    parts = []
-    if weight_decay:
-        parts.append(optax.add_decayed_weights(weight_decay))
-    parts.append(optax.sgd(lr, momentum=momentum or None))
-    return optax.chain(*parts)
+    return optax.chain(*coupled_weight_decay(weight_decay), optax.sgd(lr, momentum=momentum or None))
+
+
+def coupled_weight_decay(weight_decay: float) -> list[optax.GradientTransformation]:
+    """The transformations (none, or one) that add weight_decay * w to the gradient, PyTorch's L2 `weight_decay`,
+    to put first in an optimiser's chain."""
+    return [optax.add_decayed_weights(weight_decay)] if weight_decay else []
 
 
 def adam_optimizer(lr: float | optax.Schedule, weight_decay: float = 0.0) -> optax.GradientTransformation:
     """PyTorch-style Adam (betas 0.9, 0.999, eps 1e-8): weight decay, when given, added to the gradient (L2, as
     torch.optim.Adam's weight_decay), not decoupled."""
-    parts = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
-    return optax.chain(*parts, optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8))
+    return optax.chain(*coupled_weight_decay(weight_decay), optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8))
 
 
 def train_config_defaults(prefix: str) -> dict[str, Any]:
@@ -342,14 +343,13 @@ class Trainer:
         if config.optimizer == "adam":
             self.tx = adam_optimizer(schedule, config.weight_decay)
         elif config.optimizer == "dropout_sgd":
-            ramp_steps = max(1, math.floor(config.epochs * config.momentum_ramp)) * spe
+            ramp_epochs = max(1, math.floor(config.epochs * config.momentum_ramp))
             start, final = (config.momentum_start, config.momentum) if config.momentum_ramp else (config.momentum,) * 2
 
             def momentum(step):  # linear in whole epochs, as the papers ramp it
-                return start + (final - start) * jnp.minimum(1.0, (step // spe) * spe / ramp_steps)
+                return start + (final - start) * jnp.minimum(1.0, (step // spe) / ramp_epochs)
             self.momentum = momentum
-            parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
-            self.tx = optax.chain(*parts, dropout_sgd(self.schedule, momentum))
+            self.tx = optax.chain(*coupled_weight_decay(config.weight_decay), dropout_sgd(self.schedule, momentum))
         else:
             self.tx = sgd_optimizer(schedule, config.momentum, config.weight_decay)
         if config.max_norm:
