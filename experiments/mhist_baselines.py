@@ -25,7 +25,6 @@ checks of the pipeline and of the stand-in's difficulty, never MHIST results.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from jaxdistill.experiment import Context, is_reduced
@@ -119,15 +118,26 @@ def _eval_config(config, data, **train_changes):
 
 
 def _full_data(config, ctx, data) -> dict[str, Any]:
+    """Every training image; the networks train in ctx.workdir, resumable network by network (a rerun after a
+    crash reuses the networks already evaluated, for the same config and data)."""
     import numpy as np
+    from tqdm.auto import tqdm
 
+    from jaxdistill.checkpoint import RunDir
     from jaxdistill.costs import training_cost
-    from jaxdistill.evaluate import evaluate_set
+    from jaxdistill.records import read_json
+    from jaxdistill.runner import EVAL_PARTIAL_FILE, evaluate_resumably
+    from jaxdistill.train import Trainer
     cfg = _eval_config(config, data, **WEIGHTINGS[config["weighting"]])
+    RunDir(ctx.workdir).open({"kind": "mhist_full_data", **cfg.to_dict(), "data": data.facts()})
     images, labels = np.asarray(data.train.images), np.asarray(data.train.labels)
-    start = time.time()
-    res = evaluate_set(images, labels, data.test_images, data.test_labels, data.spec.num_classes, cfg)
-    res["train_seconds_per_network"] = (time.time() - start) / cfg.num_models
+    partial = ctx.workdir / EVAL_PARTIAL_FILE
+    saved = read_json(partial) if partial.exists() else {}
+    steps = Trainer(cfg.model.build(data.spec.num_classes), cfg.train, len(images)).total_steps
+    with tqdm(total=steps * cfg.num_models, desc="train on every MHIST image", disable=not ctx.progress,
+              unit="step", dynamic_ncols=True) as bar:
+        res = evaluate_resumably(images, labels, data, cfg, saved, partial, "full_data", bar, steps)
+    res["train_seconds_per_network"] = res["wall_time_s"] / cfg.num_models
     res["cost"] = training_cost(cfg.model, data.spec.num_classes, data.spec.image_shape, len(images),
                                 config["epochs"])
     return res

@@ -168,12 +168,12 @@ def _is_table(value: Any) -> bool:
 
 def summarize_networks(per_network: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-network metrics -> the record's summary: accuracies and their mean and std (population std), the mean
-    and std of every scalar metric, per element for list metrics such as recall_per_class (lists in metrics_mean /
+    and std of every scalar metric (by name), per element for list metrics such as recall_per_class (lists in metrics_mean /
     metrics_std), and for count tables such as the confusion matrix (kept per network) their sum over networks as
     `<name>_total`, e.g. `confusion_matrix_total`. NaN (an undefined metric, e.g. the AUC of a test set with one
     class) stays NaN in the mean."""
-    first = per_network[0] if per_network else {}
-    vectors = [k for k, v in first.items() if _is_number(v) or _is_vector(v)]
+    first = per_network[0] if per_network else {}  # keys sorted: networks read back from JSON come sorted
+    vectors = sorted(k for k, v in first.items() if _is_number(v) or _is_vector(v))
     tables = [k for k, v in first.items() if _is_table(v)]
     values = {k: np.asarray([m[k] for m in per_network], np.float64) for k in vectors}
     accs = values.get("accuracy", np.zeros(0))

@@ -344,6 +344,37 @@ def distilled_model(config: dict[str, Any]) -> ModelConfig:
     return ModelConfig.parse(spelled) if spelled else ModelConfig("convnet")
 
 
+def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved: dict[str, Any],
+                       partial_path: Path, key: str, bar, steps_per_network: int, **facts: Any) -> dict[str, Any]:
+    """`evaluate_set` of one set, resumable network by network: `saved` (the contents of `partial_path`) maps `key`
+    to the networks evaluated so far, reused only for the same evaluation config and the same images; after each
+    network the metrics known are written back to `partial_path`. `facts` are kept in the set's entry (e.g. its
+    seed). Returns the set's evaluation record, with its images' checksum as set_sha256."""
+    digest = arrays_checksum((images, labels))
+    rec = saved.get(key)
+    config = cfg.to_dict()
+    reusable = (rec is not None and rec.get("set_sha256") == digest and rec.get("config") == as_read_back(config))
+    if reusable and not rec.get("partial"):
+        bar.update(steps_per_network * cfg.num_models)
+        return rec
+    done = rec.get("metrics", rec["accuracies"]) if reusable else []
+    bar.update(steps_per_network * len(done))
+
+    def keep(per_network, wall_time_s):
+        saved[key] = {"partial": True, "metrics": per_network, "wall_time_s": wall_time_s, **facts,
+                      "accuracies": [m.get("accuracy") for m in per_network], "set_sha256": digest,
+                      "config": config}
+        write_json(partial_path, saved)
+
+    rec = evaluate_set(images, labels, data.test_images, data.test_labels, data.spec.num_classes, cfg,
+                       progress=bar.update, done=done, done_wall_time_s=rec["wall_time_s"] if reusable else 0.0,
+                       on_network=keep)
+    rec.update(facts, set_sha256=digest)
+    saved[key] = rec
+    write_json(partial_path, saved)
+    return rec
+
+
 def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int = 1000, augment: str | None = None,
                      data_dir: str | None = None, seed: int = 0, model: str | ModelConfig | None = None,
                      progress: bool = True, data: LoadedData | None = None,
@@ -398,29 +429,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                 eval_cfg, train=dataclasses.replace(train_cfg, lr=float(lrs[s])))
             if network_seeding == "per_set":
                 cfg_s = dataclasses.replace(cfg_s, set_seed=int(seeds[s]))
-            key = str(seeds[s])
-            digest = arrays_checksum((images[s], labels[s]))
-            rec = saved.get(key)
-            reusable = (rec is not None and rec.get("set_sha256") == digest
-                        and rec.get("config") == as_read_back(cfg_s.to_dict()))
-            if reusable and not rec.get("partial"):
-                bar.update(steps_per_network * num_models)
-            else:
-                done = rec.get("metrics", rec["accuracies"]) if reusable else []
-                bar.update(steps_per_network * len(done))
-
-                def keep(per_network, wall_time_s, key=key, seed=int(seeds[s]), digest=digest, cfg=cfg_s.to_dict()):
-                    saved[key] = {"partial": True, "metrics": per_network, "wall_time_s": wall_time_s, "seed": seed,
-                                  "accuracies": [m.get("accuracy") for m in per_network],
-                                  "set_sha256": digest, "config": cfg}
-                    write_json(partial_path, saved)
-
-                rec = evaluate_set(images[s], labels[s], data.test_images, data.test_labels, data.spec.num_classes,
-                                   cfg_s, progress=bar.update, done=done,
-                                   done_wall_time_s=rec["wall_time_s"] if reusable else 0.0, on_network=keep)
-                rec.update(seed=seeds[s], set_sha256=digest)
-                saved[key] = rec
-                write_json(partial_path, saved)
+            rec = evaluate_resumably(images[s], labels[s], data, cfg_s, saved, partial_path, str(seeds[s]),
+                                     bar, steps_per_network, seed=int(seeds[s]))
             per_set.append(rec)
             bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")
     result = {**summarize(per_set), "per_set": per_set, "distill_config": config, "eval_config": eval_cfg.to_dict(),

@@ -121,22 +121,24 @@ def _records() -> set[str]:
     return {p.name for p in (ROOT / "results").glob("*.json")}
 
 
-def run_smoke(dry_run: bool) -> int:
-    """Every experiment's smoke variant end to end, each checked by `smoke_failure`; MHIST's on a small stand-in."""
+def run_smoke(dry_run: bool, only: str | None = None) -> int:
+    """Every experiment's smoke variant end to end (those whose command contains `only`, when given), each checked
+    by `smoke_failure`; MHIST's on a small stand-in."""
     with tempfile.TemporaryDirectory() as tmp:
         standin = str(Path(tmp) / "mhist")
         if not dry_run:
             subprocess.run([sys.executable, "scripts/make_mhist_standin.py", standin], cwd=ROOT, check=True,
                            stdout=subprocess.DEVNULL)
         failed = []
-        for i, command in enumerate(smoke_commands(standin)):
+        commands = [c for c in smoke_commands(standin) if only is None or only in " ".join(c)]
+        for i, command in enumerate(commands):
             workdir = Path(tmp) / "run" / f"{i:02d}_{command[0]}"
             before = _records()
             rc = _run([*command, "--variant", "smoke", "--workdir", str(workdir), "--no-progress"], dry_run)
             why = None if dry_run else smoke_failure(rc, workdir, before)
             if why:
                 failed.append(f"{' '.join(command)}: {why}")
-    print(f"smoke: {len(smoke_commands(''))} runs, {len(failed)} failed" + "".join(f"\n  {f}" for f in failed))
+    print(f"smoke: {len(commands)} runs, {len(failed)} failed" + "".join(f"\n  {f}" for f in failed))
     return 1 if failed else 0
 
 
@@ -145,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="every experiment's smoke variant (minutes)")
     parser.add_argument("--run", action="store_true", help="run the full rows whose record is missing")
     parser.add_argument("--gpu-order", action="store_true", help="order rows by their value on a GPU")
-    parser.add_argument("--only", default=None, help="rows whose record name contains this text")
+    parser.add_argument("--only", default=None, help="rows whose record name (with --smoke: whose "
+                        "command) contains this text")
     parser.add_argument("--mhist", default=None, help="the real MHIST folder (needed by MHIST rows)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     args = parser.parse_args(argv)
 
     if args.smoke:
-        return run_smoke(args.dry_run)
+        return run_smoke(args.dry_run, args.only)
 
     rows = [r for r in ROWS if args.only is None or args.only in r.record]
     if args.gpu_order:

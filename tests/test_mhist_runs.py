@@ -58,3 +58,42 @@ def test_distill_and_evaluate_on_the_standin(method, tiny_mhist_standin, tmp_pat
     (network,) = [m for s in rec["per_set"] for m in s["metrics"]]
     assert sum(map(sum, network["confusion_matrix"])) == sum(run["data"]["test_counts"])
     assert rec["confusion_matrix_total"] == network["confusion_matrix"]  # one network: what the figure draws
+
+
+def test_the_full_data_baseline_opens_a_workdir_and_resumes_network_by_network(tiny_mhist_standin, tmp_path,
+                                                                                 monkeypatch, capsys):
+    # It once trained outside any workdir: a crash lost every network, and CI's smoke check found no config.json.
+    from jaxdistill import experiment
+    module = experiment.load_experiment(experiment.find_experiment("mhist_baselines"))
+    monkeypatch.setitem(module.VARIANTS, "smoke", {**module.VARIANTS["smoke"], "models": 2})
+    argv = ["--baseline", "full_data", "--variant", "smoke", "--data-dir", str(tiny_mhist_standin), "--no-progress"]
+
+    def run(workdir):
+        experiment.run_experiment(module, [*argv, "--workdir", str(workdir)], "mhist_baselines")
+        return capsys.readouterr().out
+
+    whole = run(tmp_path / "a")
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["kind"] == "mhist_full_data"
+    import jaxdistill.runner as runner
+    original, trained, done = runner.evaluate_set, [], []
+
+    def crash_after_the_first_network(*args, on_network, **kw):
+        def keep(per_network, wall_time_s):
+            on_network(per_network, wall_time_s)
+            trained.append(len(per_network))
+            if len(per_network) == 1:
+                raise KeyboardInterrupt
+        return original(*args, on_network=keep, **kw)
+
+    monkeypatch.setattr(runner, "evaluate_set", crash_after_the_first_network)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+
+    def count(*args, **kw):
+        done.append(len(kw["done"]))
+        return original(*args, **kw)
+
+    monkeypatch.setattr(runner, "evaluate_set", count)
+    assert run(tmp_path / "b") == whole  # the same metrics as the uninterrupted run
+    assert trained == [1] and done == [1]  # the rerun trained only the second network
+    assert run(tmp_path / "b") == whole and done == [1]  # a finished run trains nothing
