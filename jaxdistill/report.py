@@ -155,8 +155,8 @@ def _method_label(record: dict[str, Any]) -> str | None:
         base = "random" if source.startswith("random") else source.split()[0]
         augment = record.get("config", {}).get("train", {}).get("augment", "")
         return f"{base}, {'DSA' if str(augment).startswith('dsa') else augment} evaluation"
-    if experiment == "random_mnist":
-        return "random"
+    if experiment == "random_mnist":  # (its dsa variants: the control of sets evaluated under DSA's protocol)
+        return "random, DSA evaluation" if str(config.get("augment", "")).startswith("dsa") else "random"
     if experiment == "full_data_mnist":
         return "full data"
     if experiment == "mhist_baselines":

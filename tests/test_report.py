@@ -81,6 +81,10 @@ def test_record_row_reads_methods_baselines_and_mhist_metrics():
     rnd = {"experiment": "random_mnist", "variant": "ipc10_reduced", "config": {"ipc": 10},
            "result": {"accuracy_mean": 0.95, "accuracy_std": 0.002}}
     assert record_row("r", rnd)["published_mean"] == 95.1 and record_row("r", rnd)["reduced"]
+    # ... but not under DSA's evaluation, where it is the control of the trajectory-matching rows, a row of its own
+    dsa = {**rnd, "config": {"ipc": 10, "augment": "dsa:color_crop_cutout_scale_rotate"}}
+    assert record_row("d", dsa)["method"] == "random, DSA evaluation"
+    assert np.isnan(record_row("d", dsa)["published_mean"])
     mh = record_row("m", _distill_record("dsa", dataset="mhist", reduced=True))
     assert mh["stand_in"] and mh["resolution"] == 32 and mh["balanced_accuracy"] == 0.6 and mh["roc_auc"] == 0.7
     # records about other things are not rows
