@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -258,16 +259,30 @@ def train_networks(workdir: Path, net: NetSpec, num_classes: int, seeds: Sequenc
     return states
 
 
-def cached_logits(path: Path, compute: Callable[[], np.ndarray], fingerprint: dict[str, Any]) -> np.ndarray:
-    """`compute()` once; later calls with the same fingerprint read `path` (an .npz) instead."""
+def _read_logits(path: Path, fingerprint: dict[str, Any]) -> np.ndarray | None:
+    """The logits stored at `path` (an .npz) when its .json names `fingerprint`, else None."""
     meta = path.with_suffix(".json")
-    if path.exists() and meta.exists() and read_json(meta) == fingerprint:
+    if path.exists() and meta.exists() and read_json(meta) == _jsonable(fingerprint):
         with np.load(path) as f:
             return f["logits"]
+    return None
+
+
+def cached_logits(path: Path, compute: Callable[[], np.ndarray], fingerprint: dict[str, Any]) -> np.ndarray:
+    """`compute()` once; later calls with the same fingerprint read `path` (an .npz) instead."""
+    logits = _read_logits(path, fingerprint)
+    if logits is not None:
+        return logits
     logits = np.asarray(compute(), np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_npz(path, logits=logits)
-    write_json(meta, fingerprint)
+    write_json(path.with_suffix(".json"), fingerprint)
     return logits
+
+
+def _jsonable(obj: Any) -> Any:
+    """`obj` as it reads back from JSON (tuples become lists), for comparing with what a file holds."""
+    return json.loads(json.dumps(obj))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,59 +345,57 @@ def _tag(temperature: float, alpha: float) -> str:
 
 def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
            test_labels: np.ndarray, num_classes: int, workdir: str | Path, progress: bool = True,
-           teacher_dir: str | Path | None = None) -> dict[str, Any]:
+           teacher_dir: str | Path | None = None, outputs_dir: str | Path | None = None) -> dict[str, Any]:
     """Teachers, students alone and KD students (at config's and every sweep (T, alpha)); resumable per phase.
 
-    Every trained group is checkpointed under workdir/<phase>/ and its test errors written to
-    workdir/<phase>/errors.json, so a rerun skips finished phases. `teacher_dir` (default workdir/teacher) lets
-    several comparisons share one set of teachers: it refuses a teacher of another config or training set. Returns
-    the whole record.
+    Every trained group is checkpointed under workdir/<phase>/ and, once finished, leaves its test errors in
+    <outputs>/<phase>/errors.json, so a rerun skips finished phases. Teachers finish one by one where they train
+    one after another (`parallel` resolving to 'sequential'): each leaves teacher/seed<k>/errors.json and its logits
+    on the transfer set, teacher_logits/seed<k>.npz, which is all the students need of it. `outputs_dir` (default
+    workdir) is where those small files go: a run too long for one machine's session keeps them somewhere that
+    lasts (the hinton variant commits them under results/) and resumes from them on another machine, where the
+    checkpoints are gone. `teacher_dir` (default workdir/teacher) lets several comparisons share one set of
+    teachers: it refuses a teacher of another config or training set. Returns the whole record.
     """
     start = time.time()
     workdir = Path(workdir)
+    outputs = Path(outputs_dir) if outputs_dir is not None else workdir
     RunDir(workdir).open({"kind": "kd", **config.to_dict()})
+    if outputs != workdir:
+        RunDir(outputs).open({"kind": "kd_outputs", **config.to_dict()})
     teacher_set, transfer, val = split_transfer(train_images, train_labels, validation=config.validation,
                                                 omit_class=config.omit_class)
     test_labels = np.asarray(test_labels)
     num_test = int(test_labels.shape[0])
     seeds = list(config.seeds)
 
-    teacher_path = Path(teacher_dir) if teacher_dir is not None else workdir / "teacher"
-
     def phase(name: str, net: NetSpec, loss: LossFn = cross_entropy, logits: np.ndarray | None = None,
-              data: TransferSet = transfer, folder: Path | None = None, held_out: TransferSet | None = None):
-        """Train (or reload) a group; returns (states or None, errors dict, model). With `held_out` (a selection
-        phase) the group is `select_seeds` and its errors are counted on `held_out`, not on the test set."""
-        folder = folder or workdir / name
-        model = net.build(num_classes)
-        done = folder / "errors.json"
+              data: TransferSet = transfer, held_out: TransferSet | None = None):
+        """Train (or reload) a group; returns its errors dict. With `held_out` (a selection phase) the group is
+        `select_seeds` and its errors are counted on `held_out`, not on the test set."""
+        done = outputs / name / "errors.json"
         if done.exists():
-            return None, read_json(done), model
+            return read_json(done)
+        model = net.build(num_classes)
         group = list(config.select_seeds) if held_out is not None else seeds
-        states = train_networks(folder, net, num_classes, group, data, loss, logits, progress, name)
+        states = train_networks(workdir / name, net, num_classes, group, data, loss, logits, progress, name)
         eval_images, eval_labels = (test_images, test_labels) if held_out is None else (held_out.images,
                                                                                        held_out.labels)
         eval_logits = stacked_logits(model, states, eval_images)
         rec = summarize_errors(error_counts(eval_logits, eval_labels).tolist(), int(eval_labels.shape[0]))
         # teachers saw the omitted class (and may be shared); selection phases report held-out errors only
-        if config.omit_class is not None and name != "teacher" and held_out is None:
+        if config.omit_class is not None and held_out is None:
             rec.update(_omitted_class_report(model, states, eval_logits, test_labels, val, config.omit_class))
+        done.parent.mkdir(parents=True, exist_ok=True)
         write_json(done, rec)
-        return states, rec, model
+        return rec
 
     # The teacher learns from all training data (but the validation split); the students only see the transfer set.
-    teacher_states, teacher_rec, teacher_model = phase("teacher", config.teacher, data=teacher_set,
-                                                       folder=teacher_path)
-    fingerprint = {"teacher": config.teacher.to_dict(), "seeds": seeds, "teacher_set": teacher_set.fingerprint,
-                   "transfer": transfer.fingerprint}
-
-    def compute_teacher_logits():
-        states = teacher_states
-        if states is None:  # finished in an earlier run: restore the final checkpoint
-            states = train_networks(teacher_path, config.teacher, num_classes, seeds, teacher_set, progress=False)
-        return stacked_logits(teacher_model, states, transfer.images)
-
-    teacher_logits = cached_logits(workdir / "teacher_logits.npz", compute_teacher_logits, fingerprint)
+    shared = Path(teacher_dir) if teacher_dir is not None else None
+    teacher_errors, teacher_logits = _teachers(config, teacher_set, transfer, test_images, test_labels, num_classes,
+                                               shared or workdir / "teacher", shared or outputs / "teacher", outputs,
+                                               progress)
+    teacher_rec = summarize_errors(teacher_errors, num_test)
     main_objective = kd_objective(config.temperature, config.alpha, config.loss, *config.dkd_weights)
     selection = None
     alone_student = kd_student = config.student
@@ -390,14 +403,14 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
         selection = _select_students(config, transfer, teacher_logits, main_objective, phase)
         alone_student = config.student_with(config.select[selection["alone"]["chosen"]])
         kd_student = config.student_with(config.select[selection["kd"]["chosen"]])
-    _, alone_rec, _ = phase("student_alone", alone_student)
+    alone_rec = phase("student_alone", alone_student)
     students = {}
     for t, a in ((config.temperature, config.alpha), *config.sweep):
         if _tag(t, a) in students:
             continue
         prefix = "student_kd" if config.loss == "hinton" else f"student_{config.loss}"
-        _, rec, _ = phase(f"{prefix}_{_tag(t, a)}", kd_student,
-                          kd_objective(t, a, config.loss, *config.dkd_weights), teacher_logits)
+        rec = phase(f"{prefix}_{_tag(t, a)}", kd_student, kd_objective(t, a, config.loss, *config.dkd_weights),
+                    teacher_logits)
         rec["significance_vs_alone"] = compare(alone_rec["test_errors"], rec["test_errors"])
         students[_tag(t, a)] = {"temperature": t, "alpha": a, **rec}
     main = students[_tag(config.temperature, config.alpha)]
@@ -406,6 +419,52 @@ def run_kd(config: KDConfig, train_images: np.ndarray, train_labels: np.ndarray,
             "teacher": teacher_rec, "student_alone": alone_rec, "student_kd": main, "sweep": list(students.values()),
             **({"selection": selection} if selection else {}),
             "versions": versions(), "device": device_info(), "wall_time_s": time.time() - start}
+
+
+def _teachers(config: KDConfig, teacher_set: TransferSet, transfer: TransferSet, test_images: np.ndarray,
+              test_labels: np.ndarray, num_classes: int, checkpoints: Path, results: Path, outputs: Path,
+              progress: bool) -> tuple[list[int], np.ndarray]:
+    """Every seed's teacher: (test errors per seed, logits (K, N, C) on the transfer set), training those not yet
+    finished. Seeds train one by one where the teacher trains sequentially, else as one vmapped group; each seed
+    leaves <results>/seed<k>/errors.json (results: the teacher_dir when shared, else <outputs>/teacher) and
+    <outputs>/teacher_logits/seed<k>.npz, so an interrupted run loses at most the seed in training."""
+    model = config.teacher.build(num_classes)
+
+    def facts(seed: int) -> dict[str, Any]:
+        return {"net": config.teacher.to_dict(), "seed": int(seed), "teacher_set": teacher_set.fingerprint}
+
+    def finished(seed: int) -> int | None:  # the seed's test errors, None while unfinished
+        path = results / f"seed{seed}" / "errors.json"
+        if not path.exists():
+            return None
+        rec = read_json(path)
+        if rec.get("facts") != _jsonable(facts(seed)):
+            raise ConfigError(f"{path} is the result of a teacher with a different config or training set; give "
+                              "this comparison another teacher_dir (or outputs dir)")
+        return int(rec["test_errors"])
+
+    def logits_path(seed: int) -> tuple[Path, dict[str, Any]]:
+        return outputs / "teacher_logits" / f"seed{seed}.npz", {**facts(seed), "transfer": transfer.fingerprint}
+
+    sequential = resolve_parallel(config.teacher.train.parallel) == "sequential"
+    for group in ([[s] for s in config.seeds] if sequential else [list(config.seeds)]):
+        if all(finished(s) is not None and _read_logits(*logits_path(s)) is not None for s in group):
+            continue
+        # a sequential teacher checkpoints in checkpoints/seed<k>, a vmapped group in checkpoints/ (as before)
+        states = train_networks(checkpoints / f"seed{group[0]}" if sequential else checkpoints, config.teacher,
+                                num_classes, group, teacher_set, progress=progress,
+                                description="teacher" + (f" (seed {group[0]})" if sequential else ""))
+        errors = error_counts(stacked_logits(model, states, test_images), test_labels)
+        for k, s in enumerate(group):
+            one = jax.tree.map(lambda a: a[k:k + 1], states)
+            path, fingerprint = logits_path(s)
+            cached_logits(path, lambda: stacked_logits(model, one, transfer.images)[0], fingerprint)
+            if finished(s) is None:  # (a shared teacher restored for another transfer set has its result)
+                (results / f"seed{s}").mkdir(parents=True, exist_ok=True)
+                write_json(results / f"seed{s}" / "errors.json",
+                           {"test_errors": int(errors[k]), "facts": facts(s)})
+    return ([finished(s) for s in config.seeds],
+            np.stack([_read_logits(*logits_path(s)) for s in config.seeds]))
 
 
 def _select_students(config: KDConfig, transfer: TransferSet, teacher_logits: np.ndarray, kd_loss: LossFn,
@@ -428,7 +487,7 @@ def _select_students(config: KDConfig, transfer: TransferSet, teacher_logits: np
                            "seeds": list(config.select_seeds), "candidates": [dict(c) for c in config.select]}
     for role, loss, logits in (("alone", cross_entropy, None), ("kd", kd_loss, fit_logits)):
         recs = [phase(f"select/{role}_{i}", config.student_with(c), loss, logits, data=fit_set,
-                      held_out=held_out)[1] for i, c in enumerate(config.select)]
+                      held_out=held_out) for i, c in enumerate(config.select)]
         means = [float(np.mean(r["test_errors"])) for r in recs]
         out[role] = {"held_out_errors": [r["test_errors"] for r in recs], "mean": means,
                      "chosen": int(np.argmin(means))}

@@ -190,9 +190,9 @@ def test_run_kd_end_to_end_with_an_omitted_class_and_resume(tmp_path):
         assert len(group["bias_shift"]) == 2
     assert [s["temperature"] for s in rec["sweep"]] == [4.0, 1.0]
     assert "z" in rec["student_kd"]["significance_vs_alone"]
-    assert (tmp_path / "teacher_logits.npz").exists()
-    with np.load(tmp_path / "teacher_logits.npz") as f:
-        assert f["logits"].shape == (2, rec["transfer_size"], 3)
+    for seed in (0, 1):
+        with np.load(tmp_path / "teacher_logits" / f"seed{seed}.npz") as f:
+            assert f["logits"].shape == (rec["transfer_size"], 3)
     stamp = (tmp_path / "student_alone" / "errors.json").stat().st_mtime_ns
     again = kd.run_kd(cfg, images, labels, test_images, test_labels, 3, tmp_path, progress=False)
     assert (tmp_path / "student_alone" / "errors.json").stat().st_mtime_ns == stamp  # finished phases are skipped
@@ -207,14 +207,47 @@ def test_comparisons_share_a_teacher_dir_and_refuse_a_teacher_of_another_config(
     test_images, test_labels = tiny_images(num_per_class=2, num_classes=3, size=4, seed=2)
     teachers = tmp_path / "teachers"
     kd.run_kd(_config(validation=6), images, labels, test_images, test_labels, 3, tmp_path / "a", False, teachers)
-    stamp = (teachers / "errors.json").stat().st_mtime_ns
+    stamp = (teachers / "seed1" / "errors.json").stat().st_mtime_ns
     kd.run_kd(_config(validation=6, omit_class=1), images, labels, test_images, test_labels, 3, tmp_path / "b",
               False, teachers)
-    assert (teachers / "errors.json").stat().st_mtime_ns == stamp  # the second comparison reused the teachers
+    assert (teachers / "seed1" / "errors.json").stat().st_mtime_ns == stamp  # the second comparison reused them
     assert not (tmp_path / "b" / "teacher").exists()
     with pytest.raises(ConfigError, match="different config"):  # another validation split: another teacher set
         kd.run_kd(_config(validation=3), images, labels, test_images, test_labels, 3, tmp_path / "c", False,
                   teachers)
+
+
+def test_a_run_resumes_on_another_machine_from_its_outputs_alone(tmp_path):
+    # Sequential teachers finish one by one; the small outputs (errors, teacher logits) are all a rerun needs: with
+    # the checkpoints gone only the missing teacher retrains, and the students' finished phases are not redone.
+    images, labels = tiny_images(num_per_class=8, num_classes=3, size=4, seed=1)
+    test_images, test_labels = tiny_images(num_per_class=2, num_classes=3, size=4, seed=2)
+    cfg = _config()
+    cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(
+        cfg.teacher, train=dataclasses.replace(cfg.teacher.train, parallel="sequential")))
+    out = tmp_path / "out"
+    rec = kd.run_kd(cfg, images, labels, test_images, test_labels, 3, tmp_path / "first", False, outputs_dir=out)
+    assert (tmp_path / "first" / "teacher" / "seed1" / "checkpoints").is_dir()
+    assert not list(out.rglob("checkpoints"))  # checkpoints stay in the workdir
+    kept = (out / "teacher" / "seed0" / "errors.json").stat().st_mtime_ns
+    alone = (out / "student_alone" / "errors.json").stat().st_mtime_ns
+    for lost in (out / "teacher" / "seed1" / "errors.json", out / "teacher_logits" / "seed1.npz"):
+        lost.unlink()  # seed 1's teacher was in training when its machine went away
+    again = kd.run_kd(cfg, images, labels, test_images, test_labels, 3, tmp_path / "second", False, outputs_dir=out)
+    assert again["teacher"] == rec["teacher"] and again["student_kd"] == rec["student_kd"]
+    assert (out / "teacher" / "seed0" / "errors.json").stat().st_mtime_ns == kept
+    assert (out / "student_alone" / "errors.json").stat().st_mtime_ns == alone
+    assert [p.name for p in (tmp_path / "second").iterdir() if p.is_dir()] == ["teacher"]
+    assert [p.name for p in (tmp_path / "second" / "teacher").iterdir()] == ["seed1"]
+    with pytest.raises(ConfigError, match="different config"):  # outputs of another comparison
+        kd.run_kd(dataclasses.replace(cfg, temperature=2.0), images, labels, test_images, test_labels, 3,
+                  tmp_path / "third", False,
+                  outputs_dir=out)
+    facts = out / "teacher" / "seed0" / "errors.json"
+    from jaxdistill.records import read_json, write_json
+    write_json(facts, {**read_json(facts), "facts": {"seed": 5}})
+    with pytest.raises(ConfigError, match="teacher with a different config"):
+        kd.run_kd(cfg, images, labels, test_images, test_labels, 3, tmp_path / "fourth", False, outputs_dir=out)
 
 
 def test_sequential_seeds_equal_vmapped_seeds(tmp_path):
