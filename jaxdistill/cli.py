@@ -176,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--omit-class", type=int, default=None, help="drop this class from the students' transfer set")
     q.add_argument("--validation", type=_nonnegative_int, default=None,
                    help="held-out training examples (default 5000 with --omit-class, else 0)")
+    q.add_argument("--outputs-dir", default=None,
+                   help="where finished phases leave their small outputs (test errors, teacher logits; default the "
+                        "workdir): keep it somewhere lasting and a rerun resumes from it on a machine without the "
+                        "workdir's checkpoints")
     q.add_argument("--no-progress", action="store_true")
     data_flags(q)
 
@@ -307,7 +311,8 @@ def _cmd_kd(args) -> int:
                       tuple(args.seeds), sweep=tuple(args.sweep), omit_class=args.omit_class, validation=validation)
     data = load_real(args.dataset, args.data_dir, progress=not args.no_progress)
     rec = run_kd(config, np.asarray(data.train.images), np.asarray(data.train.labels), data.test_images,
-                 data.test_labels, data.spec.num_classes, args.workdir, progress=not args.no_progress)
+                 data.test_labels, data.spec.num_classes, args.workdir, progress=not args.no_progress,
+                 outputs_dir=args.outputs_dir)
     write_json(Path(args.workdir) / "result.json", rec)
     print(kd_table(rec).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     sig = rec["student_kd"]["significance_vs_alone"]

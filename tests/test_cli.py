@@ -5,6 +5,7 @@ Most tests call `jaxdistill.cli.main(argv)` in this process; one runs `python -m
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -305,6 +306,14 @@ def test_kd_runs_and_writes_a_result(tiny, tmp_path, capsys):
     assert len(rec["teacher"]["test_errors"]) == 2
     assert [(s["temperature"], s["alpha"]) for s in rec["sweep"]] == [(2.0, 0.1), (4.0, 0.5)]
     assert rec["config"]["teacher"]["train"]["augment"] == "jitter"
+    # with --outputs-dir, a rerun in a fresh workdir (the first one's checkpoints gone) trains nothing again
+    code, _, err = cli(capsys, *kd_argv(tmp_path / "a", tiny, "--outputs-dir", tmp_path / "kept"))
+    assert code == 0, err
+    shutil.rmtree(tmp_path / "a")
+    code, _, err = cli(capsys, *kd_argv(tmp_path / "b", tiny, "--outputs-dir", tmp_path / "kept"))
+    assert code == 0, err
+    assert not [p for p in (tmp_path / "b").iterdir() if p.is_dir()]  # no phase trained, so no checkpoint folder
+    assert (tmp_path / "kept" / "teacher_logits" / "seed1.npz").exists()
 
 
 @pytest.mark.parametrize("extra, words", [
