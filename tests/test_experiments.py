@@ -304,6 +304,19 @@ def test_hintons_teacher_lr_is_the_one_its_held_out_probe_chose():
     assert [r["lr"] for r in probe["result"]["rows"]] == list(module.PROBE_LRS)
 
 
+def test_the_hinton_run_keeps_its_phases_one_teacher_at_a_time_and_matches_what_is_kept():
+    # the 6-hour run spans machines: its teachers finish one by one, and the phases committed under results/ must be
+    # of today's config (else a resume refuses them)
+    from jaxdistill.checkpoint import RunDir
+    from jaxdistill.train import resolve_parallel
+    cfg = load("kd_mnist").get_config("hinton")
+    assert cfg["keep_phases"] and resolve_parallel(cfg["kd"].teacher.train.parallel) == "sequential"
+    assert not load("kd_mnist").get_config("hinton_reduced")["keep_phases"]
+    kept = ROOT / "results" / "kd_mnist_hinton_phases"
+    if kept.exists():
+        assert RunDir(kept).check_config({"kind": "kd_outputs", **cfg["kd"].to_dict()})
+
+
 def test_mhist_baselines_count_the_networks_of_either_result_layout():
     # the random baseline's result is an evaluation of sets (no per-network "metrics" list at its top level); its
     # confusion-matrix title once raised KeyError after the record was written
