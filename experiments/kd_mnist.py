@@ -46,8 +46,9 @@ the probe), the students' from the held-out selection (see README).
 
 Reruns resume (runs/kd_mnist_<variant>, finished phases are skipped). The hinton variant, longer than a session on
 a 2-core CPU, trains its teachers one at a time and keeps every finished phase's small outputs (test errors, each
-teacher's logits on the transfer set) in results/kd_mnist_hinton_phases/, so a clone without runs/ resumes it. Records: results/kd_mnist_<variant>.json, tables
-results/kd_mnist_<variant>.{md,csv}, figure results/figures/kd_mnist_<variant>_sweep.png.
+teacher's logits on the transfer set) in results/kd_mnist_hinton_phases/, so a clone without runs/ resumes it.
+Records: results/kd_mnist_<variant>.json, tables results/kd_mnist_<variant>.{md,csv}, figure
+results/figures/kd_mnist_<variant>_sweep.png.
 """
 from __future__ import annotations
 
