@@ -35,7 +35,7 @@ Hinton's paper gives no epoch counts or learning rates: the teacher's come from 
 the probe), the students' from the held-out selection (see README).
 
     python experiments/kd_mnist.py --variant hinton_teacher_probe   # about 10 min
-    python experiments/kd_mnist.py --variant hinton          # full protocol (about 6 h on a 2-core CPU; resumes)
+    python experiments/kd_mnist.py --variant hinton          # full protocol (about 4 h on a 2-core CPU; resumes)
     python experiments/kd_mnist.py --variant hinton_reduced
     python experiments/kd_mnist.py --variant hinton_reduced_30ep
     python experiments/kd_mnist.py --variant convnet_small

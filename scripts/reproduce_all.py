@@ -73,8 +73,8 @@ ROWS = [
         "not measured (ResNet-18 and VGG11 dominate)", "not measured"),
     Row("kd_mnist_hinton_teacher_probe", ("kd_mnist",), "hinton_teacher_probe", "~15 min (4 nets x 30 epochs on "
         "10,000 images)", "not measured (minutes)"),
-    Row("kd_mnist_hinton", ("kd_mnist",), "hinton", "~6 h (Hinton's table, 5 seeds: 200 teacher epochs at ~60 s, "
-        "24 + 10 student runs of 60 epochs)", "not measured"),
+    Row("kd_mnist_hinton", ("kd_mnist",), "hinton", "~4 h (Hinton's table, 5 seeds: 5 teachers x 200 epochs at "
+        "~9 s, 12 one-seed selection students and 2 groups of 5 students, 60 epochs each)", "not measured"),
     Row("kd_mnist_course", ("kd_mnist",), "course", "~1 h (5 ConvNet teachers x 12 epochs, ~10 min each)",
         "not measured (minutes)"),
     Row("kd_mnist_course_dkd", ("kd_mnist",), "course_dkd", "~10 min (the course teachers, shared)",
