@@ -447,9 +447,11 @@ def _teachers(config: KDConfig, teacher_set: TransferSet, transfer: TransferSet,
         return outputs / "teacher_logits" / f"seed{seed}.npz", {**facts(seed), "transfer": transfer.fingerprint}
 
     sequential = resolve_parallel(config.teacher.train.parallel) == "sequential"
-    logits = {s: _read_logits(*logits_path(s)) for s in config.seeds}  # each kept file read once
+    # each kept file read (and its facts checked) once, before any teacher trains
+    done = {s: finished(s) for s in config.seeds}
+    logits = {s: _read_logits(*logits_path(s)) for s in config.seeds}
     for group in ([[s] for s in config.seeds] if sequential else [list(config.seeds)]):
-        if all(finished(s) is not None and logits[s] is not None for s in group):
+        if all(done[s] is not None and logits[s] is not None for s in group):
             continue
         # a sequential teacher checkpoints in checkpoints/seed<k>, a vmapped group in checkpoints/ (as before)
         states = train_networks(checkpoints / f"seed{group[0]}" if sequential else checkpoints, config.teacher,
@@ -460,11 +462,12 @@ def _teachers(config: KDConfig, teacher_set: TransferSet, transfer: TransferSet,
             one = jax.tree.map(lambda a: a[k:k + 1], states)
             path, fingerprint = logits_path(s)
             logits[s] = cached_logits(path, lambda: stacked_logits(model, one, transfer.images)[0], fingerprint)
-            if finished(s) is None:  # (a shared teacher restored for another transfer set has its result)
+            if done[s] is None:  # (a shared teacher restored for another transfer set has its result)
                 (results / f"seed{s}").mkdir(parents=True, exist_ok=True)
                 write_json(results / f"seed{s}" / "errors.json",
                            {"test_errors": int(errors[k]), "facts": facts(s)})
-    return [finished(s) for s in config.seeds], np.stack([logits[s] for s in config.seeds])
+                done[s] = int(errors[k])
+    return [done[s] for s in config.seeds], np.stack([logits[s] for s in config.seeds])
 
 
 def _select_students(config: KDConfig, transfer: TransferSet, teacher_logits: np.ndarray, kd_loss: LossFn,
