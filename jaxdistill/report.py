@@ -443,13 +443,15 @@ README_BLOCKS = {
 
 def readme_blocks(rows: pd.DataFrame, records: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, str]:
     """The generated README tables, by block name; each sits between `<!-- report:NAME -->` and
-    `<!-- /report:NAME -->` in README.md. `records` (`load_records`) adds the cross-architecture table."""
+    `<!-- /report:NAME -->` in README.md. `records` (`load_records`) adds the cross-architecture table and the
+    knowledge-distillation tables of the KD records it holds (`kd_readme_blocks`)."""
     blocks = {name: make(rows) for name, make in README_BLOCKS.items()}
     if records is not None:
         blocks["training_cost"] = markdown(training_cost_table(rows, records))
         table = cross_architecture_table(records)
         blocks["cross_architecture"] = (markdown(table[[c for c in table.columns if not c.startswith("_")]])
                                         if len(table) else "No cross-architecture record yet.\n")
+        blocks.update(kd_readme_blocks(records))
     return blocks
 
 
@@ -582,3 +584,152 @@ def mean_roc(result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     if tpr is None or len(tpr) != len(ROC_FPR_GRID):
         return None
     return np.r_[0.0, ROC_FPR_GRID], np.r_[0.0, np.asarray(tpr, float)]
+
+
+# ---- knowledge-distillation tables of the README (from the `kd_mnist` records) ----
+
+# Hinton et al. 2015, section 3 (omitted 3s): not in any record, since no run of ours produced them
+HINTON_OMITTED3_PAPER = ("206", "877", "996 right; 109 errors (shift 3.5, chosen on the test set)")
+
+
+def _errors(rec: dict[str, Any], seeds: bool = False) -> str:
+    """'93.0 ± 4.3' for a role's test errors over seeds; `seeds` appends them: '(89, 88, 98, 98, 92)'."""
+    e = np.asarray(rec["test_errors"], float)
+    text = _pm(e.mean(), e.std(), 1)
+    return text + (f" ({', '.join(str(int(v)) for v in e)})" if seeds else "")
+
+
+def _bold_min(values: dict[Any, float], texts: dict[Any, str]) -> dict[Any, str]:
+    """`texts` with the one of the lowest value in bold."""
+    best = min(values, key=values.get)
+    return {k: f"**{t}**" if k == best else t for k, t in texts.items()}
+
+
+def _sweep(record: dict[str, Any]) -> dict[tuple[float, float], dict[str, Any]]:
+    return {(s["temperature"], s["alpha"]): s for s in record["result"]["sweep"]}
+
+
+def kd_sweep_block(record: dict[str, Any]) -> str:
+    """A temperature x alpha sweep: one row per alpha, one column per T, test errors mean ± std, the best bold."""
+    sweep = _sweep(record)
+    temps, alphas = sorted({t for t, _ in sweep}), sorted({a for _, a in sweep})
+    texts = _bold_min({k: np.mean(s["test_errors"]) for k, s in sweep.items()},
+                      {k: _errors(s) for k, s in sweep.items()})
+    table = pd.DataFrame([{"": f"KD, alpha = {a:g}", **{f"T = {t:g}": texts.get((t, a), "") for t in temps}}
+                          for a in alphas])
+    return markdown(table)
+
+
+def kd_losses_block(records: dict[str, dict[str, Any]]) -> str:
+    """Students of one study under several KD losses (label -> record), one row each, a column per T: test errors
+    mean ± std and the z of the gain over the student alone; the lowest mean bold."""
+    rows, values, texts = [], {}, {}
+    for label, record in records.items():
+        for (t, _), s in _sweep(record).items():
+            values[label, t] = np.mean(s["test_errors"])
+            texts[label, t] = f"{_errors(s)} (z {s['significance_vs_alone']['z']:.1f})"
+    texts = _bold_min(values, texts)
+    temps = sorted({t for _, t in texts})
+    for label in records:
+        rows.append({"": label, **{f"T = {t:g}": texts.get((label, t), "") for t in temps}})
+    return markdown(pd.DataFrame(rows))
+
+
+def kd_costs_block(record: dict[str, Any]) -> str:
+    """Parameters, forward FLOPs and CPU latency per image of a KD study's teacher and student (`costs`)."""
+    rows = []
+    for role in ("teacher", "student"):
+        c = record["result"]["costs"][role]
+        lat = c["latency_s_per_image"]
+        rows.append({"network": f"{role}, `{c['model']}`", "parameters": f"{c['params']:,}",
+                     "forward FLOPs per image (XLA)": f"{c['forward_flops_per_image'] / 1e6:.2f} M",
+                     f"{c['latency_device'].upper()} latency per image, batch 1 / 128":
+                         f"{1e3 * lat['1']:.2g} ms / {1e3 * lat['128']:.2g} ms"})
+    return markdown(pd.DataFrame(rows))
+
+
+def kd_hinton_block(records: dict[str, dict[str, Any]]) -> str:
+    """Hinton's MLPs, one row per variant (name -> record, the full protocol first) after the paper's: teacher,
+    student alone and KD student test errors (mean ± std, then per seed) and the KD gain with its z."""
+    paper = next(iter(records.values()))["config"]["paper_test_errors"]
+    rows = [{"variant": "paper (Hinton et al. 2015)", "teacher": str(paper["teacher"]),
+             "student alone": str(paper["student_alone"]), "KD student": str(paper["student_kd"]),
+             "KD gain (z)": str(paper["student_alone"] - paper["student_kd"])}]
+    for variant, record in records.items():
+        cfg, res = record["config"], record["result"]
+        sig = res["student_kd"]["significance_vs_alone"]
+        rows.append({
+            "variant": f"`{variant}`: {'reduced' if record.get('reduced_protocol') else 'full protocol'}, teacher "
+                       f"{cfg['teacher']['train']['epochs']} epochs, students {cfg['student']['train']['epochs']}",
+            "teacher": _errors(res["teacher"], seeds=True), "student alone": _errors(res["student_alone"], seeds=True),
+            "KD student": _errors(res["student_kd"], seeds=True),
+            "KD gain (z)": f"{sig['difference']:.1f} ± {sig['standard_error']:.1f} ({sig['z']:.1f})"})
+    return markdown(pd.DataFrame(rows))
+
+
+def kd_selection_block(record: dict[str, Any]) -> str:
+    """The held-out errors of each lr / schedule candidate for the student alone and the KD student (`selection`
+    of a record whose students chose theirs, `KDConfig.select`); the chosen one bold, chance-level ones marked."""
+    sel = record["result"]["selection"]
+    names = [", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in c.values()) for c in sel["candidates"]]
+    rows = []
+    for role, label in (("alone", "student alone"), ("kd", f"KD student (T = {record['config']['temperature']:g}, "
+                                                          f"alpha = {record['config']['alpha']:g})")):
+        row = {"": label}
+        for i, (name, errors) in enumerate(zip(names, sel[role]["held_out_errors"])):
+            text = f"{np.mean(errors):.0f}" + (" (diverged)" if np.mean(errors) > 0.8 * sel["holdout"] else "")
+            row[name] = f"**{text}**" if i == sel[role]["chosen"] else text
+        rows.append(row)
+    header = " / ".join(sel["candidates"][0])
+    return markdown(pd.DataFrame(rows).rename(columns={"": header}))
+
+
+def kd_probe_block(record: dict[str, Any]) -> str:
+    """Held-out errors of each teacher lr of a probe record (`--variant hinton_teacher_probe`), the chosen bold."""
+    res = record["result"]
+    cells = {f"{r['lr']:g}": (f"**{r['held_out_errors']}**" if r["lr"] == res["chosen_lr"] else
+                              str(r["held_out_errors"])) for r in res["rows"]}
+    return markdown(pd.DataFrame([{"teacher lr": f"held-out errors (of {res['holdout']:,})", **cells}]))
+
+
+def kd_omitted_block(record: dict[str, Any]) -> str:
+    """Students whose transfer set omits one class: test errors, the omitted class's test images right before and
+    after the bias correction chosen on held-out data, and the paper's row."""
+    res = record["result"]
+    rows = []
+    for role, label in (("student_alone", "student alone"), ("student_kd", "KD student")):
+        r = res[role]
+        right = np.asarray(r["omitted_correct_after"], float)
+        shifts = np.asarray(r["bias_shift"], float)
+        rows.append({"": label, "test errors": _errors(r),
+                     f"test {r['omitted_class']}s right (of {r['omitted_test_examples']})":
+                         _pm(np.mean(r["omitted_correct_before"]), np.std(r["omitted_correct_before"]), 1),
+                     "after the bias correction":
+                         f"{_pm(right.mean(), right.std(), 1)} right; "
+                         f"{_errors({'test_errors': r['test_errors_after_shift']})} errors "
+                         f"(shift {shifts.min():g}-{shifts.max():g})"})
+    rows.append(dict(zip(rows[0], ("paper (Hinton et al.)", *HINTON_OMITTED3_PAPER))))
+    return markdown(pd.DataFrame(rows))
+
+
+def kd_readme_blocks(records: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """The README's knowledge-distillation tables from the `kd_mnist` records present in `records`."""
+    kd = {rec.get("variant"): rec for _, rec in records if rec.get("experiment") == "kd_mnist"}
+    blocks = {}
+    if "convnet_small" in kd:
+        blocks["kd_convnet_small"] = kd_sweep_block(kd["convnet_small"])
+    if "omitted3" in kd:
+        blocks["kd_omitted3"] = kd_omitted_block(kd["omitted3"])
+    hinton = {v: kd[v] for v in ("hinton", "hinton_reduced", "hinton_reduced_30ep") if v in kd}
+    if hinton:
+        blocks["kd_hinton"] = kd_hinton_block(hinton)
+    if "selection" in kd.get("hinton", {}).get("result", {}):
+        blocks["kd_hinton_selection"] = kd_selection_block(kd["hinton"])
+    if "hinton_teacher_probe" in kd:
+        blocks["kd_hinton_teacher_probe"] = kd_probe_block(kd["hinton_teacher_probe"])
+    course = {label: kd[v] for label, v in (("Hinton KD", "course"), ("Decoupled KD", "course_dkd")) if v in kd}
+    if course:
+        blocks["kd_course"] = kd_losses_block(course)
+    if "costs" in kd.get("course", {}).get("result", {}):
+        blocks["kd_course_costs"] = kd_costs_block(kd["course"])
+    return blocks

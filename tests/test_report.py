@@ -178,3 +178,48 @@ def test_kd_methods_figure_is_written(tmp_path):
     rec = _record()
     png = plot_kd_methods({"Hinton": rec, "DKD": rec}, tmp_path / "kd.png")
     assert png.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The README's knowledge-distillation tables.
+
+from jaxdistill.report import kd_readme_blocks  # noqa: E402
+
+
+def _kd_record(variant, **result):
+    sig = {"difference": 20.0, "standard_error": 4.0, "z": 5.0}
+    group = {"test_errors": [100, 110], "significance_vs_alone": sig}
+    res = {"teacher": {"test_errors": [50, 60]}, "student_alone": {"test_errors": [120, 140]},
+           "student_kd": group, "sweep": [{**group, "temperature": 4.0, "alpha": 0.5},
+                                          {**group, "test_errors": [90, 94], "temperature": 2.0, "alpha": 0.5},
+                                          {**group, "temperature": 2.0, "alpha": 0.1}], **result}
+    train = {"epochs": 3}
+    return {"experiment": "kd_mnist", "variant": variant, "reduced_protocol": variant.endswith("reduced"),
+            "config": {"temperature": 20.0, "alpha": 0.1, "teacher": {"train": train}, "student": {"train": train},
+                       "paper_test_errors": {"teacher": 67, "student_alone": 146, "student_kd": 74}},
+            "result": res}
+
+
+def test_kd_readme_tables_come_from_the_records_present():
+    selection = {"candidates": [{"lr": 0.01, "lr_schedule": "step"}, {"lr": 0.1, "lr_schedule": "step"}],
+                 "holdout": 1000, "alone": {"chosen": 1, "held_out_errors": [[30], [20]]},
+                 "kd": {"chosen": 0, "held_out_errors": [[15], [899]]}}
+    records = [("a", _kd_record("hinton", selection=selection)), ("b", _kd_record("hinton_reduced")),
+               ("c", _kd_record("convnet_small")), ("d", _distill_record("dc"))]
+    blocks = kd_readme_blocks(records)
+    assert set(blocks) == {"kd_hinton", "kd_hinton_selection", "kd_convnet_small"}  # only what the records hold
+    hinton = blocks["kd_hinton"].splitlines()
+    assert "| paper (Hinton et al. 2015)" in hinton[2] and "| 72 " in hinton[2]  # 146 - 74
+    assert hinton[3].startswith("| `hinton`: full protocol, teacher 3 epochs, students 3")
+    assert "55.0 ± 5.0 (50, 60)" in hinton[3] and "20.0 ± 4.0 (5.0)" in hinton[3]
+    assert hinton[4].startswith("| `hinton_reduced`: reduced")
+    sweep = blocks["kd_convnet_small"]
+    assert "| T = 2 " in sweep and "**92.0 ± 2.0**" in sweep and sweep.count("**") == 2  # the one lowest mean
+    sel = blocks["kd_hinton_selection"]
+    assert "| **20** " in sel and "| **15** " in sel and "899 (diverged)" in sel and "30 (diverged)" not in sel
+
+
+def test_readme_blocks_include_the_kd_tables(tmp_path):
+    folder = _write(tmp_path, dc_mnist_ipc1=_distill_record("dc"), kd_mnist_course=_kd_record("course"))
+    blocks = readme_blocks(collect_records(folder), load_records(folder))
+    assert "Hinton KD" in blocks["kd_course"] and "(z 5.0)" in blocks["kd_course"]
