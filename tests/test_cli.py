@@ -298,6 +298,7 @@ def kd_argv(workdir, data_dir, *extra):
             "--temperature", 2, "--no-progress", *extra]
 
 
+@pytest.mark.slow
 def test_kd_runs_and_writes_a_result(tiny, tmp_path, capsys):
     code, out, err = cli(capsys, *kd_argv(tmp_path / "kd", tiny, "--sweep", "4:0.5"))
     assert code == 0, err
@@ -331,6 +332,7 @@ def test_bad_kd_flags(tiny, tmp_path, capsys, extra, words):
 # ---- experts and trajectory matching ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_experts_then_mtt_and_datm_distillation(tiny, tmp_path, capsys):
     buffer = tmp_path / "buffer"
     code, out, err = cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--num-experts", 2, "--epochs", 3,

@@ -149,6 +149,7 @@ def test_apply_with_reexec_restarts_once_with_the_same_arguments_and_records_it(
     assert tunables == "" and settings["malloc_off"] and settings["xla_flags_added"] == [FLAG]
 
 
+@pytest.mark.slow
 def test_jaxdistill_verbose_prints_the_settings_the_command_applied(tmp_path):
     command = [sys.executable, "-m", "jaxdistill", "--verbose", "datasets", "--cache-dir", str(tmp_path)]
     done = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=120)

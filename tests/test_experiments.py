@@ -40,6 +40,7 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
     ([sys.executable, "experiments/gradient_matching.py", "--method", "dc"], "over 2 networks"),  # 2 seeds x 1 net
     (RUNNER + ["gradient_matching", "--method", "dsa", "--seeds", "1"], "over 1 networks"),  # one of the 2 seeds
 ], ids=["herding_by_path", "dc_as_script", "dsa_seed_part"])
+@pytest.mark.slow
 def test_smoke_variant_runs(command, expect, tmp_path):
     done = subprocess.run([*command, "--variant", "smoke", "--workdir", str(tmp_path / "run")], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
@@ -198,6 +199,7 @@ def test_the_runner_parses_an_experiments_flags_and_merges_its_seed_parts(tmp_pa
     assert ctx.checkpoint_every == 5 and not ctx.progress and ctx.writes_record
 
 
+@pytest.mark.slow
 def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_path, monkeypatch, capsys):
     # The part of a long run that smoke variants skip: figures (here of a ZCA-whitened set with soft labels, drawn
     # by their argmax) and the record, after an evaluation that a rerun does not repeat.

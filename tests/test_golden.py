@@ -82,6 +82,7 @@ def run_case(case: str, iterations: int, workdir, buffer_dir: str) -> tuple[dict
     return out, metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_tiny_runs_give_the_golden_sets(case, golden_buffer, tmp_path):
     init, _ = run_case(case, 0, tmp_path / "init", golden_buffer)
@@ -98,6 +99,7 @@ def test_tiny_runs_give_the_golden_sets(case, golden_buffer, tmp_path):
             assert got[k] == pytest.approx(v, rel=RTOL, abs=ATOL), (case, k)
 
 
+@pytest.mark.slow
 def test_evaluation_gives_the_golden_networks():
     case = META["evaluation"] if "evaluation" in META else META["cases"]["eval"]
     images, labels = ARRAYS["dc/images"][0], ARRAYS["dc/labels"][0]
@@ -125,6 +127,7 @@ def mnist():
     return load_real("mnist", os.environ["JAXDISTILL_DATA"], progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dc"])
 def test_production_dc_step_on_mnist_gives_the_golden_images(method, mnist, tmp_path):
     """One DC ipc-1 iteration on real MNIST with every production default (the policy's conv kernels, chunking and

@@ -177,6 +177,7 @@ def _config(**kw):
     return kd.KDConfig(teacher=net, student=net, temperature=4.0, alpha=0.5, seeds=(0, 1), **kw)
 
 
+@pytest.mark.slow
 def test_run_kd_end_to_end_with_an_omitted_class_and_resume(tmp_path):
     images, labels = tiny_images(num_per_class=12, num_classes=3, size=4, seed=1)
     test_images, test_labels = tiny_images(num_per_class=4, num_classes=3, size=4, seed=2)
@@ -269,6 +270,7 @@ def test_kd_config_refuses_one_seed_and_omission_without_validation():
         _config(omit_class=1)
 
 
+@pytest.mark.slow
 def test_students_take_the_settings_with_the_fewest_held_out_errors(tmp_path):
     images, labels = tiny_images(num_per_class=12, num_classes=3, size=4, seed=1)
     test_images, test_labels = tiny_images(num_per_class=4, num_classes=3, size=4, seed=2)

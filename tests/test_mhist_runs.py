@@ -33,6 +33,7 @@ def settings_argv(method):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["random", "dc", "dsa", "mtt", "datm"])
 def test_distill_and_evaluate_on_the_standin(method, tiny_mhist_standin, tmp_path, capsys, request):
     work = tmp_path / "run"
@@ -60,6 +61,7 @@ def test_distill_and_evaluate_on_the_standin(method, tiny_mhist_standin, tmp_pat
     assert rec["confusion_matrix_total"] == network["confusion_matrix"]  # one network: what the figure draws
 
 
+@pytest.mark.slow
 def test_the_full_data_baseline_opens_a_workdir_and_resumes_network_by_network(tiny_mhist_standin, tmp_path,
                                                                                  monkeypatch, capsys):
     # It once trained outside any workdir: a crash lost every network, and CI's smoke check found no config.json.

@@ -24,6 +24,7 @@ def _tree(seed: int, batch: int, shapes, scale: float):
 @given(seed=st.integers(0, 2**16), batch=st.integers(1, 6),
        shapes=st.lists(st.lists(st.integers(1, 5), min_size=0, max_size=3), min_size=1, max_size=3),
        scale=st.floats(1e-4, 1e4), clip=st.floats(1e-3, 10.0))
+@pytest.mark.slow
 def test_every_clipped_per_example_gradient_has_norm_at_most_c(seed, batch, shapes, scale, clip):
     grads = _tree(seed, batch, shapes, scale)
     norms_before = np.asarray(privacy.global_norms(grads))
@@ -125,6 +126,7 @@ def test_accountant_reproduces_abadi_et_al_s_published_epsilon():
 
 @pytest.mark.parametrize("queries, reference_sigma", [(1000 * 1 * 10, 0.60), (1000 * 10 * 10, 0.97),
                                                       (1000 * 20 * 10, 1.21)])
+@pytest.mark.slow
 def test_calibrated_sigma_agrees_with_the_reference_at_its_mnist_defaults(queries, reference_sigma):
     # the PSG reference (its rdp_accountant.compute_sigma) at eps 10, delta 1e-5, q = 256/60000 and
     # iteration x outer_loop x batch_loop queries at ipc 1 / 10 / 20

@@ -69,6 +69,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, uninterrupted):
     assert steps == [1, 2, 3, 4, 5, 6]  # iteration 5's line, lost work, was dropped and redone once
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_same_result(tmp_path, uninterrupted):
     script = (
         "import sys, time\n"
@@ -237,6 +238,7 @@ def test_a_vmapped_evaluation_trains_only_the_networks_not_yet_evaluated():
         evaluate_set(images, labels, DATA.test_images, DATA.test_labels, 2, cfg, done=[0.5] * 4)
 
 
+@pytest.mark.slow
 def test_train_baseline_interrupted_after_an_epoch_resumes_to_the_same_network(tmp_path, monkeypatch):
     from jaxdistill.checkpoint import RunDir
     from jaxdistill.runner import train_baseline
@@ -315,6 +317,7 @@ def test_dsa_sets_are_evaluated_with_dsa_augmentation_and_dc_sets_with_dc_s():
     assert default_augmentation_for({"dataset": "mnist", "method_config": {}}) == "crop_scale_rotate"
 
 
+@pytest.mark.slow
 def test_trajectory_matching_runs_on_host_data_vmapped_sequential_and_resumed(tmp_path):
     # MTT's step takes an expert window read on the host each iteration: every way of running gives the same sets.
     from jaxdistill.experts import ExpertConfig, train_experts
@@ -396,6 +399,7 @@ def mnist():
     return runner.load_real("mnist", os.environ["JAXDISTILL_DATA"], progress=False)
 
 
+@pytest.mark.slow
 def test_a_committed_finished_workdir_resumes_and_evaluates(mnist, tmp_path):
     import shutil
     workdir = tmp_path / "set"
@@ -411,6 +415,7 @@ def test_a_committed_finished_workdir_resumes_and_evaluates(mnist, tmp_path):
     assert res["eval_config"]["model"] == "convnet" and 0.0 <= res["accuracy_mean"] <= 1.0
 
 
+@pytest.mark.slow
 def test_evaluation_trains_the_network_the_set_was_distilled_with(tmp_path):
     distill("dc", "tiny", 1, [0], tmp_path, iterations=0, data=DATA, progress=False,
             method_overrides={"model": "convnet:depth=1,width=4", "batch_real": 2})

@@ -128,6 +128,7 @@ def test_bad_config_values_raise_config_errors():
         TrainConfig(augment="no-such-augmentation")
 
 
+@pytest.mark.slow
 def test_scan_driver_over_several_chunks_with_epoch_callbacks():
     # 40 epochs x 3 steps = 120 steps: without a callback the scan driver runs chunks of 102 and 18 steps; with
     # one it runs one epoch per call and reports every epoch. Both equal the step-by-step python driver.
@@ -141,6 +142,7 @@ def test_scan_driver_over_several_chunks_with_epoch_callbacks():
     close(per_epoch.params, reference.params, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_networks_train_on_soft_labels():
     # Soft labels that put 0.8 on the true class (the DATM / KD-carrying synthetic set case) train a separable set.
     from jaxdistill.evaluate import EvalConfig, evaluate_set

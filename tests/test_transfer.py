@@ -66,6 +66,7 @@ def tiny_data():
     return images, labels
 
 
+@pytest.mark.slow
 def test_head_phase_trains_only_the_head_and_finetune_only_the_top(tiny_data):
     images, labels = tiny_data
     config = TransferConfig(model=TINY, pretrained="given", head_epochs=1, finetune_epochs=1, batch_size=4,
@@ -87,6 +88,7 @@ def test_head_phase_trains_only_the_head_and_finetune_only_the_top(tiny_data):
     assert not moved & {"Conv1", "block_10_project", "block_11_expand"}  # below Keras layer 100
 
 
+@pytest.mark.slow
 def test_training_resumes_from_its_workdir(tiny_data, tmp_path):
     images, labels = tiny_data
     config = TransferConfig(model=TINY, head_epochs=2, finetune_epochs=0, batch_size=6, seeds=(0, 1),
@@ -112,6 +114,7 @@ def keras_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_every_stage_on_the_standin(tiny_mhist_standin, keras_file, tmp_path, capsys):
     """teacher, student, kd and report through the experiment runner (smoke: 32 px, MobileNetV2 alpha 0.35 for both),
     the pretrained path (import, head phase, fine-tuning) from Keras-saved random weights."""

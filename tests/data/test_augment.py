@@ -310,6 +310,7 @@ def test_jitter_repeats_edges_and_names_are_checked():
             aug.get_augment(bad)
 
 
+@pytest.mark.slow
 def test_cutmix_pastes_one_box_from_a_partner_and_mixes_targets_by_its_area():
     from jaxdistill.data.augment import cutmix
     images = jnp.arange(4, dtype=jnp.float32)[:, None, None, None] * jnp.ones((4, 8, 8, 1))  # image i is all i

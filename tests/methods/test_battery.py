@@ -97,6 +97,7 @@ class _Shared:
         return self.jitted._cache_size()
 
 
+@pytest.mark.slow
 def test_synthetic_set_shapes_and_finite(built):
     state, metrics = built.vstep(built.vinit(built.keys), built.keys)
     syn = jax.vmap(built.method.synthetic)(state)
@@ -109,6 +110,7 @@ def test_synthetic_set_shapes_and_finite(built):
     assert hard[0].tolist() == [c for c in range(3) for _ in range(IPC)]
 
 
+@pytest.mark.slow
 def test_step_compiles_once(built):
     state = built.init(built.keys[0], built.inputs(0, INIT_ITERATION))
     for i in range(3):
@@ -126,6 +128,7 @@ def test_vmap_over_keys_matches_single_runs(built):
                                    rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_host_driven_loop_equals_step(built):
     m = built.method
     state = built.init(built.keys[0], built.inputs(0, INIT_ITERATION))

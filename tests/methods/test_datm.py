@@ -39,6 +39,7 @@ def _cfg(buffer, **kw):
     return DATMConfig(**base)
 
 
+@pytest.mark.slow
 def test_with_hard_frozen_labels_and_a_fixed_window_the_update_is_mtt_s(buffer):
     cfg = _cfg(buffer, soft_labels=False, sequential_generation=False, threshold=float("inf"), init="real")
     d = datm(cfg)

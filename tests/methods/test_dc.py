@@ -41,6 +41,7 @@ def test_batch_real_larger_than_a_class_is_refused_before_the_run():
         m.prepare(RunPlan.of("tiny", REAL, iterations=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outer", [1, 2])
 def test_an_update_lowers_the_matching_loss_against_the_same_network_and_batch(outer):
     # Same key twice = same fresh network and real batches: the second match sees images after one SGD step on it.
@@ -65,6 +66,7 @@ def test_noise_init_is_standard_normal_class_major():
     assert abs(float(state.synthetic.images.std()) - 1) < 0.2
 
 
+@pytest.mark.slow
 def test_network_trains_between_matches_only():
     # With one match there is nothing in between, so inner_loop changes nothing; with two it changes the second match.
     def images_after(outer, inner):
@@ -98,6 +100,7 @@ def test_dsa_with_every_augmentation_off_is_exactly_dc():
     assert float(dsa_metrics["match_loss"]) == float(dc_metrics["match_loss"])
 
 
+@pytest.mark.slow
 def test_dsa_augmentation_changes_the_update_and_stays_finite():
     _, dc_state, _ = _one_step("dc")
     _, dsa_state, metrics = _one_step("dsa", dsa_strategy="color_crop_cutout_scale_rotate")
@@ -116,6 +119,7 @@ def test_dsa_strategy_defaults_per_dataset_and_yields_to_overrides():
     assert method_config("dc", dataset="mnist").dsa_strategy == "none"
 
 
+@pytest.mark.slow
 def test_batchnorm_network_matches_with_running_statistics_from_real_data():
     # The reference sets a batch-norm net's running statistics from a training-mode pass over real images and
     # matches in evaluation mode; the result must differ from instance norm's and be finite; batch_bn is checked.
@@ -128,6 +132,7 @@ def test_batchnorm_network_matches_with_running_statistics_from_real_data():
         m.prepare(RunPlan.of("tiny", REAL, iterations=1))
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_come_from_the_real_batch_norm_pass():
     # How many real images per class set the running statistics (batch_bn) changes a batch-norm net's match, and
     # nothing else: with instance norm, batch_bn is unused.
@@ -137,6 +142,7 @@ def test_batchnorm_statistics_come_from_the_real_batch_norm_pass():
     np.testing.assert_array_equal(inst[0], inst[1])
 
 
+@pytest.mark.slow
 def test_real_batch_in_chunks_gives_the_same_update():
     _, whole, m1 = _one_step("dc", batch_real=4, policy_changes={"real_chunks": 1})
     _, chunked, m2 = _one_step("dc", batch_real=4, policy_changes={"real_chunks": 2})
@@ -147,6 +153,7 @@ def test_real_batch_in_chunks_gives_the_same_update():
     assert policy.current().replace(real_chunks=3).chunks_for(4) == 1  # a split that does not divide is not made
 
 
+@pytest.mark.slow
 def test_host_driven_loop_equals_the_one_program_step():
     # On CPU the runner calls the jitted loop body from Python instead of the scanned step: same result.
     from jaxdistill.driver import HostDriven
@@ -161,6 +168,7 @@ def test_host_driven_loop_equals_the_one_program_step():
     assert int(b.iteration) == int(a.iteration) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dc", "dsa"])
 def test_class_loop_as_a_scan_equals_the_unrolled_loop(method):
     # The tests above run the scan (TEST_POLICY); the default unrolls the classes. Same keys, same batches,

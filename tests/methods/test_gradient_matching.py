@@ -51,6 +51,7 @@ def psg_matching(clip: float) -> gm.Matching:
                        lambda x: x)
 
 
+@pytest.mark.slow
 def test_mixed_class_batch_with_unbounded_clipping_is_the_mean_gradient():
     key = jax.random.PRNGKey(2)
     for form in ("unroll", "scan"):
@@ -62,6 +63,7 @@ def test_mixed_class_batch_with_unbounded_clipping_is_the_mean_gradient():
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mixed_class_batch_clipping_bounds_the_real_gradient_and_the_match_runs():
     clip = 1e-3
     key = jax.random.PRNGKey(2)
@@ -97,6 +99,7 @@ def idc_matching(factor: int) -> gm.Matching:
                        2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["unroll", "scan"])
 def test_factor_two_decode_matches_decoded_images_and_updates_the_stored_ones(form):
     decode = decode_factor(2)

@@ -18,6 +18,7 @@ REAL = tiny_real(num_per_class=8, num_classes=2)
 INPUTS = StepInputs(REAL, ())
 
 
+@pytest.mark.slow
 def test_with_factor_1_and_dc_s_pieces_the_step_is_dc_s_step():
     dc = make_method("dc", method_config("dc", ipc=2, **TINY_DC))
     idc = make_method("idc", method_config(

@@ -36,6 +36,7 @@ def test_student_steps_are_plain_sgd_on_the_synthetic_batches():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_rematerialisation_changes_neither_the_loss_nor_its_gradients():
     target = jax.tree.map(lambda a: a * 0.9, START)
 

@@ -35,6 +35,7 @@ def config(**kw):
     return method_config("psg", ipc=1, **{**TINY, **kw})
 
 
+@pytest.mark.slow
 def test_private_gradient_with_infinite_clip_and_no_noise_is_the_mean_gradient_of_the_poisson_batch():
     idx, mask = privacy.poisson_batch(jax.random.PRNGKey(1), 100, 0.1, 20)
     images, labels = REAL.images[idx], REAL.labels[idx]
@@ -46,6 +47,7 @@ def test_private_gradient_with_infinite_clip_and_no_noise_is_the_mean_gradient_o
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_with_infinite_clip_and_no_noise_the_match_is_the_non_private_match_on_the_same_batch():
     # the same key draws the same Poisson batch; DC's layer-wise cosine distance does not see the normaliser
     # (expected vs drawn batch size), so the image update is the same
@@ -63,6 +65,7 @@ def test_with_infinite_clip_and_no_noise_the_match_is_the_non_private_match_on_t
     np.testing.assert_allclose(private[2], plain[2], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_noise_reaches_the_matched_gradient():
     images, labels = REAL.images[:4], REAL.labels[:4]
     mask = jnp.ones(4, bool)
@@ -75,6 +78,7 @@ def test_the_noise_reaches_the_matched_gradient():
     assert not np.allclose(jax.tree.leaves(grads[0])[0], jax.tree.leaves(grads[1])[0])  # fresh noise per key
 
 
+@pytest.mark.slow
 def test_prepare_calibrates_the_noise_to_the_queries_the_run_makes():
     m = make_method("psg", config())
     prepared, facts = m.prepare(plan(iterations=3, seeds=(0, 1)))
@@ -145,6 +149,7 @@ def test_non_private_psg_needs_no_calibration():
     assert prepared.report(plan(), 3) == {}
 
 
+@pytest.mark.slow
 def test_a_private_run_records_its_guarantee_and_refuses_to_resume_with_more_iterations(tmp_path):
     kw = dict(data=DATA, progress=False, log_every=1, checkpoint_every=1, method_overrides=TINY,
               policy={"class_loop": "scan"})
@@ -159,6 +164,7 @@ def test_a_private_run_records_its_guarantee_and_refuses_to_resume_with_more_ite
         distill("psg", "tiny", 1, [0], tmp_path, iterations=3, **kw)
 
 
+@pytest.mark.slow
 def test_the_pld_accountant_calibrates_less_noise_and_records_the_rdp_epsilon_beside_it():
     # epsilon 1: a larger noise multiplier than TINY's budget gives PLD a small support (seconds, not a minute)
     _, rdp = make_method("psg", config(epsilon=1.0)).prepare(plan())

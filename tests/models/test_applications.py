@@ -92,6 +92,7 @@ def compare(kind, head, tmp_path, legacy, alpha=1.0):
     ("mobilenetv2", "imagenet", True, 1.0), ("mobilenetv2", "none", False, 0.35)],
     ids=["resnet50v2_top_legacy_h5", "resnet50v2_notop_weights_h5", "mobilenetv2_top_legacy_h5",
          "mobilenetv2_0.35_notop_weights_h5"])
+@pytest.mark.slow
 def test_matches_keras(kind, head, legacy, alpha, tmp_path):
     compare(kind, head, tmp_path, legacy, alpha)
 
@@ -155,6 +156,7 @@ def test_trainable_mask_follows_keras_layer_indices():
         trainable_mask(resnet, rv["params"], 500)
 
 
+@pytest.mark.slow
 def test_frozen_batch_norm_ignores_train_and_dropout_follows_it():
     model = MobileNetV2(num_classes=2, alpha=0.35, frozen_bn=True, dropout=0.5)
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 32, 32, 3))

@@ -28,6 +28,7 @@ def test_feature_map_sizes_mnist_pads_to_32():
     assert dense_kernel.shape == (4 * 4 * 4, 10)  # 28 + 2*3 - 2 = 32 -> 16 -> 8 -> 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conv", [conv_matmul, conv_fastgrad, conv_winograd], ids=["matmul", "fastgrad", "winograd"])
 @pytest.mark.parametrize("cin,size", [(1, (6, 6)), (5, (6, 6)), (16, (6, 6)), (3, (7, 5))])
 def test_conv_kernels_equal_xla_conv_values_grads_and_second_order_grads(conv, cin, size):
@@ -91,6 +92,7 @@ def test_instancenorm_normalises_each_channel_of_each_image():
     np.testing.assert_allclose(y.var(axis=(1, 2)), 1, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_instancenorm_equals_flax_groupnorm_with_one_group_per_channel_values_and_grads():
     # The reference's instance norm is GroupNorm(C, C); ours is written directly (faster), so it must agree with
     # Flax's GroupNorm in values and in first and second derivatives (gradient matching needs both).
@@ -109,6 +111,7 @@ def test_instancenorm_equals_flax_groupnorm_with_one_group_per_channel_values_an
     np.testing.assert_allclose(second(ours), second(ref), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_conv_bias_before_instance_norm_is_a_parameter_that_changes_nothing():
     # The instance-norm net does not add its conv biases (the norm removes them): it equals the same net written out
     # with the biases added, in logits and in every other parameter's gradient, and the biases' gradient is exactly
