@@ -8,6 +8,11 @@ DC and the coresets, DSA's for DSA; SGD lr 0.01, momentum 0.9, lr / 10 halfway).
     python experiments/cross_architecture.py --method dsa --variant ipc1_stored_reduced   # the committed DSA set
     python experiments/cross_architecture.py --method herding --variant ipc10_reduced
     python experiments/cross_architecture.py --method dc --variant smoke           # seconds; CI runs it
+
+Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|idc|psg ...`, or an experiment's
+workdir), is evaluated the same way with --distilled (repeat it for several sets of one method and ipc):
+
+    python experiments/cross_architecture.py --method idc --variant ipc1_reduced --distilled runs/idc_mnist_ipc1_reduced
 """
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ from typing import Any
 
 from jaxdistill.experiment import Context, is_reduced
 
-CHOICES = {"method": ("dc", "dsa", "random", "herding", "kcenter")}
+DISTILLED_HERE = ("dc", "dsa", "random", "herding", "kcenter")  # the methods this script distils itself
+CHOICES = {"method": (*DISTILLED_HERE, "mtt", "datm", "idc", "psg")}  # the others need --distilled
 FLAGS = ("checkpoint_every",)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +61,33 @@ def get_config(variant: str, method: str = "dc") -> dict[str, Any]:
             "full_protocol_command": f"python experiments/cross_architecture.py --method {method} --variant {full}"}
 
 
+def add_arguments(parser) -> None:
+    parser.add_argument("--distilled", dest="sets", action="append", default=None, metavar="DIR",
+                        help="a distill run folder (config.json and synthetic.npz) to evaluate instead of distilling; "
+                             "repeat for several sets of the same method and ipc")
+
+
+def given_sets(config: dict[str, Any], folders: list[str]) -> list[Path]:
+    """The run folders given with --distilled, checked: each holds a synthetic set of MNIST distilled by the config's
+    method at its ipc (a ConfigError says which does not)."""
+    import json
+
+    from jaxdistill.errors import ConfigError
+    sources = []
+    for folder in map(Path, folders):
+        if not (folder / "config.json").is_file() or not (folder / "synthetic.npz").is_file():
+            raise ConfigError(f"--distilled {folder}: not a finished distill run "
+                              "(it needs config.json and synthetic.npz)")
+        made = json.loads((folder / "config.json").read_text())
+        found = (made.get("method"), made.get("dataset"), made.get("method_config", {}).get("ipc"))
+        wanted = (config["method"], config["dataset"], config["ipc"])
+        if found != wanted:
+            raise ConfigError(f"--distilled {folder} holds a {found[0]} set of {found[1]} at ipc {found[2]}; this run "
+                              f"evaluates {wanted[0]} sets of {wanted[1]} at ipc {wanted[2]} (--method, --variant)")
+        sources.append(folder.resolve())
+    return sources
+
+
 def _architecture_model(name: str, variant: str) -> str:
     from jaxdistill.models import CROSS_ARCHITECTURES
     spec = CROSS_ARCHITECTURES[name]
@@ -74,16 +107,27 @@ def _evaluate(ctx: Context, folder: Path, source: Path, model: str, data) -> dic
 
 
 def run(config: dict[str, Any], ctx: Context) -> None:
+    import json
     import time
 
     import numpy as np
 
+    from jaxdistill.errors import ConfigError
     from jaxdistill.runner import distill, load_real
 
+    given = getattr(ctx.args, "sets", None)
+    if given and config.get("stored"):
+        raise ConfigError(f"variant {ctx.variant} evaluates committed sets; --distilled goes with a variant "
+                          "that distils")
+    if not given and not config.get("stored") and config["method"] not in DISTILLED_HERE:
+        raise ConfigError(f"this script distils {', '.join(DISTILLED_HERE)} itself; for {config['method']}, distil "
+                          f"first (jaxdistill distill --method {config['method']} ...) and pass the run with "
+                          "--distilled")
+    # checked before any data loads
+    sources = (given_sets(config, given) if given else
+               [ROOT / p for p in config["stored"]] if config.get("stored") else None)
     data = load_real("mnist", ctx.data_dir, progress=ctx.progress)
-    if config.get("stored"):
-        sources = [ROOT / p for p in config["stored"]]
-    else:
+    if sources is None:
         sources = [ctx.workdir]
         distill(config["method"], "mnist", config["ipc"], config["seeds"], sources[0], data=data,
                 iterations=config["iterations"], method_overrides=config.get("method_overrides"),
@@ -101,8 +145,10 @@ def run(config: dict[str, Any], ctx: Context) -> None:
               f"over {accs.size} networks")
     if ctx.writes_record:
         record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
+        made = [json.loads((s / "config.json").read_text()) for s in sources]
         record_config.update(sets=[str(s.relative_to(ROOT)) if s.is_relative_to(ROOT) else str(s) for s in sources],
-                             iterations=config.get("iterations"), seeds=config.get("seeds"))
+                             iterations=config.get("iterations") if not given else [m.get("iterations") for m in made],
+                             seeds=config.get("seeds") if not given else [m.get("seeds") for m in made])
         ctx.write_record(record_config, {"architectures": table, "trained_with": "ConvNet"})
 
 

@@ -325,3 +325,27 @@ def test_mhist_baselines_count_the_networks_of_either_result_layout():
     count = load("mhist_baselines").network_count
     assert count({"metrics": [{}, {}, {}]}) == 3
     assert count({"accuracies": [0.5] * 5, "per_set": [{}]}) == 5
+
+
+def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_checks_them(tmp_path):
+    module = load("cross_architecture")
+    cfg = module.get_config("ipc1_reduced", "idc")
+    run = tmp_path / "idc_run"
+    run.mkdir()
+    with pytest.raises(ConfigError, match="not a finished distill run"):
+        module.given_sets(cfg, [str(run)])
+    (run / "synthetic.npz").write_bytes(b"")
+    (run / "config.json").write_text(json.dumps({"method": "idc", "dataset": "mnist", "method_config": {"ipc": 10}}))
+    with pytest.raises(ConfigError, match="holds a idc set of mnist at ipc 10; this run evaluates idc sets of mnist "
+                                          "at ipc 1"):
+        module.given_sets(cfg, [str(run)])
+    (run / "config.json").write_text(json.dumps({"method": "idc", "dataset": "mnist", "method_config": {"ipc": 1}}))
+    assert module.given_sets(cfg, [str(run)]) == [run.resolve()]
+    # a method this script does not distil needs its sets, and a variant of committed sets takes no others;
+    # both are refused before any data loads
+    argv = ["--variant", "smoke", "--workdir", str(tmp_path / "w"), "--no-progress"]
+    with pytest.raises(ConfigError, match="pass the run with --distilled"):
+        experiment.run_experiment(module, ["--method", "idc", *argv], "test")
+    with pytest.raises(ConfigError, match="--distilled goes with a variant that distils"):
+        experiment.run_experiment(module, ["--method", "dsa", "--variant", "ipc1_stored_reduced", "--distilled",
+                                           str(run), "--workdir", str(tmp_path / "w2"), "--no-progress"], "test")
