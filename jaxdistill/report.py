@@ -599,40 +599,37 @@ def _errors(rec: dict[str, Any], seeds: bool = False) -> str:
     return text + (f" ({', '.join(str(int(v)) for v in e)})" if seeds else "")
 
 
-def _bold_min(values: dict[Any, float], texts: dict[Any, str]) -> dict[Any, str]:
-    """`texts` with the one of the lowest value in bold."""
-    best = min(values, key=values.get)
-    return {k: f"**{t}**" if k == best else t for k, t in texts.items()}
+def _kd_students(record: dict[str, Any]) -> pd.DataFrame:
+    """The KD students of a record's sweep (`kd_table` rows) with their cell text, 'mean ± std' of test errors."""
+    df = kd_table(record["result"])
+    df = df[df["network"].str.startswith("student + ")]
+    return df.assign(cell=[_pm(m, s, 1) for m, s in zip(df["errors_mean"], df["errors_std"])])
 
 
-def _sweep(record: dict[str, Any]) -> dict[tuple[float, float], dict[str, Any]]:
-    return {(s["temperature"], s["alpha"]): s for s in record["result"]["sweep"]}
+def _bold_lowest(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the cell of the lowest mean test errors in bold (the first, on a tie)."""
+    best = df["errors_mean"].idxmin()
+    return df.assign(cell=[f"**{c}**" if i == best else c for i, c in zip(df.index, df["cell"])])
 
 
 def kd_sweep_block(record: dict[str, Any]) -> str:
     """A temperature x alpha sweep: one row per alpha, one column per T, test errors mean ± std, the best bold."""
-    sweep = _sweep(record)
-    temps, alphas = sorted({t for t, _ in sweep}), sorted({a for _, a in sweep})
-    texts = _bold_min({k: np.mean(s["test_errors"]) for k, s in sweep.items()},
-                      {k: _errors(s) for k, s in sweep.items()})
-    table = pd.DataFrame([{"": f"KD, alpha = {a:g}", **{f"T = {t:g}": texts.get((t, a), "") for t in temps}}
-                          for a in alphas])
-    return markdown(table)
+    df = _bold_lowest(_kd_students(record))
+    table = df.pivot(index="alpha", columns="T", values="cell").fillna("")
+    table.index = [f"KD, alpha = {a:g}" for a in table.index]
+    table.columns = [f"T = {t:g}" for t in table.columns]
+    return markdown(table.rename_axis("").reset_index())
 
 
 def kd_losses_block(records: dict[str, dict[str, Any]]) -> str:
     """Students of one study under several KD losses (label -> record), one row each, a column per T: test errors
     mean ± std and the z of the gain over the student alone; the lowest mean bold."""
-    rows, values, texts = [], {}, {}
-    for label, record in records.items():
-        for (t, _), s in _sweep(record).items():
-            values[label, t] = np.mean(s["test_errors"])
-            texts[label, t] = f"{_errors(s)} (z {s['significance_vs_alone']['z']:.1f})"
-    texts = _bold_min(values, texts)
-    temps = sorted({t for _, t in texts})
-    for label in records:
-        rows.append({"": label, **{f"T = {t:g}": texts.get((label, t), "") for t in temps}})
-    return markdown(pd.DataFrame(rows))
+    df = pd.concat([_kd_students(record).assign(label=label) for label, record in records.items()],
+                   ignore_index=True).drop_duplicates(["label", "T"], keep="last")  # one alpha per T: the last
+    df = _bold_lowest(df.assign(cell=[f"{c} (z {z:.1f})" for c, z in zip(df["cell"], df["z"])]))
+    table = df.pivot(index="label", columns="T", values="cell").reindex(list(records)).fillna("")
+    table.columns = [f"T = {t:g}" for t in table.columns]
+    return markdown(table.rename_axis("").reset_index())
 
 
 def kd_costs_block(record: dict[str, Any]) -> str:

@@ -189,7 +189,7 @@ from jaxdistill.report import kd_readme_blocks  # noqa: E402
 def _kd_record(variant, **result):
     sig = {"difference": 20.0, "standard_error": 4.0, "z": 5.0}
     group = {"test_errors": [100, 110], "significance_vs_alone": sig}
-    res = {"teacher": {"test_errors": [50, 60]}, "student_alone": {"test_errors": [120, 140]},
+    res = {"num_test": 1000, "teacher": {"test_errors": [50, 60]}, "student_alone": {"test_errors": [120, 140]},
            "student_kd": group, "sweep": [{**group, "temperature": 4.0, "alpha": 0.5},
                                           {**group, "test_errors": [90, 94], "temperature": 2.0, "alpha": 0.5},
                                           {**group, "temperature": 2.0, "alpha": 0.1}], **result}
