@@ -145,10 +145,11 @@ def run(config: dict[str, Any], ctx: Context) -> None:
               f"over {accs.size} networks")
     if ctx.writes_record:
         record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
-        made = [json.loads((s / "config.json").read_text()) for s in sources]
         record_config.update(sets=[str(s.relative_to(ROOT)) if s.is_relative_to(ROOT) else str(s) for s in sources],
-                             iterations=config.get("iterations") if not given else [m.get("iterations") for m in made],
-                             seeds=config.get("seeds") if not given else [m.get("seeds") for m in made])
+                             iterations=config.get("iterations"), seeds=config.get("seeds"))
+        if given:  # the given sets' own iterations and seeds, not the variant's
+            made = [json.loads((s / "config.json").read_text()) for s in sources]
+            record_config.update(iterations=[m.get("iterations") for m in made], seeds=[m.get("seeds") for m in made])
         ctx.write_record(record_config, {"architectures": table, "trained_with": "ConvNet"})
 
 
