@@ -22,7 +22,8 @@ and optionally
     add_arguments(parser)       flags of its own (e.g. trajectory matching's --buffer), read back from ctx.args.
 Every experiment takes --variant, --workdir, --out (the record), --data-dir and --no-progress.
 
-A record (results/<name>.json) holds the config, seeds, versions, device, wall time and the command as it was typed.
+A record (results/<name>.json) holds the config, seeds, versions, device, wall time and the command as it was typed;
+a distillation's record (`finish_distillation`) keeps its sets beside it, in results/sets/<name>/.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import inspect
 import json
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -229,9 +231,9 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
     """After a distillation into ctx.workdir: evaluate its sets with config["models"] networks of config["epochs"]
     epochs each (the distilled network unless config["eval_model"] names one; skipped when an earlier run of the
     command finished that evaluation), print the result, and unless it is a smoke run draw every set
-    (`<grid_name>_seed<S>.png`) and the loss curve (`<name>_loss.png`) into ctx.figures_dir and write the record.
-    Reads config "method", "dataset", "ipc", "models", "epochs", "paper" (mean, std in %, or None). Returns the
-    evaluation."""
+    (`<grid_name>_seed<S>.png`) and the loss curve (`<name>_loss.png`) into ctx.figures_dir, keep the sets beside
+    the record (`keep_set`; the record's "set" names the folder) and write the record. Reads config "method",
+    "dataset", "ipc", "models", "epochs", "paper" (mean, std in %, or None). Returns the evaluation."""
     from jaxdistill.checkpoint import RunDir
     from jaxdistill.data.registry import REGISTRY
     from jaxdistill.runner import load_synthetic
@@ -267,8 +269,27 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
                               ctx.figures_dir / f"{ctx.name}_confusion.png",
                               title=f"{method.upper()} {dataset} ipc {cfg['ipc']}: {len(res['accuracies'])} networks"
                                     + (" [stand-in]" if res.get("data", {}).get("stand_in") else ""))
-    ctx.write_record(record_config, {**res, "paper_mean_std": paper, "distill_record": distill_record})
+    kept = keep_set(workdir, Path(ctx.out))
+    ctx.write_record(record_config, {**res, "paper_mean_std": paper, "distill_record": distill_record,
+                                     "set": relative(kept, ctx.root)})
     return res
+
+
+def keep_set(workdir: Path, out: Path) -> Path:
+    """Copy the run's sets (config.json, synthetic.npz) beside the record `out`, into <out's folder>/sets/<out's
+    stem>/, so that the record's sets can be evaluated again later (e.g. `cross_architecture.py --distilled`) after
+    runs/ is gone. Returns that folder."""
+    folder = Path(out).parent / "sets" / Path(out).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "synthetic.npz"):
+        shutil.copy2(Path(workdir) / name, folder / name)
+    return folder
+
+
+def relative(path: Path, root: Path) -> str:
+    """`path` relative to `root` when inside it (as records name files), else absolute."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> dict[str, Any]:

@@ -231,6 +231,11 @@ def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_p
     assert record["command"] == "c" and record["config"] == record_config
     assert len(record["result"]["accuracies"]) == 4 and record["result"]["distill_config"]["zca"] is True
     assert "(paper 1.0 +- 0.5)" in capsys.readouterr().out
+    kept = tmp_path / "sets" / "rec"  # the sets stay beside the record, byte for byte
+    assert record["result"]["set"] == "sets/rec"
+    assert sorted(p.name for p in kept.iterdir()) == ["config.json", "synthetic.npz"]
+    for name in ("config.json", "synthetic.npz"):
+        assert (kept / name).read_bytes() == (work / name).read_bytes()
     (work / "eval.json").write_text(json.dumps({**json.loads((work / "eval.json").read_text()),
                                                 "accuracy_mean": 0.5}))
     experiment.finish_distillation(ctx, data, rec, record_config)  # the finished evaluation is reused
@@ -349,3 +354,24 @@ def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_
     with pytest.raises(ConfigError, match="--distilled goes with a variant that distils"):
         experiment.run_experiment(module, ["--method", "dsa", "--variant", "ipc1_stored_reduced", "--distilled",
                                            str(run), "--workdir", str(tmp_path / "w2"), "--no-progress"], "test")
+
+
+def test_cross_architecture_keeps_the_sets_it_selects_beside_its_record(tiny_idx, tmp_path, monkeypatch):
+    # a set distilled (here: selected) by the script itself must outlive runs/, so the record names its kept copy
+    from jaxdistill.data.registry import REGISTRY
+    module = load("cross_architecture")
+    monkeypatch.setitem(REGISTRY, "mnist", tiny_idx(tmp_path / "data", name="mnist"))
+    monkeypatch.setitem(module.VARIANTS, "tiny_reduced", dict(ipc=1, seeds=[0], iterations=None, models=1, epochs=1,
+                                                              architectures=("MLP",)))
+    out, work = tmp_path / "results" / "xa.json", tmp_path / "runs" / "xa"
+    experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--workdir", str(work),
+                                       "--out", str(out), "--data-dir", str(tmp_path / "data"), "--no-progress"],
+                              "test")
+    record = json.loads(out.read_text())
+    kept = tmp_path / "results" / "sets" / "xa"
+    assert record["config"]["sets"] == [str(kept)]  # outside the repository: named absolutely
+    assert record["result"]["architectures"]["MLP"]["networks"] == 1
+    for name in ("config.json", "synthetic.npz"):
+        assert (kept / name).read_bytes() == (work / name).read_bytes()
+    cfg = module.get_config("ipc1_reduced", "random")
+    assert module.given_sets(cfg, [str(kept)]) == [kept.resolve()]  # and it can be evaluated again
