@@ -90,6 +90,19 @@ def given_sets(config: dict[str, Any], folders: list[str]) -> list[Path]:
     return sources
 
 
+def kept_sets(sources: list[Path], out: Path) -> list[str]:
+    """The record's sets, as it names them: a source already under the record's folder (a committed set) as it is,
+    any other (runs/ is transient) copied beside the record by `keep_set`, into sets/<record>/ (sets/<record>_set<i>/
+    for the i-th of several)."""
+    results = out.parent.resolve()
+    named = []
+    for i, src in enumerate(sources):
+        if not Path(src).resolve().is_relative_to(results):
+            src = keep_set(src, out.with_name(out.stem + (f"_set{i}" if len(sources) > 1 else "") + out.suffix))
+        named.append(relative(src, ROOT))
+    return named
+
+
 def _architecture_model(name: str, variant: str) -> str:
     from jaxdistill.models import CROSS_ARCHITECTURES
     spec = CROSS_ARCHITECTURES[name]
@@ -105,12 +118,15 @@ def _evaluate(ctx: Context, folder: Path, source: Path, model: str, data) -> dic
     for name in ("config.json", "synthetic.npz"):
         if not (folder / name).exists():
             shutil.copy2(source / name, folder / name)
+        elif (folder / name).read_bytes() != (source / name).read_bytes():
+            from jaxdistill.errors import ConfigError
+            raise ConfigError(f"{folder} evaluates another set than {source} (its {name} differs): give this run "
+                              "its own --workdir")
     return _evaluation(ctx, data, folder, model=model)
 
 
 def run(config: dict[str, Any], ctx: Context) -> None:
     import json
-    import time
 
     import numpy as np
 
@@ -137,20 +153,21 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     table = {}
     for arch in config.get("architectures", ARCHITECTURES):
         model = _architecture_model(arch, ctx.variant)
-        start = time.time()
         runs = [_evaluate(ctx, ctx.workdir / f"by_{arch}_{i}", src, model, data)
                 for i, src in enumerate(sources)]
         accs = np.concatenate([np.asarray(r["accuracies"], float) for r in runs])
         table[arch] = {"model": model, "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
-                       "accuracies": accs.tolist(), "networks": int(accs.size), "seconds": time.time() - start}
+                       "accuracies": accs.tolist(), "networks": int(accs.size),
+                       # the evaluations' own times, which a resumed run reuses with their results
+                       "seconds": float(sum(r["wall_time_s"] for r in runs))}
         print(f"{config['method']} ipc={config['ipc']} -> {arch}: {100 * accs.mean():.2f} +- {100 * accs.std():.2f} % "
               f"over {accs.size} networks")
     if ctx.writes_record:
-        if sources == [ctx.workdir]:  # distilled here: the sets stay beside the record (runs/ is transient)
-            sources = [keep_set(ctx.workdir, ctx.out)]
         record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
-        record_config.update(sets=[relative(s, ROOT) for s in sources],
-                             iterations=config.get("iterations"), seeds=config.get("seeds"))
+        record_config.update(sets=kept_sets(sources, Path(ctx.out)), iterations=config.get("iterations"),
+                             seeds=config.get("seeds"))
+        if record_config["sets"] != [relative(s, ROOT) for s in sources]:
+            record_config["kept_from"] = [relative(s, ROOT) for s in sources]
         if given:  # the given sets' own iterations and seeds, not the variant's
             made = [json.loads((s / "config.json").read_text()) for s in sources]
             record_config.update(iterations=[m.get("iterations") for m in made], seeds=[m.get("seeds") for m in made])

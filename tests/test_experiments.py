@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -356,8 +357,9 @@ def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_
                                            str(run), "--workdir", str(tmp_path / "w2"), "--no-progress"], "test")
 
 
-def test_cross_architecture_keeps_the_sets_it_selects_beside_its_record(tiny_idx, tmp_path, monkeypatch):
-    # a set distilled (here: selected) by the script itself must outlive runs/, so the record names its kept copy
+def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_idx, tmp_path, monkeypatch):
+    # a set distilled (here: selected) by the script itself, or given from runs/, must outlive runs/: the record
+    # names its kept copy
     from jaxdistill.data.registry import REGISTRY
     module = load("cross_architecture")
     monkeypatch.setitem(REGISTRY, "mnist", tiny_idx(tmp_path / "data", name="mnist"))
@@ -375,3 +377,21 @@ def test_cross_architecture_keeps_the_sets_it_selects_beside_its_record(tiny_idx
         assert (kept / name).read_bytes() == (work / name).read_bytes()
     cfg = module.get_config("ipc1_reduced", "random")
     assert module.given_sets(cfg, [str(kept)]) == [kept.resolve()]  # and it can be evaluated again
+    # a set given with --distilled from outside the records' folder is kept too; one inside it stays where it is
+    for source, named in ((work, tmp_path / "results" / "sets" / "xb"), (kept, kept)):
+        experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--distilled",
+                                           str(source), "--workdir", str(tmp_path / "runs" / "xb"), "--out",
+                                           str(tmp_path / "results" / "xb.json"), "--data-dir",
+                                           str(tmp_path / "data"), "--no-progress"], "test")
+        record = json.loads((tmp_path / "results" / "xb.json").read_text())
+        assert record["config"]["sets"] == [str(named)]
+        assert record["config"].get("kept_from", [str(source)]) == [str(source)]
+        assert record["result"]["architectures"]["MLP"]["seconds"] > 0
+    # the workdir's finished evaluation is of that set: another set there is refused, not given its results
+    other = tmp_path / "other"
+    shutil.copytree(kept, other)
+    (other / "synthetic.npz").write_bytes((other / "synthetic.npz").read_bytes() + b"\0")
+    with pytest.raises(ConfigError, match="evaluates another set"):
+        experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--distilled",
+                                           str(other), "--workdir", str(tmp_path / "runs" / "xb"), "--no-progress",
+                                           "--data-dir", str(tmp_path / "data")], "test")
