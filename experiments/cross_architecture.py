@@ -13,6 +13,11 @@ Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|id
 workdir), is evaluated the same way with --distilled (repeat it for several sets of one method and ipc):
 
     python experiments/cross_architecture.py --method idc --variant ipc1_reduced --distilled runs/idc_mnist_ipc1_reduced
+    python experiments/cross_architecture.py --method psg --variant ipc1_reduced --distilled results/sets/psg_... \
+        --out results/cross_architecture_psg_eps10_mnist_ipc1_reduced.json    # name the record by what sets it apart
+
+A record keeps the sets it evaluated (copied beside it, unless they already lie under results/) and, for given sets,
+their method configs (a PSG set's epsilon among them, which the report's label shows).
 """
 from __future__ import annotations
 
@@ -170,7 +175,8 @@ def run(config: dict[str, Any], ctx: Context) -> None:
             record_config["kept_from"] = [relative(s, ROOT) for s in sources]
         if given:  # the given sets' own iterations and seeds, not the variant's
             made = [json.loads((s / "config.json").read_text()) for s in sources]
-            record_config.update(iterations=[m.get("iterations") for m in made], seeds=[m.get("seeds") for m in made])
+            record_config.update(iterations=[m.get("iterations") for m in made], seeds=[m.get("seeds") for m in made],
+                                 method_configs=[m.get("method_config") for m in made])
         ctx.write_record(record_config, {"architectures": table, "trained_with": "ConvNet"})
 
 

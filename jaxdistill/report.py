@@ -1,6 +1,7 @@
 """Tables (pandas: markdown and CSV) and figures (matplotlib PNG) from run records."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -405,8 +406,11 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             continue
         config, result = rec.get("config", {}), rec.get("result", {})
         reduced = bool(rec.get("reduced_protocol")) or "reduced" in str(rec.get("variant", ""))
-        row = {"record": f"`{stem}`", "set": f"{METHOD_NAMES.get(config.get('method'), config.get('method'))}, "
-                                             f"ipc {config.get('ipc')}" + ("*" if reduced else ""),
+        name = METHOD_NAMES.get(config.get("method"), config.get("method"))
+        epsilons = sorted({float(c["epsilon"]) for c in config.get("method_configs") or [] if c and "epsilon" in c})
+        if epsilons:  # PSG's sets: their privacy budget tells them apart
+            name += " ε = " + "/".join("∞" if math.isinf(e) else f"{e:g}" for e in epsilons)
+        row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else ""),
                "nets x epochs": f"{config.get('models')} x {config.get('epochs')}"}
         for arch, r in result.get("architectures", {}).items():
             row[arch] = _pm(100 * r["accuracy_mean"], 100 * r["accuracy_std"], 2)

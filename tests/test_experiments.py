@@ -386,6 +386,7 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
         record = json.loads((tmp_path / "results" / "xb.json").read_text())
         assert record["config"]["sets"] == [str(named)]
         assert record["config"].get("kept_from", [str(source)]) == [str(source)]
+        assert record["config"]["method_configs"] == [json.loads((source / "config.json").read_text())["method_config"]]
         assert record["result"]["architectures"]["MLP"]["seconds"] > 0
     # the workdir's finished evaluation is of that set: another set there is refused, not given its results
     other = tmp_path / "other"

@@ -151,10 +151,16 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                     cross_architecture_dc_mnist_ipc1_reduced={
                         "experiment": "cross_architecture", "variant": "ipc1_reduced", "reduced_protocol": True,
                         "config": {"method": "dc", "ipc": 1, "models": 5, "epochs": 300},
+                        "result": {"architectures": archs}},
+                    cross_architecture_psg_epsinf_mnist_ipc1_reduced={  # PSG sets: told apart by their epsilon
+                        "experiment": "cross_architecture", "variant": "ipc1_reduced", "reduced_protocol": True,
+                        "config": {"method": "psg", "ipc": 1, "models": 5, "epochs": 300,
+                                   "method_configs": [{"epsilon": float("inf")}, {"epsilon": 2.5}]},
                         "result": {"architectures": archs}})
     records = load_records(folder)
     table = cross_architecture_table(records)
     assert table.iloc[0]["set"] == "DC, ipc 1*" and table.iloc[0]["MLP"] == "70.00 ± 1.00"
+    assert table.iloc[1]["set"] == "PSG ε = 2.5/∞, ipc 1*"
     assert len(collect_records(folder)) == 1  # not a row of the comparison
     assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]
     assert write_report(folder, tmp_path / "out")["cross_architecture"].is_file()
