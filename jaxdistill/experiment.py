@@ -207,7 +207,7 @@ class Context:
     started: float = dataclasses.field(default_factory=time.time)
     command: str = dataclasses.field(default_factory=command_line)
     grid_name: str | None = None
-    figures: Path | None = None  # default <root>/results/figures
+    figures: Path | None = None  # default: figures/ beside the record (results/figures)
     args: argparse.Namespace = dataclasses.field(default_factory=argparse.Namespace)
 
     @property
@@ -217,7 +217,8 @@ class Context:
 
     @property
     def figures_dir(self) -> Path:
-        return Path(self.figures or self.root / "results" / "figures")
+        # beside the record, so that a run with --out elsewhere (a check) leaves the committed figures alone
+        return Path(self.figures or Path(self.out).parent / "figures")
 
     def write_record(self, record_config: dict[str, Any], result: dict[str, Any]) -> None:
         """Write `result` with `record_config` to the record (`out`), labelled by the config's "reduced" and

@@ -396,3 +396,12 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
         experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--distilled",
                                            str(other), "--workdir", str(tmp_path / "runs" / "xb"), "--no-progress",
                                            "--data-dir", str(tmp_path / "data")], "test")
+
+
+def test_figures_go_beside_the_record(tmp_path):
+    # a check run with --out elsewhere once redrew the committed figures of its record under results/figures
+    ctx = experiment.Context(experiment="e", variant="v", config={}, name="n", workdir=tmp_path / "w",
+                             out=tmp_path / "check" / "n.json", root=tmp_path)
+    assert ctx.figures_dir == tmp_path / "check" / "figures"
+    ctx.figures = tmp_path / "elsewhere"
+    assert ctx.figures_dir == tmp_path / "elsewhere"
