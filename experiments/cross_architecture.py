@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jaxdistill.experiment import Context, is_reduced, keep_set, relative
+from jaxdistill.experiment import Context, is_reduced, keep_set, relative, same_set
 
 DISTILLED_HERE = ("dc", "dsa", "random", "herding", "kcenter")  # the methods this script distils itself
 CHOICES = {"method": (*DISTILLED_HERE, "mtt", "datm", "idc", "psg")}  # the others need --distilled
@@ -120,13 +120,12 @@ def _evaluate(ctx: Context, folder: Path, source: Path, model: str, data) -> dic
     """The evaluation of `source`'s sets by `model`, in its own folder (resumable: a finished one is reused)."""
     from jaxdistill.experiment import _evaluation
     folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "synthetic.npz").exists() and not same_set(folder, source):
+        from jaxdistill.errors import ConfigError
+        raise ConfigError(f"{folder} evaluates another set than {source}: give this run its own --workdir")
     for name in ("config.json", "synthetic.npz"):
         if not (folder / name).exists():
             shutil.copy2(source / name, folder / name)
-        elif (folder / name).read_bytes() != (source / name).read_bytes():
-            from jaxdistill.errors import ConfigError
-            raise ConfigError(f"{folder} evaluates another set than {source} (its {name} differs): give this run "
-                              "its own --workdir")
     return _evaluation(ctx, data, folder, model=model)
 
 

@@ -277,14 +277,28 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
 
 
 def keep_set(workdir: Path, out: Path) -> Path:
-    """Copy the run's sets (config.json, synthetic.npz) beside the record `out`, into <out's folder>/sets/<out's
-    stem>/, so that the record's sets can be evaluated again later (e.g. `cross_architecture.py --distilled`) after
-    runs/ is gone. Returns that folder."""
+    """Copy the run's sets (config.json, and synthetic.npz's arrays deflated: real images shrink about tenfold)
+    beside the record `out`, into <out's folder>/sets/<out's stem>/, so that the record's sets can be evaluated
+    again later (e.g. `cross_architecture.py --distilled`) after runs/ is gone. Returns that folder."""
+    import numpy as np
+
+    from jaxdistill.records import write_npz
     folder = Path(out).parent / "sets" / Path(out).stem
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "synthetic.npz"):
-        shutil.copy2(Path(workdir) / name, folder / name)
+    shutil.copy2(Path(workdir) / "config.json", folder / "config.json")
+    with np.load(Path(workdir) / "synthetic.npz") as z:
+        write_npz(folder / "synthetic.npz", compressed=True, **{k: z[k] for k in z.files})
     return folder
+
+
+def same_set(a: Path, b: Path) -> bool:
+    """Whether two run folders hold the same sets: equal config.json and synthetic.npz arrays (however stored)."""
+    import numpy as np
+    if json.loads((Path(a) / "config.json").read_text()) != json.loads((Path(b) / "config.json").read_text()):
+        return False
+    with np.load(Path(a) / "synthetic.npz") as x, np.load(Path(b) / "synthetic.npz") as y:
+        return sorted(x.files) == sorted(y.files) and all(
+            x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]) for k in x.files)
 
 
 def relative(path: Path, root: Path) -> str:

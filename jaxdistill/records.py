@@ -101,9 +101,10 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic_write(path, lambda f: f.write(data))
 
 
-def write_npz(path: Path, **arrays: Any) -> None:
-    """Write an .npz atomically."""
-    _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+def write_npz(path: Path, *, compressed: bool = False, **arrays: Any) -> None:
+    """Write an .npz atomically (deflated when `compressed`: for files kept in the repository)."""
+    save = np.savez_compressed if compressed else np.savez
+    _atomic_write(path, lambda f: save(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
 def arrays_checksum(tree: Any) -> str:

@@ -53,3 +53,14 @@ def test_device_info_records_the_host_and_the_cpu_settings_in_effect():
     assert isinstance(info["cpu_model"], str) and info["kernel"]
     assert info["cpu_tuning"] == cpu_tuning.applied_settings()
     assert records.as_read_back(info) == info  # JSON-ready
+
+
+def test_write_npz_deflates_on_request_and_reads_back_the_same_arrays(tmp_path):
+    arrays = {"images": np.zeros((50, 8, 8), np.float32), "labels": np.arange(50, dtype=np.int32)}
+    records.write_npz(tmp_path / "plain.npz", **arrays)
+    records.write_npz(tmp_path / "small.npz", compressed=True, **arrays)
+    assert (tmp_path / "small.npz").stat().st_size < (tmp_path / "plain.npz").stat().st_size / 5
+    for name in ("plain.npz", "small.npz"):
+        with np.load(tmp_path / name) as z:
+            assert sorted(z.files) == ["images", "labels"]
+            assert all(z[k].dtype == v.dtype and np.array_equal(z[k], v) for k, v in arrays.items())
