@@ -42,6 +42,7 @@ class Row(NamedTuple):
 # images took 1679 s here (results/random_mnist_ipc1.json); IDC 273 s / ipc-1 and about 538 s / ipc-10 outer iteration
 # here (results/bench/idc_cpu_ipc1.json, idc_cpu_ipc10.json); an MNIST expert epoch 4 min here
 # (experiments/trajectory_matching.py).
+CORESETS = ("random", "herding", "kcenter")
 ROWS = [
     Row("dc_mnist_ipc10", ("gradient_matching", "--method", "dc"), "ipc10", "~140 h (3 x 1000 x 168 s)",
         "~30 min (3 x 1000 x 0.54 s, + evaluation)", 1),
@@ -69,8 +70,16 @@ ROWS = [
         "not measured (minutes)"),
     Row("coreset_kcenter_mnist_ipc1", ("coreset_mnist", "--selection", "kcenter"), "ipc1", "~2.5 h",
         "not measured (minutes)"),
+    *(Row(f"coreset_{sel}_mnist_ipc10", ("coreset_mnist", "--selection", sel), "ipc10",
+          "~10 h (the reduced row: 15 nets x 100 epochs in 530 s)", "not measured") for sel in CORESETS),
+    *(Row(f"coreset_{sel}_mnist_ipc50", ("coreset_mnist", "--selection", sel), "ipc50",
+          "~45 h (the reduced row: 15 nets x 20 epochs in 490 s)", "not measured") for sel in CORESETS),
     Row("cross_architecture_dc_mnist_ipc1", ("cross_architecture", "--method", "dc"), "ipc1",
-        "not measured (ResNet-18 and VGG11 dominate)", "not measured"),
+        "~85 h (5 DC distillations ~8 h; the reduced row's 6 x 5 nets x 300 epochs took ~70 min, the full one trains "
+        "67x the network-epochs; ResNet-18 and VGG11 dominate)",
+        "not measured"),
+    Row("cross_architecture_dc_mnist_ipc10", ("cross_architecture", "--method", "dc"), "ipc10",
+        "> 300 h (5 DC ipc-10 distillations ~230 h, then an evaluation heavier than ipc 1's)", "not measured"),
     Row("kd_mnist_hinton_teacher_probe", ("kd_mnist",), "hinton_teacher_probe", "~15 min (4 nets x 30 epochs on "
         "10,000 images)", "not measured (minutes)"),
     Row("kd_mnist_hinton", ("kd_mnist",), "hinton", "~4 h (Hinton's table, 5 seeds: 5 teachers x 200 epochs at "
