@@ -13,7 +13,8 @@ Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|id
 workdir), is evaluated the same way with --distilled (repeat it for several sets of one method and ipc):
 
     python experiments/cross_architecture.py --method idc --variant ipc1_reduced --distilled runs/idc_mnist_ipc1_reduced
-    python experiments/cross_architecture.py --method psg --variant ipc1_reduced --distilled results/sets/psg_... \
+    python experiments/cross_architecture.py --method psg --variant ipc1_reduced \
+        --distilled runs/psg_mnist_eps10_ipc1_reduced \
         --out results/cross_architecture_psg_eps10_mnist_ipc1_reduced.json    # name the record by what sets it apart
 
 A record keeps the sets it evaluated (copied beside it, unless they already lie under results/) and, for given sets,
