@@ -361,13 +361,17 @@ def test_load_real_with_zca_whitens_both_splits_with_the_training_fit(tiny_idx, 
 
 # ---- workdirs of earlier versions, data provenance, the distilled network carried to evaluation ---------------------
 
-COMMITTED = sorted((ROOT / "results" / "sets").glob("*/config.json"))
+# the whole workdirs committed before the spine redesign; every other folder of results/sets/ is a set a record kept
+PRE_REDESIGN = ("dsa_mnist_ipc1_seed0", "dsa_mnist_ipc1_seed1", "dsa_mnist_ipc1_seed2", "dsa_mnist_ipc10_reduced",
+                "dsa_mnist_ipc50_reduced")
+COMMITTED = [ROOT / "results" / "sets" / name / "config.json" for name in PRE_REDESIGN]
+KEPT = sorted(p.parent for p in (ROOT / "results" / "sets").glob("*/config.json") if p.parent.name not in PRE_REDESIGN)
 
 
-@pytest.mark.parametrize("config_file", COMMITTED, ids=[p.parent.name for p in COMMITTED])
+@pytest.mark.parametrize("config_file", COMMITTED, ids=PRE_REDESIGN)
 def test_committed_workdirs_are_the_same_runs_for_todays_code(config_file):
-    """Each workdir under results/sets/ predates the spine redesign: its config.json, upgraded, is the one today's
-    distill call with the same command makes, so rerunning the command resumes it."""
+    """Each of these workdirs predates the spine redesign: its config.json, upgraded, is the one today's distill
+    call with the same command makes, so rerunning the command resumes it."""
     from jaxdistill.checkpoint import RunDir
     from jaxdistill.runner import distill_config, upgrade_config
     old = json.loads(config_file.read_text())
@@ -377,6 +381,20 @@ def test_committed_workdirs_are_the_same_runs_for_todays_code(config_file):
     assert RunDir(config_file.parent).check_config(config, defaults, upgrade=upgrade_config)
     with pytest.raises(ConfigError, match="different config"):  # and a different run is still refused
         RunDir(config_file.parent).check_config({**config, "iterations": 7}, defaults, upgrade=upgrade_config)
+
+
+@pytest.mark.parametrize("folder", KEPT, ids=[p.name for p in KEPT])
+def test_kept_sets_load_as_the_record_beside_them_describes(folder):
+    """A set a record kept (results/sets/<record>/) loads in today's layout and is the one its record names."""
+    from jaxdistill.runner import load_synthetic, upgrade_config
+    config, images, labels, seeds = load_synthetic(folder)
+    assert upgrade_config(config) == config  # written by today's code: nothing to upgrade
+    record = json.loads((ROOT / "results" / f"{folder.name}.json").read_text())
+    named = record["result"].get("set") or record["config"]["sets"][0]
+    assert (ROOT / named).resolve() == folder.resolve()
+    from jaxdistill.data.registry import REGISTRY
+    per_seed = REGISTRY[config["dataset"]].num_classes * config["method_config"]["ipc"]
+    assert images.shape[:2] == (len(seeds), per_seed) and labels.shape[:2] == (len(seeds), per_seed)
 
 
 def test_upgrade_spells_old_networks_as_one_model():
