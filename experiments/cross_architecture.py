@@ -169,10 +169,11 @@ def run(config: dict[str, Any], ctx: Context) -> None:
               f"over {accs.size} networks")
     if ctx.writes_record:
         record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
+        originals = [relative(s, ROOT) for s in sources]
         record_config.update(sets=kept_sets(sources, Path(ctx.out)), iterations=config.get("iterations"),
                              seeds=config.get("seeds"))
-        if record_config["sets"] != [relative(s, ROOT) for s in sources]:
-            record_config["kept_from"] = [relative(s, ROOT) for s in sources]
+        if record_config["sets"] != originals:
+            record_config["kept_from"] = originals
         if given:  # the given sets' own iterations and seeds, not the variant's
             made = [json.loads((s / "config.json").read_text()) for s in sources]
             record_config.update(iterations=[m.get("iterations") for m in made], seeds=[m.get("seeds") for m in made],
