@@ -307,16 +307,43 @@ def relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | None = None) -> dict[str, Any] | None:
+    """workdir's finished evaluation (eval.json) when it is the one asked for, else None: `models` networks of
+    `epochs` epochs each, of the network `model` names (default: the one the sets were distilled with), and of the
+    sets synthetic.npz holds now. A set distilled further in the same workdir, or replaced there, has other
+    checksums than the ones its evaluation kept (`set_sha256` per set) and is evaluated again, not given the old
+    set's accuracies."""
+    from jaxdistill.models import ModelConfig
+    from jaxdistill.records import arrays_checksum
+    from jaxdistill.runner import EVAL_FILE, distilled_model, load_synthetic
+
+    eval_file = Path(workdir) / EVAL_FILE
+    if not eval_file.exists():
+        return None
+    done = json.loads(eval_file.read_text())
+    done_cfg = done.get("eval_config", {})
+    if done_cfg.get("num_models") != models or done_cfg.get("train", {}).get("epochs") != epochs:
+        return None
+    config, images, labels, seeds = load_synthetic(workdir)
+    wanted_model = ModelConfig.parse(model) if model is not None else distilled_model(config)
+    if done_cfg.get("model") != str(wanted_model):
+        return None
+    per_set = done.get("per_set", [])
+    if [r.get("seed") for r in per_set] != [int(s) for s in seeds]:
+        return None
+    if any(r.get("set_sha256") != arrays_checksum((images[i], labels[i])) for i, r in enumerate(per_set)):
+        return None
+    return done
+
+
 def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> dict[str, Any]:
     """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs: the one an earlier run of the
     command finished (its eval.json), else a new one."""
     from jaxdistill.runner import evaluate_workdir
 
     cfg = ctx.config
-    eval_file = workdir / "eval.json"
-    done = json.loads(eval_file.read_text()) if eval_file.exists() else {}
-    done_cfg = done.get("eval_config", {})
-    if done_cfg.get("num_models") == cfg["models"] and done_cfg.get("train", {}).get("epochs") == cfg["epochs"]:
+    done = finished_evaluation(workdir, cfg["models"], cfg["epochs"], model)
+    if done is not None:
         return done
     return evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
                             progress=ctx.progress, model=model)

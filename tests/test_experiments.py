@@ -409,3 +409,36 @@ def test_figures_go_beside_the_record(tmp_path):
     assert ctx.figures_dir == tmp_path / "check" / "figures"
     ctx.figures = tmp_path / "elsewhere"
     assert ctx.figures_dir == tmp_path / "elsewhere"
+
+
+def test_a_finished_evaluation_is_reused_only_for_the_sets_and_network_it_evaluated(tiny_idx, tmp_path,
+                                                                                     monkeypatch):
+    # an experiment rerun in a workdir whose set had changed (distilled further, or replaced) once returned the old
+    # set's eval.json, matched by its networks and epochs alone
+    import numpy as np
+
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.records import write_npz
+    from jaxdistill.runner import distill, evaluate_workdir, load_real
+    spec = tiny_idx(tmp_path / "data", name="reuse_tiny")
+    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    data = load_real(spec.name, str(tmp_path / "data"), progress=False)
+    work = tmp_path / "run"
+    distill("random", spec.name, 1, [0, 1], work, progress=False, data=data)
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None  # nothing evaluated yet
+    evaluate_workdir(work, num_models=1, epochs=1, model="mlp:8", data=data, progress=False)
+    done = json.loads((work / "eval.json").read_text())
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") == done
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8,") == done  # the same network, spelled otherwise
+    assert experiment.finished_evaluation(work, 2, 1, "mlp:8") is None
+    assert experiment.finished_evaluation(work, 1, 2, "mlp:8") is None
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:16") is None
+    assert experiment.finished_evaluation(work, 1, 1) is None  # the default is the set's own network, a ConvNet
+    with np.load(work / "synthetic.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    write_npz(work / "synthetic.npz", **{**arrays, "images": arrays["images"] * 0.5})  # the set changed
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None
+    write_npz(work / "synthetic.npz", **arrays)
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") == done
+    write_npz(work / "synthetic.npz", **{k: v[:1] for k, v in arrays.items()})  # one of its two sets left
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None
