@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import signal
@@ -383,7 +384,8 @@ def test_committed_workdirs_are_the_same_runs_for_todays_code(config_file):
         RunDir(config_file.parent).check_config({**config, "iterations": 7}, defaults, upgrade=upgrade_config)
 
 
-def _sets_records_name() -> set[Path]:
+@functools.cache
+def _sets_records_name() -> frozenset[Path]:
     """Every set folder a record under results/ names: a distillation's result.set, a cross-architecture config.sets
     (several sets of one record are kept as <record>_set<i>, so the folder's name alone does not find its record)."""
     named = set()
@@ -392,7 +394,7 @@ def _sets_records_name() -> set[Path]:
         if isinstance(record, dict):
             result, config = record.get("result") or {}, record.get("config") or {}
             named.update(ROOT / s for s in [result.get("set"), *(config.get("sets") or [])] if isinstance(s, str))
-    return {p.resolve() for p in named}
+    return frozenset(p.resolve() for p in named)
 
 
 @pytest.mark.parametrize("folder", KEPT, ids=[p.name for p in KEPT])
