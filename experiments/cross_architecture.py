@@ -1,12 +1,13 @@
 """Cross-architecture generalisation (the second table of the DC and DSA papers): a set learned with the ConvNet,
 evaluated by training MLP, ConvNet, LeNet, AlexNet, VGG11 and ResNet-18 (as the DC reference defines them,
 `jaxdistill/models/classic.py`) on it from scratch, each with the set's own evaluation protocol (DC's augmentation for
-DC and the coresets, DSA's for DSA; SGD lr 0.01, momentum 0.9, lr / 10 halfway). Compare with Table 2 of the DC paper
-(MNIST, 1 image per class) and the DSA paper.
+DC and the coresets, DSA's for DSA; SGD lr 0.01, momentum 0.9, lr / 10 halfway), or with DSA's augmentation for any
+set (the *_dsa_eval variants). Compare with Table 2 of the DC paper (MNIST, 1 image per class) and the DSA paper.
 
     python experiments/cross_architecture.py --method dc --variant ipc1            # full: 5 sets x 20 nets x 1000 ep.
     python experiments/cross_architecture.py --method dsa --variant ipc1_stored_reduced   # the committed DSA set
     python experiments/cross_architecture.py --method herding --variant ipc10_reduced
+    python experiments/cross_architecture.py --method random --variant ipc1_dsa_eval_reduced  # MTT / DATM control
     python experiments/cross_architecture.py --method dc --variant smoke           # seconds; CI runs it
 
 Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|idc|psg ...`, or an experiment's
@@ -26,7 +27,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jaxdistill.experiment import Context, is_reduced, keep_set, relative, same_set
+from jaxdistill.experiment import Context, evaluation_augment, is_reduced, keep_set, relative, same_set
 
 DISTILLED_HERE = ("dc", "dsa", "random", "herding", "kcenter")  # the methods this script distils itself
 CHOICES = {"method": (*DISTILLED_HERE, "mtt", "datm", "idc", "psg")}  # the others need --distilled
@@ -43,6 +44,11 @@ VARIANTS = {
     # augmentation at 37 +- 13 % over 5 networks (ConvNet 95 %): 300 steps at both ipcs.
     "ipc1_reduced": dict(ipc=1, seeds=[0], iterations=200, models=5, epochs=300),
     "ipc10_reduced": dict(ipc=10, seeds=[0], iterations=20, models=5, epochs=300),
+    # The control of the sets evaluated with DSA's augmentation (MTT's, DATM's, DSA's): the same evaluation with
+    # DSA's augmentation for any method's sets, on every architecture. With --method random, seed 0's ten real
+    # images, the images MTT and DATM start from (random_mnist.py's ipc1_dsa_eval on the ConvNet alone).
+    "ipc1_dsa_eval": dict(ipc=1, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000, augment="dsa"),
+    "ipc1_dsa_eval_reduced": dict(ipc=1, seeds=[0], iterations=200, models=5, epochs=300, augment="dsa"),
     # The committed full-protocol DSA ipc-1 set (seed 0) and the reduced ipc-10 one, under a reduced evaluation.
     "ipc1_stored_reduced": dict(ipc=1, stored={"dsa": ["results/sets/dsa_mnist_ipc1_seed0"]}, models=5, epochs=300),
     "ipc10_stored_reduced": dict(ipc=10, stored={"dsa": ["results/sets/dsa_mnist_ipc10_reduced"]}, models=5,
@@ -169,6 +175,8 @@ def run(config: dict[str, Any], ctx: Context) -> None:
               f"over {accs.size} networks")
     if ctx.writes_record:
         record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
+        if config.get("augment"):
+            record_config["augment"] = evaluation_augment(config)
         originals = [relative(s, ROOT) for s in sources]
         record_config.update(sets=kept_sets(sources, Path(ctx.out)), iterations=config.get("iterations"),
                              seeds=config.get("seeds"))

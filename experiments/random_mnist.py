@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxdistill.experiment import Context, is_reduced
+from jaxdistill.experiment import Context, evaluation_augment, is_reduced
 
 # ipc, evaluation networks, epochs, distillation seeds
 VARIANTS = {
@@ -34,14 +34,6 @@ VARIANTS = {
 def get_config(variant: str) -> dict[str, Any]:
     return {**VARIANTS[variant], "name": f"random_mnist_{variant}", "reduced": is_reduced(variant),
             "full_protocol_command": f"python experiments/random_mnist.py --variant {variant.replace('_reduced', '')}"}
-
-
-def evaluation_augment(config: dict[str, Any]) -> str | None:
-    """The evaluation's augmentation: the dataset's default (DC's), or DSA's MNIST strategy for the *_dsa_eval rows."""
-    if config.get("augment") != "dsa":
-        return None
-    from jaxdistill.data.dsa import default_dsa_strategy
-    return f"dsa:{default_dsa_strategy('mnist')}"
 
 
 def run(config: dict[str, Any], ctx: Context) -> None:

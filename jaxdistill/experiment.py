@@ -307,15 +307,16 @@ def relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
-def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | None = None) -> dict[str, Any] | None:
+def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | None = None,
+                        augment: str | None = None) -> dict[str, Any] | None:
     """workdir's finished evaluation (eval.json) when it is the one asked for, else None: `models` networks of
-    `epochs` epochs each, of the network `model` names (default: the one the sets were distilled with), and of the
-    sets synthetic.npz holds now. A set distilled further in the same workdir, or replaced there, has other
+    `epochs` epochs each, of the network `model` names (default: the one the sets were distilled with), with the
+    augmentation `augment` names (default: the set's own, `evaluate_workdir`'s), and of the sets synthetic.npz
+    holds now. A set distilled further in the same workdir, or replaced there, has other
     checksums than the ones its evaluation kept (`set_sha256` per set) and is evaluated again, not given the old
     set's accuracies."""
     from jaxdistill.models import ModelConfig
-    from jaxdistill.records import arrays_checksum
-    from jaxdistill.runner import EVAL_FILE, distilled_model, load_synthetic
+    from jaxdistill.runner import EVAL_FILE, default_augmentation_for, distilled_model, load_synthetic, set_checksum
 
     eval_file = Path(workdir) / EVAL_FILE
     if not eval_file.exists():
@@ -328,25 +329,42 @@ def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | No
     wanted_model = ModelConfig.parse(model) if model is not None else distilled_model(config)
     if done_cfg.get("model") != str(wanted_model):
         return None
+    if augment is None and config.get("method") != "idc":  # (IDC sets' default is their protocol's own)
+        augment = default_augmentation_for(config)
+    if augment is not None and done_cfg.get("train", {}).get("augment") != augment:
+        return None
     per_set = done.get("per_set", [])
     if [r.get("seed") for r in per_set] != [int(s) for s in seeds]:
         return None
-    if any(r.get("set_sha256") != arrays_checksum((images[i], labels[i])) for i, r in enumerate(per_set)):
+    if any(r.get("set_sha256") != set_checksum(images[i], labels[i]) for i, r in enumerate(per_set)):
         return None
     return done
 
 
+def evaluation_augment(config: dict[str, Any]) -> str | None:
+    """The augmentation an experiment's config asks its evaluation networks to train with: None (the sets' own,
+    `evaluate_workdir`'s default) unless config "augment" is "dsa", DSA's strategy for the config's dataset (the
+    control of sets that are evaluated under DSA's augmentation: real images under the same evaluation)."""
+    if config.get("augment") is None:
+        return None
+    if config["augment"] != "dsa":
+        raise ConfigError(f"unknown evaluation augmentation {config['augment']!r}; 'dsa' or none")
+    from jaxdistill.data.dsa import default_dsa_strategy
+    return f"dsa:{default_dsa_strategy(config.get('dataset', 'mnist'))}"
+
+
 def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> dict[str, Any]:
-    """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs: the one an earlier run of the
-    command finished (its eval.json), else a new one."""
+    """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs (and its `evaluation_augment`):
+    the one an earlier run of the command finished (its eval.json), else a new one."""
     from jaxdistill.runner import evaluate_workdir
 
     cfg = ctx.config
-    done = finished_evaluation(workdir, cfg["models"], cfg["epochs"], model)
+    augment = evaluation_augment(cfg)
+    done = finished_evaluation(workdir, cfg["models"], cfg["epochs"], model, augment)
     if done is not None:
         return done
     return evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
-                            progress=ctx.progress, model=model)
+                            progress=ctx.progress, model=model, augment=augment)
 
 
 def evaluate_starting_images(ctx: Context, data, workdir: Path, method_overrides: dict[str, Any] | None = None

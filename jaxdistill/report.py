@@ -410,6 +410,8 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
         epsilons = sorted({float(c["epsilon"]) for c in config.get("method_configs") or [] if c and "epsilon" in c})
         if epsilons:  # PSG's sets: their privacy budget tells them apart
             name += " ε = " + "/".join("∞" if math.isinf(e) else f"{e:g}" for e in epsilons)
+        if str(config.get("augment", "")).startswith("dsa"):  # the *_dsa_eval control, whatever the method
+            name += ", DSA evaluation"
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else ""),
                "nets x epochs": f"{config.get('models')} x {config.get('epochs')}"}
         for arch, r in result.get("architectures", {}).items():

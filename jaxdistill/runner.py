@@ -344,13 +344,19 @@ def distilled_model(config: dict[str, Any]) -> ModelConfig:
     return ModelConfig.parse(spelled) if spelled else ModelConfig("convnet")
 
 
+def set_checksum(images, labels) -> str:
+    """The checksum an evaluation keeps of each set it evaluated (`set_sha256`), by which a finished evaluation is
+    matched to the set a workdir holds now (`experiment.finished_evaluation`)."""
+    return arrays_checksum((images, labels))
+
+
 def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved: dict[str, Any],
                        partial_path: Path, key: str, bar, steps_per_network: int, **facts: Any) -> dict[str, Any]:
     """`evaluate_set` of one set, resumable network by network: `saved` (the contents of `partial_path`) maps `key`
     to the networks evaluated so far, reused only for the same evaluation config and the same images; after each
     network the metrics known are written back to `partial_path`. `facts` are kept in the set's entry (e.g. its
     seed). Returns the set's evaluation record, with its images' checksum as set_sha256."""
-    digest = arrays_checksum((images, labels))
+    digest = set_checksum(images, labels)
     rec = saved.get(key)
     config = cfg.to_dict()
     reusable = (rec is not None and rec.get("set_sha256") == digest and rec.get("config") == as_read_back(config))

@@ -434,6 +434,19 @@ def test_a_finished_evaluation_is_reused_only_for_the_sets_and_network_it_evalua
     assert experiment.finished_evaluation(work, 1, 2, "mlp:8") is None
     assert experiment.finished_evaluation(work, 1, 1, "mlp:16") is None
     assert experiment.finished_evaluation(work, 1, 1) is None  # the default is the set's own network, a ConvNet
+    # and of the augmentation it trained with: the set's own (DC's), not DSA's that a *_dsa_eval variant asks for
+    dsa = experiment.evaluation_augment({"augment": "dsa", "dataset": "mnist"})
+    assert dsa == "dsa:color_crop_cutout_scale_rotate"
+    assert experiment.evaluation_augment({"dataset": "mnist"}) is None
+    with pytest.raises(ConfigError, match="unknown evaluation augmentation 'flip'"):
+        experiment.evaluation_augment({"augment": "flip"})
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", done["eval_config"]["train"]["augment"]) == done
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", dsa) is None
+    evaluate_workdir(work, num_models=1, epochs=1, model="mlp:8", data=data, progress=False, augment=dsa)
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", dsa) is not None
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None  # DSA's evaluation is not the default one
+    evaluate_workdir(work, num_models=1, epochs=1, model="mlp:8", data=data, progress=False)
+    done = json.loads((work / "eval.json").read_text())
     with np.load(work / "synthetic.npz") as z:
         arrays = {k: z[k] for k in z.files}
     write_npz(work / "synthetic.npz", **{**arrays, "images": arrays["images"] * 0.5})  # the set changed

@@ -156,11 +156,17 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                         "experiment": "cross_architecture", "variant": "ipc1_reduced", "reduced_protocol": True,
                         "config": {"method": "psg", "ipc": 1, "models": 5, "epochs": 300,
                                    "method_configs": [{"epsilon": float("inf")}, {"epsilon": 2.5}]},
-                        "result": {"architectures": archs}})
+                        "result": {"architectures": archs}},
+                    cross_architecture_random_mnist_ipc1_dsa_eval_reduced={  # the control under DSA's evaluation
+                        "experiment": "cross_architecture", "variant": "ipc1_dsa_eval_reduced",
+                        "reduced_protocol": True, "result": {"architectures": archs},
+                        "config": {"method": "random", "ipc": 1, "models": 5, "epochs": 300,
+                                   "augment": "dsa:color_crop_cutout_scale_rotate"}})
     records = load_records(folder)
     table = cross_architecture_table(records)
     assert table.iloc[0]["set"] == "DC, ipc 1*" and table.iloc[0]["MLP"] == "70.00 ± 1.00"
     assert table.iloc[1]["set"] == "PSG ε = 2.5/∞, ipc 1*"
+    assert table.iloc[2]["set"] == "random, DSA evaluation, ipc 1*"
     assert len(collect_records(folder)) == 1  # not a row of the comparison
     assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]
     assert write_report(folder, tmp_path / "out")["cross_architecture"].is_file()
