@@ -405,7 +405,9 @@ def test_kept_sets_load_as_the_record_beside_them_describes(folder):
     config, images, labels, seeds = load_synthetic(folder)
     assert upgrade_config(config) == config  # written by today's code: nothing to upgrade
     assert folder.resolve() in _sets_records_name()
-    per_seed = REGISTRY[config["dataset"]].num_classes * config["method_config"]["ipc"]
+    # an IDC set is kept decoded: factor ** 2 formations of each stored image
+    per_seed = (REGISTRY[config["dataset"]].num_classes * config["method_config"]["ipc"]
+                * config["method_config"].get("factor", 1) ** 2)
     assert images.shape[:2] == (len(seeds), per_seed) and labels.shape[:2] == (len(seeds), per_seed)
 
 
