@@ -46,7 +46,8 @@ VARIANTS = {
     "ipc10_reduced": dict(ipc=10, seeds=[0], iterations=20, models=5, epochs=300),
     # The control of the sets evaluated with DSA's augmentation (MTT's, DATM's, DSA's): the same evaluation with
     # DSA's augmentation for any method's sets, on every architecture. With --method random, seed 0's ten real
-    # images, the images MTT and DATM start from (random_mnist.py's ipc1_dsa_eval on the ConvNet alone).
+    # images, the images MTT starts from (DATM starts from real images its label expert classifies correctly);
+    # random_mnist.py's ipc1_dsa_eval on the ConvNet alone.
     "ipc1_dsa_eval": dict(ipc=1, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000, augment="dsa"),
     "ipc1_dsa_eval_reduced": dict(ipc=1, seeds=[0], iterations=200, models=5, epochs=300, augment="dsa"),
     # The committed full-protocol DSA ipc-1 set (seed 0) and the reduced ipc-10 one, under a reduced evaluation.

@@ -22,7 +22,8 @@ VARIANTS = {
     "ipc50": dict(ipc=50, models=20, epochs=1000, seeds=[0]),
     "ipc10_reduced": dict(ipc=10, models=20, epochs=100, seeds=[0]),
     "ipc50_reduced": dict(ipc=50, models=20, epochs=20, seeds=[0]),
-    # The starting images of the MTT / DATM ipc-1 rows (seed 0 draws the same real images for every method) under
+    # The starting images of the MTT ipc-1 row (seed 0 draws the same real images for every method initialised from
+    # random real images; DATM's are the real images its label expert classifies correctly) under
     # those rows' evaluation: DSA's augmentation, 20 nets x 1000 epochs. Their control, as the *_dsa_eval rows at
     # ipc 10 / 50 are the reduced rows'.
     "ipc1_dsa_eval": dict(ipc=1, models=20, epochs=1000, seeds=[0], augment="dsa"),
