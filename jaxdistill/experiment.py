@@ -316,7 +316,7 @@ def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | No
     checksums than the ones its evaluation kept (`set_sha256` per set) and is evaluated again, not given the old
     set's accuracies."""
     from jaxdistill.models import ModelConfig
-    from jaxdistill.runner import EVAL_FILE, default_augmentation_for, distilled_model, load_synthetic, set_checksum
+    from jaxdistill.runner import EVAL_FILE, distilled_model, evaluation_protocol, load_synthetic, set_checksum
 
     eval_file = Path(workdir) / EVAL_FILE
     if not eval_file.exists():
@@ -329,8 +329,7 @@ def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | No
     wanted_model = ModelConfig.parse(model) if model is not None else distilled_model(config)
     if done_cfg.get("model") != str(wanted_model):
         return None
-    if augment is None and config.get("method") != "idc":  # (IDC sets' default is their protocol's own)
-        augment = default_augmentation_for(config)
+    _, augment = evaluation_protocol(config, augment=augment)  # (None: IDC's protocol's own)
     if augment is not None and done_cfg.get("train", {}).get("augment") != augment:
         return None
     per_set = done.get("per_set", [])

@@ -338,6 +338,17 @@ def default_augmentation_for(config: dict[str, Any]) -> str:
     return default_eval_augmentation(config["dataset"])
 
 
+def evaluation_protocol(config: dict[str, Any], protocol: str | None = None, augment: str | None = None
+                        ) -> tuple[str, str | None]:
+    """The protocol and augmentation `evaluate_workdir` trains a distill run's networks with, given what its caller
+    named (None: the defaults): IDC's protocol for IDC sets, DC's otherwise; under DC's, the set's own augmentation
+    (`default_augmentation_for`); under IDC's, None (the protocol's own, `protocol_train_config`)."""
+    protocol = protocol or ("idc" if config.get("method") == "idc" else "dc")
+    if protocol == "dc" and augment is None:
+        augment = default_augmentation_for(config)
+    return protocol, augment
+
+
 def distilled_model(config: dict[str, Any]) -> ModelConfig:
     """The network a distill run's config.json distilled with (its evaluation's default), or the DC ConvNet."""
     spelled = config.get("method_config", {}).get("model")
@@ -410,9 +421,7 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     data = data or load_real(config["dataset"], data_dir or remembered_data_dir(workdir),
                              config.get("source", "files"), progress, zca=config.get("zca", False),
                              resolution=config.get("resolution"), min_agreement=config.get("min_agreement"))
-    protocol = protocol or ("idc" if config.get("method") == "idc" else "dc")
-    if protocol == "dc" and augment is None:
-        augment = default_augmentation_for(config)
+    protocol, augment = evaluation_protocol(config, protocol, augment)
     train_cfg = protocol_train_config(protocol, data.spec, epochs, augment,
                                       factor=int(config.get("method_config", {}).get("factor", 1)),
                                       **(train_overrides or {}))
