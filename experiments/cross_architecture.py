@@ -82,13 +82,13 @@ def add_arguments(parser) -> None:
                              "repeat for several sets of the same method and ipc")
 
 
-def given_sets(config: dict[str, Any], folders: list[str]) -> list[Path]:
-    """The run folders given with --distilled, checked: each holds a synthetic set of MNIST distilled by the config's
-    method at its ipc (a ConfigError says which does not)."""
+def given_sets(config: dict[str, Any], folders: list[str]) -> dict[Path, dict[str, Any]]:
+    """The run folders given with --distilled, checked, each with the distill config it holds: each holds a synthetic
+    set of MNIST distilled by the config's method at its ipc (a ConfigError says which does not)."""
     import json
 
     from jaxdistill.errors import ConfigError
-    sources = []
+    sources = {}
     for folder in map(Path, folders):
         if not (folder / "config.json").is_file() or not (folder / "synthetic.npz").is_file():
             raise ConfigError(f"--distilled {folder}: not a finished distill run "
@@ -99,7 +99,7 @@ def given_sets(config: dict[str, Any], folders: list[str]) -> list[Path]:
         if found != wanted:
             raise ConfigError(f"--distilled {folder} holds a {found[0]} set of {found[1]} at ipc {found[2]}; this run "
                               f"evaluates {wanted[0]} sets of {wanted[1]} at ipc {wanted[2]} (--method, --variant)")
-        sources.append(folder.resolve())
+        sources[folder.resolve()] = made
     return sources
 
 
@@ -138,8 +138,6 @@ def _evaluate(ctx: Context, folder: Path, source: Path, model: str, data) -> dic
 
 
 def run(config: dict[str, Any], ctx: Context) -> None:
-    import json
-
     import numpy as np
 
     from jaxdistill.errors import ConfigError
@@ -154,8 +152,8 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                           f"first (jaxdistill distill --method {config['method']} ...) and pass the run with "
                           "--distilled")
     # checked before any data loads
-    sources = (given_sets(config, given) if given else
-               [ROOT / p for p in config["stored"]] if config.get("stored") else None)
+    made = given_sets(config, given) if given else {}
+    sources = list(made) if given else [ROOT / p for p in config["stored"]] if config.get("stored") else None
     data = load_real("mnist", ctx.data_dir, progress=ctx.progress)
     if sources is None:
         sources = [ctx.workdir]
@@ -183,10 +181,10 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                              seeds=config.get("seeds"))
         if record_config["sets"] != originals:
             record_config["kept_from"] = originals
-        if given:  # the given sets' own iterations and seeds, not the variant's
-            made = [json.loads((s / "config.json").read_text()) for s in sources]
-            record_config.update(iterations=[m.get("iterations") for m in made], seeds=[m.get("seeds") for m in made],
-                                 method_configs=[m.get("method_config") for m in made])
+        if made:  # the given sets' own iterations and seeds, not the variant's
+            record_config.update(iterations=[m.get("iterations") for m in made.values()],
+                                 seeds=[m.get("seeds") for m in made.values()],
+                                 method_configs=[m.get("method_config") for m in made.values()])
         ctx.write_record(record_config, {"architectures": table, "trained_with": "ConvNet"})
 
 

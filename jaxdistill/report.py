@@ -145,6 +145,11 @@ REPORT_COLUMNS = ("record", "method", "dataset", "resolution", "ipc", "reduced",
                   "wall_time_s", "device")
 
 
+def _uses_dsa(augment: Any) -> bool:
+    """Whether a record's augmentation setting ('dsa', 'dsa:color_crop_cutout...', 'dc', None) is DSA's."""
+    return str(augment or "").startswith("dsa")
+
+
 def _method_label(record: dict[str, Any]) -> str | None:
     """The row name of a record in the comparison ('DC', 'PSG eps=1', 'IDC-I', 'random', 'full data, class
     weighted'...), or None for records that are not about a training set (KD, transfer learning)."""
@@ -155,9 +160,9 @@ def _method_label(record: dict[str, Any]) -> str | None:
         source = str(record.get("variant", ""))
         base = "random" if source.startswith("random") else source.split()[0]
         augment = record.get("config", {}).get("train", {}).get("augment", "")
-        return f"{base}, {'DSA' if str(augment).startswith('dsa') else augment} evaluation"
+        return f"{base}, {'DSA' if _uses_dsa(augment) else augment} evaluation"
     if experiment == "random_mnist":  # (its dsa variants: the control of sets evaluated under DSA's protocol)
-        return "random, DSA evaluation" if str(config.get("augment", "")).startswith("dsa") else "random"
+        return "random, DSA evaluation" if _uses_dsa(config.get("augment")) else "random"
     if experiment == "full_data_mnist":
         return "full data"
     if experiment == "mhist_baselines":
@@ -410,7 +415,7 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
         epsilons = sorted({float(c["epsilon"]) for c in config.get("method_configs") or [] if c and "epsilon" in c})
         if epsilons:  # PSG's sets: their privacy budget tells them apart
             name += " ε = " + "/".join("∞" if math.isinf(e) else f"{e:g}" for e in epsilons)
-        if str(config.get("augment", "")).startswith("dsa"):  # the *_dsa_eval control, whatever the method
+        if _uses_dsa(config.get("augment")):  # the *_dsa_eval control, whatever the method
             name += ", DSA evaluation"
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else ""),
                "nets x epochs": f"{config.get('models')} x {config.get('epochs')}"}

@@ -346,7 +346,7 @@ def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_
                                           "at ipc 1"):
         module.given_sets(cfg, [str(run)])
     (run / "config.json").write_text(json.dumps({"method": "idc", "dataset": "mnist", "method_config": {"ipc": 1}}))
-    assert module.given_sets(cfg, [str(run)]) == [run.resolve()]
+    assert list(module.given_sets(cfg, [str(run)])) == [run.resolve()]
     # a method this script does not distil needs its sets, and a variant of committed sets takes no others;
     # both are refused before any data loads
     argv = ["--variant", "smoke", "--workdir", str(tmp_path / "w"), "--no-progress"]
@@ -378,7 +378,7 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
     assert record["result"]["architectures"]["MLP"]["networks"] == 1
     assert experiment.same_set(kept, work)
     cfg = module.get_config("ipc1_reduced", "random")
-    assert module.given_sets(cfg, [str(kept)]) == [kept.resolve()]  # and it can be evaluated again
+    assert list(module.given_sets(cfg, [str(kept)])) == [kept.resolve()]  # and it can be evaluated again
     # a set given with --distilled from outside the records' folder is kept too; one inside it stays where it is
     for source, named in ((work, tmp_path / "results" / "sets" / "xb"), (kept, kept)):
         experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--distilled",
