@@ -10,12 +10,14 @@ missing, most informative for a GPU first with `--gpu-order`.
 
 Durations are estimates from measured step times (this 2-core CPU; one H100 where a row ran there), labelled
 'not measured' where no step of that row has been timed. Rows resume: a finished row's record under results/ is
-skipped, and an interrupted experiment resumes from its workdir under runs/. MHIST rows need the real data
+skipped (unless it distilled fewer sets than its variant now asks for: 'partial'), and an interrupted experiment
+resumes from its workdir under runs/. MHIST rows need the real data
 (`--mhist DIR`, never downloaded); the smoke run makes a small stand-in for them.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
+EXPERIMENTS = ROOT / "experiments"
 
 
 class Row(NamedTuple):
@@ -44,19 +47,22 @@ class Row(NamedTuple):
 # (experiments/trajectory_matching.py).
 CORESETS = ("random", "herding", "kcenter")
 ROWS = [
-    Row("dc_mnist_ipc10", ("gradient_matching", "--method", "dc"), "ipc10", "~140 h (3 x 1000 x 168 s)",
-        "~30 min (3 x 1000 x 0.54 s, + evaluation)", 1),
-    Row("dsa_mnist_ipc10", ("gradient_matching", "--method", "dsa"), "ipc10", "~150 h", "~35 min (not measured: DC's"
+    Row("dc_mnist_ipc10", ("gradient_matching", "--method", "dc"), "ipc10", "~235 h (5 x 1000 x 168 s)",
+        "~50 min (5 x 1000 x 0.54 s, + evaluation)", 1),
+    Row("dsa_mnist_ipc10", ("gradient_matching", "--method", "dsa"), "ipc10", "~250 h", "~60 min (not measured: DC's"
         " step plus augmentation)", 2),
     Row("mtt_mnist_ipc1", ("trajectory_matching", "--method", "mtt"), "ipc1", "~330 h (experts: 100 x 50 epochs "
         "x 4 min)", "not measured (experts dominate)", 3),
     Row("datm_mnist_ipc1", ("trajectory_matching", "--method", "datm"), "ipc1", "~330 h (MTT's experts)",
         "not measured (shares MTT's experts)", 4),
-    Row("dc_mnist_ipc1_gpu", ("gradient_matching", "--method", "dc"), "ipc1", "~6 h (3 x 1000 x 5.7 s + 60 nets)",
-        "223 s (measured, H100)"),
-    Row("dsa_mnist_ipc1", ("gradient_matching", "--method", "dsa"), "ipc1", "~4.2 h (3 x 5060 s, measured)",
-        "not measured (~5 min by DC's)"),
-    Row("dc_mnist_ipc50", ("gradient_matching", "--method", "dc"), "ipc50", "not measured (> 300 h)",
+    # the 3 x 20 record of the H100 run, results/dc_mnist_ipc1_gpu.json, is named for its device; this row is the
+    # reference's 5 x 20
+    Row("dc_mnist_ipc1", ("gradient_matching", "--method", "dc"), "ipc1", "~10 h (5 x 1000 x 5.7 s + 100 nets)",
+        "~6 min (3 sets took 223 s on an H100)"),
+    Row("dsa_mnist_ipc1", ("gradient_matching", "--method", "dsa"), "ipc1", "~9 h (5 x (5060 s + 26 min of "
+        "evaluation), measured per seed)",
+        "not measured (~8 min by DC's)"),
+    Row("dc_mnist_ipc50", ("gradient_matching", "--method", "dc"), "ipc50", "not measured (> 500 h)",
         "not measured", 5),
     Row("idc_mnist_ipc1", ("idc",), "ipc1", "~450 h (3 x 2000 x 273 s)", "not measured", 6),
     Row("idc_mnist_ipc10", ("idc",), "ipc10", "~900 h (3 x 2000 x 538 s, estimated)",
@@ -97,6 +103,29 @@ ROWS = [
     Row("dc_mhist_ipc10", ("gradient_matching", "--method", "dc", "--dataset", "mhist"), "ipc10",
         "~140 h (167 s / iteration at 64 px)", "not measured", 9, mhist=True),
 ]
+
+
+def variant_seeds(row: Row) -> list | None:
+    """The distillation seeds the row's variant runs today, or None where its experiment has none."""
+    from jaxdistill import experiment
+    module = experiment.load_experiment(EXPERIMENTS / f"{row.args[0]}.py")
+    choices = dict(zip((a.lstrip("-").replace("-", "_") for a in row.args[1::2]), row.args[2::2]))
+    config = module.get_config(row.variant, **choices) if hasattr(module, "get_config") else {}
+    return config.get("seeds")
+
+
+def row_state(row: Row) -> str:
+    """'todo' (no record), 'done', or 'partial' where the record distilled fewer sets than the variant now asks for
+    (the DC / DSA ipc-1 records of 3 x 20, made before the full rows became the reference's 5 x 20). `--run` runs a
+    partial row's command again: it resumes the row's workdir where runs/ still has it, and replaces the record."""
+    path = ROOT / "results" / f"{row.record}.json"
+    if not path.exists():
+        return "todo"
+    made = json.loads(path.read_text()).get("config", {}).get("seeds")
+    wanted = variant_seeds(row)
+    if made is None or wanted is None or set(wanted) <= set(made):
+        return "done"
+    return f"partial ({len(made)} of {len(wanted)} sets)"
 
 
 def smoke_commands(mhist_dir: str) -> list[list[str]]:
@@ -157,7 +186,7 @@ def run_smoke(dry_run: bool, only: str | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="every experiment's smoke variant (minutes)")
-    parser.add_argument("--run", action="store_true", help="run the full rows whose record is missing")
+    parser.add_argument("--run", action="store_true", help="run the full rows whose record is missing or partial")
     parser.add_argument("--gpu-order", action="store_true", help="order rows by their value on a GPU")
     parser.add_argument("--only", default=None, help="rows whose record name (with --smoke: whose "
                         "command) contains this text")
@@ -172,16 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu_order:
         rows.sort(key=lambda r: r.gpu_priority)
     width = max((len(r.record) for r in rows), default=10)
+    states = {r.record: row_state(r) for r in rows}
+    pad = max((len(v) for v in states.values()), default=4)
     for r in rows:
-        done = (ROOT / "results" / f"{r.record}.json").exists()
-        print(f"{'done ' if done else 'todo '} {r.record:<{width}}  CPU {r.cpu};  GPU {r.gpu}\n"
-              f"       python -m jaxdistill.experiment {' '.join(r.args)} --variant {r.variant}"
+        print(f"{states[r.record]:<{pad}}  {r.record:<{width}}  CPU {r.cpu};  GPU {r.gpu}\n"
+              f"{'':<{pad}}  python -m jaxdistill.experiment {' '.join(r.args)} --variant {r.variant}"
               + (" --data-dir MHIST" if r.mhist else ""))
     if not args.run:
         return 0
     failed = []
     for r in rows:
-        if (ROOT / "results" / f"{r.record}.json").exists():
+        if states[r.record] == "done":
             continue
         if r.mhist and not args.mhist:
             print(f"skip {r.record}: needs --mhist DIR (the real MHIST folder)")

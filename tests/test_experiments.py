@@ -135,6 +135,10 @@ def test_variants_keep_their_settings_through_the_new_api():
     assert gm["policy"] == {"class_loop": "scan"} and "eval_model" not in gm  # evaluated by the distilled network
     assert load("gradient_matching").get_config("ipc1", "dc", "fashion_mnist")["epochs"] == 300
     assert "method_overrides" not in load("gradient_matching").get_config("ipc1", "dsa")
+    for ipc in (1, 10, 50):  # the full rows are the reference's 5 distillations x 20 networks x 1000 epochs
+        for method in ("dc", "dsa"):
+            full = load("gradient_matching").get_config(f"ipc{ipc}", method)
+            assert (len(full["seeds"]), full["models"], full["epochs"], full["iterations"]) == (5, 20, 1000, 1000)
     tm = load("trajectory_matching")
     assert tm.get_config("smoke", "mtt")["method_settings"]["model"] == "convnet:depth=2,width=16"
     assert tm.get_config("smoke", "mtt")["buffer_name"] == "experts_mnist_2x3_depth2_width16_subset30"
@@ -174,14 +178,20 @@ def test_the_runner_parses_an_experiments_flags_and_merges_its_seed_parts(tmp_pa
     path = tmp_path / "experiments" / "gradient_matching.py"
     path.write_text((ROOT / "experiments" / "gradient_matching.py").read_text())
     module = experiment.load_experiment(path)
-    accs = {0: [0.90, 0.92], 1: [0.80, 0.84], 2: [0.86, 0.88]}
+    accs = {0: [0.90, 0.92], 1: [0.80, 0.84], 2: [0.86, 0.88], 3: [0.85, 0.87], 4: [0.89, 0.91]}
     (tmp_path / "results").mkdir()
     for seed in (0, 1, 2):
         (tmp_path / "results" / f"dsa_mnist_ipc1_seed{seed}.json").write_text(
             json.dumps(part_record([seed], [accs[seed]])))
+    # the full variant is the reference's 5 distillations: three parts are not all of it
+    with pytest.raises(ConfigError, match=r"not the variant's \[0, 1, 2, 3, 4\] once each"):
+        experiment.run_experiment(module, ["--method", "dsa", "--variant", "ipc1", "--merge"], "gm")
+    (tmp_path / "results" / "dsa_mnist_ipc1_seed3_4.json").write_text(
+        json.dumps(part_record([3, 4], [accs[3], accs[4]])))
     experiment.run_experiment(module, ["--method", "dsa", "--variant", "ipc1", "--merge"], "gm", command="c m")
     rec = json.loads((tmp_path / "results" / "dsa_mnist_ipc1.json").read_text())
-    assert rec["config"]["seeds"] == [0, 1, 2] and len(rec["result"]["accuracies"]) == 6 and rec["command"] == "c m"
+    assert rec["config"]["seeds"] == [0, 1, 2, 3, 4] and rec["command"] == "c m"
+    assert rec["result"]["accuracies"] == [a for s in range(5) for a in accs[s]]
     with pytest.raises(ConfigError, match="neither --seeds nor --workdir"):
         experiment.run_experiment(module, ["--method", "dsa", "--variant", "ipc1", "--merge", "--seeds", "1"], "gm")
     with pytest.raises(SystemExit):  # argparse: --method is required, and has two values
