@@ -356,7 +356,8 @@ def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_
                                           "at ipc 1"):
         module.given_sets(cfg, [str(run)])
     (run / "config.json").write_text(json.dumps({"method": "idc", "dataset": "mnist", "method_config": {"ipc": 1}}))
-    assert list(module.given_sets(cfg, [str(run)])) == [run.resolve()]
+    given = module.given_sets(cfg, [str(run)])
+    assert list(given) == [run.resolve()] and given[run.resolve()]["method_config"] == {"ipc": 1}  # its config
     # a method this script does not distil needs its sets, and a variant of committed sets takes no others;
     # both are refused before any data loads
     argv = ["--variant", "smoke", "--workdir", str(tmp_path / "w"), "--no-progress"]

@@ -31,8 +31,8 @@ def test_rows_name_existing_experiments_and_their_records(row):
 
 
 def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partial(tmp_path, monkeypatch):
-    # the DC / DSA ipc-1 records of 3 x 20 were made before the full rows became the reference's 5 x 20: they must
-    # not count as done, or --run would never complete them
+    # the DSA ipc-1 record of 3 x 20 was made before the full rows became the reference's 5 x 20: it must not count
+    # as done, or --run would never complete it
     monkeypatch.setattr(reproduce, "ROOT", tmp_path)
     (tmp_path / "results").mkdir()
     row = next(r for r in reproduce.ROWS if r.record == "dsa_mnist_ipc1")
@@ -43,6 +43,12 @@ def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partia
     assert reproduce.row_state(row) == "partial (3 of 5 sets)"
     record.write_text(json.dumps({"config": {"seeds": [0, 1, 2, 3, 4]}}))
     assert reproduce.row_state(row) == "done"
+    # a cross-architecture record of given sets keeps one seed list per set (it once made the listing raise)
+    xa = next(r for r in reproduce.ROWS if r.record == "cross_architecture_dc_mnist_ipc1")
+    (tmp_path / "results" / f"{xa.record}.json").write_text(json.dumps({"config": {"seeds": [[0], [1], [2]]}}))
+    assert reproduce.row_state(xa) == "partial (3 of 5 sets)"
+    (tmp_path / "results" / f"{xa.record}.json").write_text(json.dumps({"config": {"seeds": [[0, 1], [2], [3, 4]]}}))
+    assert reproduce.row_state(xa) == "done"
     kd = next(r for r in reproduce.ROWS if r.record == "kd_mnist_course")  # no distillation seeds to compare
     (tmp_path / "results" / "kd_mnist_course.json").write_text(json.dumps({"config": {}}))
     assert reproduce.row_state(kd) == "done"
