@@ -1,13 +1,15 @@
 """Cross-architecture generalisation (the second table of the DC and DSA papers): a set learned with the ConvNet,
 evaluated by training MLP, ConvNet, LeNet, AlexNet, VGG11 and ResNet-18 (as the DC reference defines them,
 `jaxdistill/models/classic.py`) on it from scratch, each with the set's own evaluation protocol (DC's augmentation for
-DC and the coresets, DSA's for DSA; SGD lr 0.01, momentum 0.9, lr / 10 halfway), or with DSA's augmentation for any
-set (the *_dsa_eval variants). Compare with Table 2 of the DC paper (MNIST, 1 image per class) and the DSA paper.
+DC and the coresets, DSA's for DSA; SGD lr 0.01, momentum 0.9, lr / 10 halfway; IDC's for IDC), or with DSA's
+augmentation (the *_dsa_eval variants) or IDC's protocol (the *_idc_protocol variants) for any set. Compare with
+Table 2 of the DC paper (MNIST, 1 image per class) and the DSA paper.
 
     python experiments/cross_architecture.py --method dc --variant ipc1            # full: 5 sets x 20 nets x 1000 ep.
     python experiments/cross_architecture.py --method dsa --variant ipc1_stored_reduced   # the committed DSA set
     python experiments/cross_architecture.py --method herding --variant ipc10_reduced
     python experiments/cross_architecture.py --method random --variant ipc1_dsa_eval_reduced  # MTT / DATM control
+    python experiments/cross_architecture.py --method dc --variant ipc1_idc_protocol_reduced  # IDC's protocol
     python experiments/cross_architecture.py --method dc --variant smoke           # seconds; CI runs it
 
 Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|idc|psg ...`, or an experiment's
@@ -50,6 +52,11 @@ VARIANTS = {
     # random_mnist.py's ipc1_dsa_eval on the ConvNet alone.
     "ipc1_dsa_eval": dict(ipc=1, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000, augment="dsa"),
     "ipc1_dsa_eval_reduced": dict(ipc=1, seeds=[0], iterations=200, models=5, epochs=300, augment="dsa"),
+    # IDC's evaluation protocol (batch 64, IDC's augmentation, lr / 5 after 2/3 and 5/6 of the epochs), by which the
+    # IDC rows train every architecture, for any method's sets: with --method dc (the DC row's set, distilled again
+    # from the same seed) it tells IDC's set from its protocol.
+    "ipc1_idc_protocol": dict(ipc=1, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000, protocol="idc"),
+    "ipc1_idc_protocol_reduced": dict(ipc=1, seeds=[0], iterations=200, models=5, epochs=300, protocol="idc"),
     # The committed full-protocol DSA ipc-1 set (seed 0) and the reduced ipc-10 one, under a reduced evaluation.
     "ipc1_stored_reduced": dict(ipc=1, stored={"dsa": ["results/sets/dsa_mnist_ipc1_seed0"]}, models=5, epochs=300),
     "ipc10_stored_reduced": dict(ipc=10, stored={"dsa": ["results/sets/dsa_mnist_ipc10_reduced"]}, models=5,
@@ -176,6 +183,8 @@ def run(config: dict[str, Any], ctx: Context) -> None:
         record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
         if config.get("augment"):
             record_config["augment"] = evaluation_augment(config)
+        if config.get("protocol"):
+            record_config["protocol"] = config["protocol"]
         originals = [relative(s, ROOT) for s in sources]
         record_config.update(sets=kept_sets(sources, Path(ctx.out)), iterations=config.get("iterations"),
                              seeds=config.get("seeds"))

@@ -308,11 +308,11 @@ def relative(path: Path, root: Path) -> str:
 
 
 def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | None = None,
-                        augment: str | None = None) -> dict[str, Any] | None:
+                        augment: str | None = None, protocol: str | None = None) -> dict[str, Any] | None:
     """workdir's finished evaluation (eval.json) when it is the one asked for, else None: `models` networks of
-    `epochs` epochs each, of the network `model` names (default: the one the sets were distilled with), with the
-    augmentation `augment` names (default: the set's own, `evaluate_workdir`'s), and of the sets synthetic.npz
-    holds now. A set distilled further in the same workdir, or replaced there, has other
+    `epochs` epochs each, of the network `model` names (default: the one the sets were distilled with), by the
+    protocol and with the augmentation `protocol` and `augment` name (default: the set's own, `evaluate_workdir`'s),
+    and of the sets synthetic.npz holds now. A set distilled further in the same workdir, or replaced there, has other
     checksums than the ones its evaluation kept (`set_sha256` per set) and is evaluated again, not given the old
     set's accuracies."""
     from jaxdistill.models import ModelConfig
@@ -329,7 +329,10 @@ def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | No
     wanted_model = ModelConfig.parse(model) if model is not None else distilled_model(config)
     if done_cfg.get("model") != str(wanted_model):
         return None
-    _, augment = evaluation_protocol(config, augment=augment)  # (None: IDC's protocol's own)
+    protocol, augment = evaluation_protocol(config, protocol, augment)  # (augment None: IDC's protocol's own)
+    # an eval.json from before it named its protocol was made by the set's default one
+    if done.get("protocol", evaluation_protocol(config)[0]) != protocol:
+        return None
     if augment is not None and done_cfg.get("train", {}).get("augment") != augment:
         return None
     per_set = done.get("per_set", [])
@@ -353,17 +356,18 @@ def evaluation_augment(config: dict[str, Any]) -> str | None:
 
 
 def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> dict[str, Any]:
-    """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs (and its `evaluation_augment`):
+    """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs (by its "protocol", default the
+    set's own, and with its `evaluation_augment`):
     the one an earlier run of the command finished (its eval.json), else a new one."""
     from jaxdistill.runner import evaluate_workdir
 
     cfg = ctx.config
-    augment = evaluation_augment(cfg)
-    done = finished_evaluation(workdir, cfg["models"], cfg["epochs"], model, augment)
+    augment, protocol = evaluation_augment(cfg), cfg.get("protocol")
+    done = finished_evaluation(workdir, cfg["models"], cfg["epochs"], model, augment, protocol)
     if done is not None:
         return done
     return evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
-                            progress=ctx.progress, model=model, augment=augment)
+                            progress=ctx.progress, model=model, augment=augment, protocol=protocol)
 
 
 def evaluate_starting_images(ctx: Context, data, workdir: Path, method_overrides: dict[str, Any] | None = None

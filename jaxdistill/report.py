@@ -417,6 +417,8 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             name += " ε = " + "/".join("∞" if math.isinf(e) else f"{e:g}" for e in epsilons)
         if _uses_dsa(config.get("augment")):  # the *_dsa_eval control, whatever the method
             name += ", DSA evaluation"
+        if config.get("protocol") and config["protocol"] != config.get("method"):  # *_idc_protocol, not IDC's own
+            name += f", {config['protocol'].upper()} protocol"
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else ""),
                "nets x epochs": f"{config.get('models')} x {config.get('epochs')}"}
         for arch, r in result.get("architectures", {}).items():

@@ -89,6 +89,9 @@ ROWS = [
     Row("cross_architecture_random_mnist_ipc1_dsa_eval", ("cross_architecture", "--method", "random"), "ipc1_dsa_eval",
         "~26 h (the control of MTT and DATM: 5 selections x 20 nets x 1000 epochs per architecture, 67x the reduced "
         "row's network-epochs, which took 23 min)", "not measured"),
+    Row("cross_architecture_dc_mnist_ipc1_idc_protocol", ("cross_architecture", "--method", "dc"),
+        "ipc1_idc_protocol", "~85 h (the DC row's sets by IDC's protocol: the comparison that tells IDC's set from its "
+        "protocol)", "not measured"),
     Row("kd_mnist_hinton_teacher_probe", ("kd_mnist",), "hinton_teacher_probe", "~15 min (4 nets x 30 epochs on "
         "10,000 images)", "not measured (minutes)"),
     Row("kd_mnist_hinton", ("kd_mnist",), "hinton", "~4 h (Hinton's table, 5 seeds: 5 teachers x 200 epochs at "

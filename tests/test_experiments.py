@@ -411,6 +411,16 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
         experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--distilled",
                                            str(other), "--workdir", str(tmp_path / "runs" / "xb"), "--no-progress",
                                            "--data-dir", str(tmp_path / "data")], "test")
+    # an *_idc_protocol variant trains every architecture by IDC's protocol and its record says so
+    monkeypatch.setitem(module.VARIANTS, "tiny_idc_protocol_reduced",
+                        {**module.VARIANTS["tiny_reduced"], "protocol": "idc"})
+    experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_idc_protocol_reduced", "--distilled",
+                                       str(kept), "--workdir", str(tmp_path / "runs" / "xi"), "--out",
+                                       str(tmp_path / "results" / "xi.json"), "--data-dir", str(tmp_path / "data"),
+                                       "--no-progress"], "test")
+    assert json.loads((tmp_path / "results" / "xi.json").read_text())["config"]["protocol"] == "idc"
+    evaluated = json.loads((tmp_path / "runs" / "xi" / "by_MLP_0" / "eval.json").read_text())
+    assert evaluated["protocol"] == "idc" and evaluated["eval_config"]["train"]["batch_size"] == 64
 
 
 def test_figures_go_beside_the_record(tmp_path):
@@ -456,8 +466,19 @@ def test_a_finished_evaluation_is_reused_only_for_the_sets_and_network_it_evalua
     evaluate_workdir(work, num_models=1, epochs=1, model="mlp:8", data=data, progress=False, augment=dsa)
     assert experiment.finished_evaluation(work, 1, 1, "mlp:8", dsa) is not None
     assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None  # DSA's evaluation is not the default one
+    # and of the protocol it trained by: IDC's (the *_idc_protocol variants) is not DC's, the default for this set
+    evaluate_workdir(work, num_models=1, epochs=1, model="mlp:8", data=data, progress=False, protocol="idc")
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", protocol="idc")["protocol"] == "idc"
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", protocol="dc") is None
     evaluate_workdir(work, num_models=1, epochs=1, model="mlp:8", data=data, progress=False)
     done = json.loads((work / "eval.json").read_text())
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", protocol="dc") == done
+    older = {k: v for k, v in done.items() if k != "protocol"}  # an eval.json from before it named its protocol
+    (work / "eval.json").write_text(json.dumps(older))
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") == older  # was the set's default protocol's
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", protocol="idc") is None
+    (work / "eval.json").write_text(json.dumps(done))
     with np.load(work / "synthetic.npz") as z:
         arrays = {k: z[k] for k in z.files}
     write_npz(work / "synthetic.npz", **{**arrays, "images": arrays["images"] * 0.5})  # the set changed

@@ -161,12 +161,23 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                         "experiment": "cross_architecture", "variant": "ipc1_dsa_eval_reduced",
                         "reduced_protocol": True, "result": {"architectures": archs},
                         "config": {"method": "random", "ipc": 1, "models": 5, "epochs": 300,
-                                   "augment": "dsa:color_crop_cutout_scale_rotate"}})
+                                   "augment": "dsa:color_crop_cutout_scale_rotate"}},
+                    cross_architecture_dc_mnist_ipc1_idc_protocol_reduced={  # DC's set by IDC's protocol
+                        "experiment": "cross_architecture", "variant": "ipc1_idc_protocol_reduced",
+                        "reduced_protocol": True, "result": {"architectures": archs},
+                        "config": {"method": "dc", "ipc": 1, "models": 5, "epochs": 300, "protocol": "idc"}},
+                    cross_architecture_idc_mnist_ipc1_reduced={  # IDC's sets by their own protocol: no label
+                        "experiment": "cross_architecture", "variant": "ipc1_reduced", "reduced_protocol": True,
+                        "result": {"architectures": archs},
+                        "config": {"method": "idc", "ipc": 1, "models": 5, "epochs": 300, "protocol": "idc"}})
     records = load_records(folder)
     table = cross_architecture_table(records)
-    assert table.iloc[0]["set"] == "DC, ipc 1*" and table.iloc[0]["MLP"] == "70.00 ± 1.00"
-    assert table.iloc[1]["set"] == "PSG ε = 2.5/∞, ipc 1*"
-    assert table.iloc[2]["set"] == "random, DSA evaluation, ipc 1*"
+    named = dict(zip(table["record"].str.strip("`").str.replace("cross_architecture_", ""), table["set"]))
+    assert named == {"dc_mnist_ipc1_reduced": "DC, ipc 1*", "psg_epsinf_mnist_ipc1_reduced": "PSG ε = 2.5/∞, ipc 1*",
+                     "random_mnist_ipc1_dsa_eval_reduced": "random, DSA evaluation, ipc 1*",
+                     "dc_mnist_ipc1_idc_protocol_reduced": "DC, IDC protocol, ipc 1*",
+                     "idc_mnist_ipc1_reduced": "IDC, ipc 1*"}
+    assert set(table["MLP"]) == {"70.00 ± 1.00"}
     assert len(collect_records(folder)) == 1  # not a row of the comparison
     assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]
     assert write_report(folder, tmp_path / "out")["cross_architecture"].is_file()
