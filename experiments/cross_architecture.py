@@ -52,6 +52,10 @@ VARIANTS = {
     # random_mnist.py's ipc1_dsa_eval on the ConvNet alone.
     "ipc1_dsa_eval": dict(ipc=1, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000, augment="dsa"),
     "ipc1_dsa_eval_reduced": dict(ipc=1, seeds=[0], iterations=200, models=5, epochs=300, augment="dsa"),
+    # ... and at ipc 10, with --method random the control of the DSA ipc-10 row (seed 0's 100 real images, the ones
+    # that set started from)
+    "ipc10_dsa_eval": dict(ipc=10, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000, augment="dsa"),
+    "ipc10_dsa_eval_reduced": dict(ipc=10, seeds=[0], iterations=20, models=5, epochs=300, augment="dsa"),
     # IDC's evaluation protocol (batch 64, IDC's augmentation, lr / 5 after 2/3 and 5/6 of the epochs), by which the
     # IDC rows train every architecture, for any method's sets: with --method dc (the DC row's set, distilled again
     # from the same seed) it tells IDC's set from its protocol.

@@ -89,6 +89,9 @@ ROWS = [
     Row("cross_architecture_random_mnist_ipc1_dsa_eval", ("cross_architecture", "--method", "random"), "ipc1_dsa_eval",
         "~26 h (the control of MTT and DATM: 5 selections x 20 nets x 1000 epochs per architecture, 67x the reduced "
         "row's network-epochs, which took 23 min)", "not measured"),
+    Row("cross_architecture_random_mnist_ipc10_dsa_eval", ("cross_architecture", "--method", "random"),
+        "ipc10_dsa_eval", "~125 h (the control of DSA's ipc-10 row: 67x the network-epochs of the DSA ipc-10 reduced "
+        "row, which took 112 min)", "not measured"),
     Row("cross_architecture_dc_mnist_ipc1_idc_protocol", ("cross_architecture", "--method", "dc"),
         "ipc1_idc_protocol", "~85 h (the DC row's sets by IDC's protocol: the comparison that tells IDC's set from its "
         "protocol)", "not measured"),
