@@ -111,13 +111,22 @@ ROWS = [
 ]
 
 
+def experiment_config(args: tuple[str, ...] | list[str], variant: str) -> dict:
+    """The config of experiment `args[0]` with its --choice value pairs `args[1:]` (--data-dir ignored) at
+    `variant` ({} for an experiment without get_config); a ConfigError for a variant it does not define."""
+    from jaxdistill import experiment
+    from jaxdistill.errors import ConfigError
+    module = experiment.load_experiment(EXPERIMENTS / f"{args[0]}.py")
+    choices = dict(zip((a.lstrip("-").replace("-", "_") for a in args[1::2]), args[2::2]))
+    choices.pop("data_dir", None)
+    if variant not in module.VARIANTS:
+        raise ConfigError(f"{args[0]} has no variant {variant}")
+    return module.get_config(variant, **choices) if hasattr(module, "get_config") else {}
+
+
 def variant_seeds(row: Row) -> list | None:
     """The distillation seeds the row's variant runs today, or None where its experiment has none."""
-    from jaxdistill import experiment
-    module = experiment.load_experiment(EXPERIMENTS / f"{row.args[0]}.py")
-    choices = dict(zip((a.lstrip("-").replace("-", "_") for a in row.args[1::2]), row.args[2::2]))
-    config = module.get_config(row.variant, **choices) if hasattr(module, "get_config") else {}
-    return config.get("seeds")
+    return experiment_config(row.args, row.variant).get("seeds")
 
 
 def row_state(row: Row) -> str:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from jaxdistill import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("reproduce_all", ROOT / "scripts" / "reproduce_all.py")
@@ -16,11 +15,7 @@ spec.loader.exec_module(reproduce)
 
 def _config(args, variant):
     """The experiment's config for `args` (experiment name then --choice value pairs) and variant."""
-    module = experiment.load_experiment(ROOT / "experiments" / f"{args[0]}.py")
-    choices = dict(zip((a.lstrip("-").replace("-", "_") for a in args[1::2]), args[2::2]))
-    choices.pop("data_dir", None)
-    assert variant in module.VARIANTS, (args, variant)
-    return module.get_config(variant, **choices) if hasattr(module, "get_config") else {}
+    return reproduce.experiment_config(args, variant)
 
 
 @pytest.mark.parametrize("row", reproduce.ROWS, ids=[r.record for r in reproduce.ROWS])
