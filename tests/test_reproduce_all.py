@@ -6,21 +6,15 @@ from pathlib import Path
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("reproduce_all", ROOT / "scripts" / "reproduce_all.py")
 reproduce = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reproduce)
 
 
-def _config(args, variant):
-    """The experiment's config for `args` (experiment name then --choice value pairs) and variant."""
-    return reproduce.experiment_config(args, variant)
-
-
 @pytest.mark.parametrize("row", reproduce.ROWS, ids=[r.record for r in reproduce.ROWS])
 def test_rows_name_existing_experiments_and_their_records(row):
-    config = _config(row.args, row.variant)
+    config = reproduce.experiment_config(row.args, row.variant)
     if "name" in config:
         assert config["name"] == row.record
 
@@ -62,7 +56,7 @@ def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partia
 
 def test_smoke_commands_exist_and_dry_run_lists_them(capsys):
     for command in reproduce.smoke_commands("MHIST"):
-        _config(command, "smoke")
+        reproduce.experiment_config(command, "smoke")
     assert reproduce.main(["--smoke", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("$ python -m jaxdistill.experiment") == len(reproduce.smoke_commands("x"))
