@@ -87,6 +87,19 @@ ROWS = [
     Row("cross_architecture_dc_mnist_ipc10", ("cross_architecture", "--method", "dc"), "ipc10",
         "~370 h (5 DC ipc-10 distillations ~230 h; the reduced row's evaluation, 6 x 5 nets x 300 epochs, took "
         "124 min, the full one trains 67x the network-epochs: ~140 h)", "not measured"),
+    Row("cross_architecture_dsa_mnist_ipc1", ("cross_architecture", "--method", "dsa"), "ipc1",
+        "~52 h (5 DSA distillations ~7 h at 5060 s each; the reduced evaluation of the committed seed-0 set took "
+        "41 min, the full one trains 67x the network-epochs: ~45 h)", "not measured"),
+    Row("cross_architecture_dsa_mnist_ipc10", ("cross_architecture", "--method", "dsa"), "ipc10",
+        "~375 h (5 DSA ipc-10 distillations ~250 h; the reduced evaluation took 112 min, the full one ~125 h)",
+        "not measured"),
+    *(Row(f"cross_architecture_{sel}_mnist_ipc1", ("cross_architecture", "--method", sel), "ipc1",
+          "~40 h (5 selections x 20 nets x 1000 epochs per architecture, 67x the network-epochs of the reduced "
+          "ipc-1 coreset rows, 31-37 min each when run alone)", "not measured") for sel in CORESETS),
+    *(Row(f"cross_architecture_{sel}_mnist_ipc10", ("cross_architecture", "--method", sel), "ipc10",
+          "~115 h (67x the network-epochs of the reduced ipc-10 rows of random and herding, 99 and 101 min)",
+          "not measured")
+      for sel in CORESETS),
     Row("cross_architecture_random_mnist_ipc1_dsa_eval", ("cross_architecture", "--method", "random"), "ipc1_dsa_eval",
         "~26 h (the control of MTT and DATM: 5 selections x 20 nets x 1000 epochs per architecture, 67x the reduced "
         "row's network-epochs, which took 23 min)", "not measured"),
