@@ -25,6 +25,7 @@ their method configs (a PSG set's epsilon among them, which the report's label s
 """
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,43 @@ def get_config(variant: str, method: str = "dc") -> dict[str, Any]:
             raise ConfigError(f"variant {variant} evaluates committed sets of {', '.join(cfg['stored'])}; "
                               f"for {method} use ipc1_reduced or ipc10_reduced")
         cfg["stored"] = cfg["stored"][method]
-    full = variant.replace("_stored", "").replace("_reduced", "")
     return {**cfg, "method": method, "dataset": "mnist", "name": f"cross_architecture_{method}_mnist_{variant}",
-            "reduced": is_reduced(variant),
-            "full_protocol_command": f"python experiments/cross_architecture.py --method {method} --variant {full}"}
+            "reduced": is_reduced(variant), "full_protocol_command": full_protocol_command(method, variant)}
+
+
+# The full row whose run folder (runs/<name>) holds the sets of each method this script does not distil itself:
+# the experiment and its flags; {ipc} and {eps} are filled in (PSG's epsilon comes from the given sets)
+SOURCE_ROWS = {"mtt": ("trajectory_matching.py --method mtt", "mtt_mnist_ipc{ipc}"),
+               "datm": ("trajectory_matching.py --method datm", "datm_mnist_ipc{ipc}"),
+               "idc": ("idc.py", "idc_mnist_ipc{ipc}"),
+               "psg": ("psg.py --epsilon {eps}", "psg_mnist_eps{eps}_ipc{ipc}")}
+
+
+def full_protocol_command(method: str, variant: str, epsilon: str = "EPS") -> str:
+    """The full protocol of `variant`'s row. A method distilled here is one command; the others first run their
+    own full row (which distils its sets into runs/<its name>, and evaluates them on the ConvNet) and then evaluate
+    that folder's sets; a PSG row names its epsilon (`epsilon` as psg.py's runs name it: 10, 1, inf) in the
+    command and in its record's name."""
+    full = variant.replace("_stored", "").replace("_reduced", "")
+    command = f"python experiments/cross_architecture.py --method {method} --variant {full}"
+    if method not in SOURCE_ROWS:
+        return command
+    flags, folder = (part.format(ipc=VARIANTS[variant]["ipc"], eps=epsilon) for part in SOURCE_ROWS[method])
+    command += f" --distilled runs/{folder}"
+    if method == "psg":  # the sets of each epsilon get their own record and run folder
+        name = f"cross_architecture_psg_eps{epsilon}_mnist_{full}"
+        command += f" --workdir runs/{name} --out results/{name}.json"
+    return f"python experiments/{flags} --variant ipc{VARIANTS[variant]['ipc']} && {command}"
+
+
+def psg_epsilon(made: dict[Path, dict[str, Any]]) -> str | None:
+    """The epsilon that all the given PSG sets share, as psg.py's runs name it ("10", "1", "inf"); None when they
+    differ or name none."""
+    epsilons = {m.get("method_config", {}).get("epsilon") for m in made.values()}
+    if len(epsilons) != 1 or None in epsilons:
+        return None
+    eps = float(epsilons.pop())
+    return "inf" if math.isinf(eps) else f"{eps:g}"
 
 
 def add_arguments(parser) -> None:
@@ -164,6 +198,8 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                           "--distilled")
     # checked before any data loads
     made = given_sets(config, given) if given else {}
+    if config["method"] == "psg" and psg_epsilon(made):
+        config["full_protocol_command"] = full_protocol_command("psg", ctx.variant, psg_epsilon(made))
     sources = list(made) if given else [ROOT / p for p in config["stored"]] if config.get("stored") else None
     data = load_real("mnist", ctx.data_dir, progress=ctx.progress)
     if sources is None:

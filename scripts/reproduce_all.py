@@ -37,6 +37,7 @@ class Row(NamedTuple):
     gpu: str  # expected duration on one GPU
     gpu_priority: int = 9  # 1 = most informative to spend a GPU on (the rows reduced today)
     mhist: bool = False
+    after: str | None = None  # the row whose run folder, runs/<after>, holds the sets this row evaluates
 
 
 # Bases of the estimates: DC 5.7 s / ipc-1 iteration and 168 s / ipc-10 iteration on this CPU, 0.018 s and 0.54 s on
@@ -123,6 +124,74 @@ ROWS = [
     Row("full_data_mnist_full", ("full_data_mnist",), "full", "~1.7 h (20 epochs x ~5 min)", "minutes"),
     Row("dc_mhist_ipc10", ("gradient_matching", "--method", "dc", "--dataset", "mhist"), "ipc10",
         "~230 h (5 x 1000 x 167 s / iteration at 64 px)", "not measured", 9, mhist=True),
+    # The rest of the rows whose reduced or partial records are committed (tests/test_reproduce_all.py checks that
+    # every record's full-protocol command is a row here).
+    Row("dc_mnist_noise_ipc1", ("gradient_matching", "--method", "dc", "--init", "noise"), "ipc1",
+        "~10 h (as the real-initialised row)", "~6 min (as the real-initialised row)"),
+    Row("dsa_mnist_ipc50", ("gradient_matching", "--method", "dsa"), "ipc50", "not measured (> 500 h, as DC's)",
+        "not measured"),
+    Row("mtt_mnist_ipc10", ("trajectory_matching", "--method", "mtt"), "ipc10", "~330 h (the ipc-1 row's experts, "
+        "shared; the 5000 iterations not measured at full size)", "not measured (experts dominate)"),
+    Row("datm_mnist_ipc10", ("trajectory_matching", "--method", "datm"), "ipc10", "~330 h (MTT's experts, shared)",
+        "not measured (shares MTT's experts)"),
+    Row("psg_mnist_epsinf_ipc1", ("psg", "--epsilon", "inf"), "ipc1", "~5 h", "not measured", 8),
+    *(Row(f"psg_mnist_eps{eps}_ipc10", ("psg", "--epsilon", eps), "ipc10", "~250 h (3 x 1000 iterations; PSG's step "
+          "~1.8 x DC's 168 s at ipc 10)", "not measured") for eps in ("10", "1", "inf")),
+    Row("random_mnist_ipc1", ("random_mnist",), "ipc1", "28 min (measured)", "not measured (minutes)"),
+    Row("random_mnist_ipc1_dsa_eval", ("random_mnist",), "ipc1_dsa_eval", "28 min (measured)",
+        "not measured (minutes)"),
+    Row("random_mnist_ipc10", ("random_mnist",), "ipc10", "~4.5 h (the reduced row: 20 nets x 100 epochs in 26 min)",
+        "not measured"),
+    Row("random_mnist_ipc50", ("random_mnist",), "ipc50", "~20 h (the reduced row: 20 nets x 20 epochs in 24 min)",
+        "not measured"),
+    Row("full_data_mnist_cosine", ("full_data_mnist",), "cosine", "~1.7 h (as the step-decay row)", "minutes"),
+    Row("kd_mnist_convnet_small", ("kd_mnist",), "convnet_small", "7 min (measured)", "not measured (minutes)"),
+    Row("kd_mnist_omitted3", ("kd_mnist",), "omitted3", "6 min (measured; shares the convnet_small teachers)",
+        "not measured (minutes)"),
+    # Cross-architecture rows of the methods cross_architecture.py does not distil itself: the sets of the method's
+    # full row (`after`, in its run folder runs/<after>), 3 sets x 20 networks x 1000 epochs per architecture
+    # (40x the network-epochs of the reduced rows) after that row.
+    *(Row(f"cross_architecture_{m}_mnist_ipc{ipc}", ("cross_architecture", "--method", m, "--distilled",
+                                                     f"runs/{m}_mnist_ipc{ipc}"), f"ipc{ipc}", cpu, "not measured",
+          after=f"{m}_mnist_ipc{ipc}")
+      for m, ipc, cpu in (("mtt", 1, "~26 h after the MTT row (its reduced row's evaluation took 39 min)"),
+                          ("datm", 1, "~23 h after the DATM row (its reduced row's evaluation took 35 min)"),
+                          ("idc", 1, "~41 h after the IDC row (its reduced row's evaluation took 61 min)"),
+                          ("mtt", 10, "~70 h after the MTT row (the reduced ipc-10 evaluations took 99-124 min)"),
+                          ("datm", 10, "~70 h after the DATM row (as MTT's)"),
+                          ("idc", 10, "not measured (IDC's ipc-10 sets decode to 400 images, 4x the others'), after "
+                           "the IDC row"))),
+    *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
+          ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
+           f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",
+           f"results/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}.json"), f"ipc{ipc}",
+          f"~{26 if ipc == 1 else 70} h after the PSG row (40x the reduced row's network-epochs)", "not measured",
+          after=f"psg_mnist_eps{eps}_ipc{ipc}")
+      for eps in ("10", "inf") for ipc in (1, 10)),
+    # MHIST: the rest of the brief's rows, on the real data
+    Row("dc_mhist_ipc1", ("gradient_matching", "--method", "dc", "--dataset", "mhist"), "ipc1",
+        "not measured (~30x less per iteration than ipc 10)", "not measured", mhist=True),
+    *(Row(f"dsa_mhist_ipc{ipc}", ("gradient_matching", "--method", "dsa", "--dataset", "mhist"), f"ipc{ipc}",
+          "not measured (as DC's at the same ipc, plus augmentation)", "not measured", mhist=True) for ipc in (1, 10)),
+    *(Row(f"{m}_mhist_ipc{ipc}", ("trajectory_matching", "--method", m, "--dataset", "mhist"), f"ipc{ipc}",
+          "not measured (experts on MHIST at full size)", "not measured", mhist=True)
+      for m, ipc in (("mtt", 1), ("datm", 1), ("datm", 10))),
+    Row("idc_mhist_ipc1", ("idc", "--dataset", "mhist"), "ipc1", "not measured", "not measured", mhist=True),
+    *(Row(f"psg_mhist_eps{eps}_ipc1", ("psg", "--dataset", "mhist", "--epsilon", eps), "ipc1", "not measured",
+          "not measured", mhist=True) for eps in ("10", "inf")),
+    *(Row(f"mhist_full_data_{w}_full", ("mhist_baselines", "--baseline", "full_data", "--weighting", w), "full",
+          "~2 h (5 nets x 50 epochs, ~30 s an epoch at 64 px)", "not measured", mhist=True)
+      for w in ("plain", "class_weighted", "balanced_sampling")),
+    Row("mhist_mean_colour_full", ("mhist_baselines", "--baseline", "mean_colour", "--weighting", "plain"), "full",
+        "seconds", "seconds", mhist=True),
+    *(Row(f"mhist_random_ipc{ipc}", ("mhist_baselines", "--baseline", "random", "--weighting", "plain"),
+          f"ipc{ipc}", "not measured", "not measured", mhist=True) for ipc in (1, 10)),
+    # transfer learning and KD at 224 px: the teachers first, the students of the KD stage learn from them, and the
+    # report tabulates the three stages
+    *(Row(f"mhist_transfer_{init}_{stage}_full", ("mhist_transfer", "--stage", stage, "--init", init), "full",
+          "not measured at 224 px (at 128 px a ResNet50V2 step takes ~4.3 s here, a MobileNetV2 step ~8.6 s)",
+          "not measured", mhist=True, after=None if stage != "kd" else f"mhist_transfer_{init}_teacher_full")
+      for init in ("imagenet", "scratch") for stage in ("teacher", "student", "kd")),
 ]
 
 
@@ -133,14 +202,37 @@ def experiment_config(args: tuple[str, ...] | list[str], variant: str) -> dict:
     from jaxdistill.errors import ConfigError
     module = experiment.load_experiment(EXPERIMENTS / f"{args[0]}.py")
     choices = dict(zip((a.lstrip("-").replace("-", "_") for a in args[1::2]), args[2::2]))
-    choices.pop("data_dir", None)
+    for flag in RUN_FLAGS:
+        choices.pop(flag, None)
     if variant not in module.VARIANTS:
         raise ConfigError(f"{args[0]} has no variant {variant}")
     return module.get_config(variant, **choices) if hasattr(module, "get_config") else {}
 
 
+RUN_FLAGS = ("data_dir", "distilled", "workdir", "out")  # where a run reads and writes, not what it does
+
+
+def record_of(command: str) -> str | None:
+    """The record that a full-protocol command (as records give it: `python experiments/<name>.py --flag value ...`,
+    the last of several joined by &&) writes: its --out, else its experiment's name for the config; None for a
+    command that is not an experiment run."""
+    import shlex
+    argv = shlex.split(command.split("&&")[-1])
+    if len(argv) < 2 or argv[0] != "python" or not argv[1].startswith("experiments/"):
+        return None
+    flags = dict(zip(argv[2::2], argv[3::2]))
+    if "--out" in flags:
+        return Path(flags["--out"]).stem
+    variant = flags.pop("--variant")
+    args = [Path(argv[1]).stem, *(x for pair in flags.items() for x in pair)]
+    return experiment_config(args, variant).get("name")
+
+
 def variant_seeds(row: Row) -> list | None:
-    """The distillation seeds the row's variant runs today, or None where its experiment has none."""
+    """The distillation seeds the row's variant runs today (for a row of given sets, those its source row
+    distils), or None where its experiment has none."""
+    if row.after:
+        return variant_seeds(next(r for r in ROWS if r.record == row.after))
     return experiment_config(row.args, row.variant).get("seeds")
 
 
@@ -233,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_smoke(args.dry_run, args.only)
 
     rows = [r for r in ROWS if args.only is None or args.only in r.record]
-    if args.gpu_order:
+    if args.gpu_order:  # stable, and no row outranks the row it reads (tests/test_reproduce_all.py)
         rows.sort(key=lambda r: r.gpu_priority)
     width = max((len(r.record) for r in rows), default=10)
     states = {r.record: row_state(r) for r in rows}
@@ -241,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{states[r.record]:<{pad}}  {r.record:<{width}}  CPU {r.cpu};  GPU {r.gpu}\n"
               f"{'':<{pad}}  python -m jaxdistill.experiment {' '.join(r.args)} --variant {r.variant}"
-              + (" --data-dir MHIST" if r.mhist else ""))
+              + (" --data-dir MHIST" if r.mhist else "") + (f"   (after {r.after})" if r.after else ""))
     if not args.run:
         return 0
     failed = []
@@ -250,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if r.mhist and not args.mhist:
             print(f"skip {r.record}: needs --mhist DIR (the real MHIST folder)")
+            continue
+        if r.after and not (ROOT / "runs" / r.after).is_dir():
+            print(f"skip {r.record}: needs runs/{r.after}, the run folder of row {r.after} (run that row first; "
+                  "a finished row whose folder is gone runs again once its record is moved away)")
             continue
         extra = ["--data-dir", args.mhist] if r.mhist else []
         if _run([*r.args, "--variant", r.variant, *extra], args.dry_run) != 0:

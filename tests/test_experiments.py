@@ -91,8 +91,10 @@ def test_every_variant_builds_a_config_the_runner_and_library_accept(name):
     built = 0
     for variant, combo, cfg in variant_configs(name):
         assert cfg["name"].endswith(variant) and isinstance(cfg["reduced"], bool)
-        full = cfg["full_protocol_command"].split()
+        *before, full = (part.split() for part in cfg["full_protocol_command"].split(" && "))
         assert full[:2] == ["python", f"experiments/{name}.py"] and full[full.index("--variant") + 1] in module.VARIANTS
+        for part in before:  # the run that makes what the last command reads (a cross-architecture row's sets)
+            assert part[:2] == ["python", part[1]] and (ROOT / part[1]).is_file() and "--variant" in part
         if cfg["reduced"]:
             assert full[full.index("--variant") + 1] != variant
         if "eval_model" in cfg:
@@ -358,6 +360,18 @@ def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_
     (run / "config.json").write_text(json.dumps({"method": "idc", "dataset": "mnist", "method_config": {"ipc": 1}}))
     given = module.given_sets(cfg, [str(run)])
     assert list(given) == [run.resolve()] and given[run.resolve()]["method_config"] == {"ipc": 1}  # its config
+    # its full protocol runs IDC's full row first, then evaluates that row's sets
+    assert cfg["full_protocol_command"] == ("python experiments/idc.py --variant ipc1 && python experiments/"
+                                            "cross_architecture.py --method idc --variant ipc1 --distilled "
+                                            "runs/idc_mnist_ipc1")
+    # a PSG row names its epsilon, read from the given sets, in its source row, run folder and record
+    made = {Path("a"): {"method_config": {"epsilon": float("inf")}}, Path("b"): {"method_config": {"epsilon": 10.0}}}
+    assert module.psg_epsilon({Path("a"): made[Path("a")]}) == "inf" and module.psg_epsilon(made) is None
+    assert module.psg_epsilon({Path("b"): made[Path("b")]}) == "10"
+    assert module.full_protocol_command("psg", "ipc10_reduced", "10") == (
+        "python experiments/psg.py --epsilon 10 --variant ipc10 && python experiments/cross_architecture.py "
+        "--method psg --variant ipc10 --distilled runs/psg_mnist_eps10_ipc10 --workdir "
+        "runs/cross_architecture_psg_eps10_mnist_ipc10 --out results/cross_architecture_psg_eps10_mnist_ipc10.json")
     # a method this script does not distil needs its sets, and a variant of committed sets takes no others;
     # both are refused before any data loads
     argv = ["--variant", "smoke", "--workdir", str(tmp_path / "w"), "--no-progress"]

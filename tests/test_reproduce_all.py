@@ -15,8 +15,41 @@ spec.loader.exec_module(reproduce)
 @pytest.mark.parametrize("row", reproduce.ROWS, ids=[r.record for r in reproduce.ROWS])
 def test_rows_name_existing_experiments_and_their_records(row):
     config = reproduce.experiment_config(row.args, row.variant)
+    command = " ".join(["python", f"experiments/{row.args[0]}.py", *row.args[1:], "--variant", row.variant])
     if "name" in config:
-        assert config["name"] == row.record
+        assert reproduce.record_of(command) == row.record
+    if row.after:  # the row it reads runs before it, also in GPU order, and its run folder is the one read
+        earlier = [r.record for r in reproduce.ROWS[:reproduce.ROWS.index(row)]]
+        source = next(r for r in reproduce.ROWS if r.record == row.after)
+        assert row.after in earlier and source.gpu_priority <= row.gpu_priority
+        if "--distilled" in row.args:
+            assert row.args[row.args.index("--distilled") + 1] == f"runs/{row.after}"
+
+
+def test_every_records_full_protocol_is_a_row():
+    # a record's full-protocol command that no row runs would be left out of `--run`; records whose full protocol
+    # is prose (an evaluation made by hand with `jaxdistill evaluate`) name no experiment run
+    rows = {r.record for r in reproduce.ROWS}
+    missing = {}
+    for path in sorted((ROOT / "results").glob("*.json")):
+        command = json.loads(path.read_text()).get("full_protocol_command")
+        record = reproduce.record_of(command) if isinstance(command, str) else None
+        if record is not None and record not in rows:
+            missing[path.name] = command
+    assert not missing
+    assert reproduce.record_of("the same evaluation with --epochs 1000") is None
+
+
+def test_the_cross_architecture_rows_of_given_sets_follow_the_rows_that_distil_them():
+    from jaxdistill import experiment
+    module = experiment.load_experiment(ROOT / "experiments" / "cross_architecture.py")
+    rows = {r.record: r for r in reproduce.ROWS}
+    for method in module.SOURCE_ROWS:
+        for ipc in (1, 10):
+            for eps in (("10", "inf") if method == "psg" else ("",)):
+                first, last = module.full_protocol_command(method, f"ipc{ipc}_reduced", eps).split(" && ")
+                row = rows[reproduce.record_of(last)]
+                assert row.after == reproduce.record_of(first) and row.after in rows
 
 
 def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partial(tmp_path, monkeypatch):
@@ -76,3 +109,17 @@ def test_a_smoke_run_fails_on_an_error_a_missing_workdir_or_a_record_it_wrote(tm
     assert reproduce.smoke_failure(0, workdir, before) is None
     (tmp_path / "results" / "x_smoke.json").write_text("{}")
     assert reproduce.smoke_failure(0, workdir, before) == "wrote results/x_smoke.json"
+
+
+def test_run_skips_a_row_until_the_run_folder_it_reads_exists(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    ran = []
+    monkeypatch.setattr(reproduce, "_run", lambda argv, dry: ran.append(argv) or 0)
+    only = "cross_architecture_idc_mnist_ipc10"
+    assert reproduce.main(["--run", "--only", only]) == 0
+    assert not ran and "needs runs/idc_mnist_ipc10" in capsys.readouterr().out
+    (tmp_path / "runs" / "idc_mnist_ipc10").mkdir(parents=True)
+    assert reproduce.main(["--run", "--only", only]) == 0
+    assert ran == [["cross_architecture", "--method", "idc", "--distilled", "runs/idc_mnist_ipc10", "--variant",
+                    "ipc10"]]
