@@ -279,11 +279,14 @@ def finish_distillation(ctx: Context, data, distill_record: dict[str, Any], reco
 def keep_set(workdir: Path, out: Path) -> Path:
     """Copy the run's sets (config.json, and synthetic.npz's arrays deflated: real images shrink about tenfold)
     beside the record `out`, into <out's folder>/sets/<out's stem>/, so that the record's sets can be evaluated
-    again later (e.g. `cross_architecture.py --distilled`) after runs/ is gone. Returns that folder."""
+    again later (e.g. `cross_architecture.py --distilled`) after runs/ is gone. Returns that folder, which may be the
+    run folder itself (`--workdir D/sets/N --out D/N.json`): then the sets are already kept, as they are."""
     import numpy as np
 
     from jaxdistill.records import write_npz
     folder = Path(out).parent / "sets" / Path(out).stem
+    if folder.resolve() == Path(workdir).resolve():
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(workdir) / "config.json", folder / "config.json")
     with np.load(Path(workdir) / "synthetic.npz") as z:

@@ -98,7 +98,7 @@ ROWS = [
           "~40 h (5 selections x 20 nets x 1000 epochs per architecture, 67x the network-epochs of the reduced "
           "ipc-1 coreset rows, 31-37 min each when run alone)", "not measured") for sel in CORESETS),
     *(Row(f"cross_architecture_{sel}_mnist_ipc10", ("cross_architecture", "--method", sel), "ipc10",
-          "~115 h (67x the network-epochs of the reduced ipc-10 rows of random and herding, 99 and 101 min)",
+          "~110-130 h (67x the network-epochs of the reduced ipc-10 rows: random 99, herding 101, k-center 114 min)",
           "not measured")
       for sel in CORESETS),
     Row("cross_architecture_random_mnist_ipc1_dsa_eval", ("cross_architecture", "--method", "random"), "ipc1_dsa_eval",

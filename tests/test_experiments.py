@@ -4,6 +4,7 @@ Every experiment's smoke variant runs end to end on real MNIST, by name, by path
 script); every variant of every experiment builds a valid config; the shared plumbing (records, seed parts and their
 merge, the end of a distillation) is tested on tiny data.
 """
+import dataclasses
 import itertools
 import json
 import os
@@ -253,6 +254,15 @@ def test_a_finished_variant_draws_its_sets_and_writes_its_record(tiny_idx, tmp_p
                                                 "accuracy_mean": 0.5}))
     experiment.finish_distillation(ctx, data, rec, record_config)  # the finished evaluation is reused
     assert json.loads((tmp_path / "rec.json").read_text())["result"]["accuracy_mean"] == 0.5
+    # a run folder that is where the record keeps its sets (--workdir D/sets/N --out D/N.json) is kept as it is
+    # (it once raised SameFileError after the evaluation, before the record was written)
+    in_place = tmp_path / "sets" / "in_place"
+    shutil.copytree(work, in_place)
+    arrays = (in_place / "synthetic.npz").read_bytes()
+    experiment.finish_distillation(dataclasses.replace(ctx, workdir=in_place, out=tmp_path / "in_place.json"), data,
+                                   rec, record_config)
+    assert json.loads((tmp_path / "in_place.json").read_text())["result"]["set"] == "sets/in_place"
+    assert (in_place / "synthetic.npz").read_bytes() == arrays
 
 
 def test_seeds_part_names_a_subset_of_the_variants_seeds():
