@@ -343,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         if r.mhist and not args.mhist:
             print(f"skip {r.record}: needs --mhist DIR (the real MHIST folder)")
             continue
-        if r.after and not (ROOT / "runs" / r.after).is_dir():
+        if r.after in failed:
+            print(f"skip {r.record}: row {r.after}, whose run folder it reads, failed")
+            continue
+        if r.after and not (ROOT / "runs" / r.after).is_dir() and not args.dry_run:
             print(f"skip {r.record}: needs runs/{r.after}, the run folder of row {r.after} (run that row first; "
                   "a finished row whose folder is gone runs again once its record is moved away)")
             continue

@@ -123,3 +123,10 @@ def test_run_skips_a_row_until_the_run_folder_it_reads_exists(tmp_path, monkeypa
     assert reproduce.main(["--run", "--only", only]) == 0
     assert ran == [["cross_architecture", "--method", "idc", "--distilled", "runs/idc_mnist_ipc10", "--variant",
                     "ipc10"]]
+    # run together, the row reads what its source row made, and not what a failed one left
+    for rc, expected in ((0, 2), (1, 1)):
+        ran.clear()
+        monkeypatch.setattr(reproduce, "_run", lambda argv, dry, rc=rc: ran.append(argv) or (rc if len(ran) == 1
+                                                                                              else 0))
+        assert reproduce.main(["--run", "--only", "idc_mnist_ipc10"]) == rc
+        assert [argv[0] for argv in ran] == ["idc", "cross_architecture"][:expected]
