@@ -21,7 +21,7 @@ workdir), is evaluated the same way with --distilled (repeat it for several sets
         --out results/cross_architecture_psg_eps10_mnist_ipc1_reduced.json    # name the record by what sets it apart
 
 The full protocol of such a row first runs the method's own full row, whose run folder holds its sets, then evaluates
-them (`full_protocol_command`; scripts/reproduce_all.py runs the two in that order):
+them (`full_protocol_command`; scripts/reproduce_all.py --run runs the second once the first has finished):
 
     python experiments/idc.py --variant ipc1 && \
         python experiments/cross_architecture.py --method idc --variant ipc1 --distilled runs/idc_mnist_ipc1

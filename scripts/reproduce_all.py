@@ -127,7 +127,8 @@ ROWS = [
     # The rest of the rows whose reduced or partial records are committed (tests/test_reproduce_all.py checks that
     # every record's full-protocol command is a row here).
     Row("dc_mnist_noise_ipc1", ("gradient_matching", "--method", "dc", "--init", "noise"), "ipc1",
-        "~10 h (as the real-initialised row)", "~6 min (as the real-initialised row)"),
+        "~12.5 h (the real-initialised row's ~10 h, plus 100 networks on the starting noise)",
+        "~6 min (as the real-initialised row)"),
     Row("dsa_mnist_ipc50", ("gradient_matching", "--method", "dsa"), "ipc50", "not measured (> 500 h, as DC's)",
         "not measured"),
     Row("mtt_mnist_ipc10", ("trajectory_matching", "--method", "mtt"), "ipc10", "~330 h (the ipc-1 row's experts, "
@@ -157,15 +158,16 @@ ROWS = [
       for m, ipc, cpu in (("mtt", 1, "~26 h after the MTT row (its reduced row's evaluation took 39 min)"),
                           ("datm", 1, "~23 h after the DATM row (its reduced row's evaluation took 35 min)"),
                           ("idc", 1, "~41 h after the IDC row (its reduced row's evaluation took 61 min)"),
-                          ("mtt", 10, "~70 h after the MTT row (the reduced ipc-10 evaluations took 99-124 min)"),
-                          ("datm", 10, "~70 h after the DATM row (as MTT's)"),
+                          ("mtt", 10, "~65-85 h after the MTT row (40x the reduced ipc-10 evaluations' 99-124 min)"),
+                          ("datm", 10, "~65-85 h after the DATM row (as MTT's)"),
                           ("idc", 10, "not measured (IDC's ipc-10 sets decode to 400 images, 4x the others'), after "
                            "the IDC row"))),
     *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
           ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
            f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",
            f"results/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}.json"), f"ipc{ipc}",
-          f"~{26 if ipc == 1 else 70} h after the PSG row (40x the reduced row's network-epochs)", "not measured",
+          "~25 h after the PSG row (40x the reduced row's 36-39 min)" if ipc == 1 else "~65-85 h after the PSG "
+          "row (40x the other methods' reduced ipc-10 evaluations, 99-124 min)", "not measured",
           after=f"psg_mnist_eps{eps}_ipc{ipc}")
       for eps in ("10", "inf") for ipc in (1, 10)),
     # MHIST: the rest of the brief's rows, on the real data
@@ -253,6 +255,13 @@ def row_state(row: Row) -> str:
     if set(wanted) <= set(made):
         return "done"
     return f"partial ({len(made)} of {len(wanted)} sets)"
+
+
+def source_ready(row: Row) -> bool:
+    """Whether the row that `row` reads has finished (its record is written only at the end, after its sets and
+    models) and its run folder is still there."""
+    source = next(r for r in ROWS if r.record == row.after)
+    return row_state(source) == "done" and (ROOT / "runs" / row.after).is_dir()
 
 
 def smoke_commands(mhist_dir: str) -> list[list[str]]:
@@ -346,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         if r.after in failed:
             print(f"skip {r.record}: row {r.after}, whose run folder it reads, failed")
             continue
-        if r.after and not (ROOT / "runs" / r.after).is_dir() and not args.dry_run:
-            print(f"skip {r.record}: needs runs/{r.after}, the run folder of row {r.after} (run that row first; "
-                  "a finished row whose folder is gone runs again once its record is moved away)")
+        if r.after and not args.dry_run and not source_ready(r):
+            print(f"skip {r.record}: needs row {r.after} finished, with its run folder runs/{r.after} (run that row "
+                  "first; a finished row whose folder is gone runs again once its record is moved away)")
             continue
         extra = ["--data-dir", args.mhist] if r.mhist else []
         if _run([*r.args, "--variant", r.variant, *extra], args.dry_run) != 0:

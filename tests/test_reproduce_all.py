@@ -2,6 +2,7 @@
 exist, and each row's record name is the one its experiment writes."""
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,7 @@ def test_the_cross_architecture_rows_of_given_sets_follow_the_rows_that_distil_t
                 first, last = module.full_protocol_command(method, f"ipc{ipc}_reduced", eps).split(" && ")
                 row = rows[reproduce.record_of(last)]
                 assert row.after == reproduce.record_of(first) and row.after in rows
+                assert f"--distilled runs/{row.after}" in last  # the folder that the source row writes
 
 
 def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partial(tmp_path, monkeypatch):
@@ -111,22 +113,37 @@ def test_a_smoke_run_fails_on_an_error_a_missing_workdir_or_a_record_it_wrote(tm
     assert reproduce.smoke_failure(0, workdir, before) == "wrote results/x_smoke.json"
 
 
-def test_run_skips_a_row_until_the_run_folder_it_reads_exists(tmp_path, monkeypatch, capsys):
+def test_run_skips_a_row_until_the_row_it_reads_has_finished(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(reproduce, "ROOT", tmp_path)
     (tmp_path / "results").mkdir()
+    source = tmp_path / "runs" / "idc_mnist_ipc10"
     ran = []
     monkeypatch.setattr(reproduce, "_run", lambda argv, dry: ran.append(argv) or 0)
     only = "cross_architecture_idc_mnist_ipc10"
+    xa = ["cross_architecture", "--method", "idc", "--distilled", "runs/idc_mnist_ipc10", "--variant", "ipc10"]
+    assert reproduce.main(["--run", "--dry-run", "--only", only]) == 0  # a dry run lists it
+    assert ran == [xa]
+    ran.clear()
     assert reproduce.main(["--run", "--only", only]) == 0
-    assert not ran and "needs runs/idc_mnist_ipc10" in capsys.readouterr().out
-    (tmp_path / "runs" / "idc_mnist_ipc10").mkdir(parents=True)
+    assert not ran and "needs row idc_mnist_ipc10 finished" in capsys.readouterr().out
+    source.mkdir(parents=True)  # an interrupted source run: its folder, but no record
     assert reproduce.main(["--run", "--only", only]) == 0
-    assert ran == [["cross_architecture", "--method", "idc", "--distilled", "runs/idc_mnist_ipc10", "--variant",
-                    "ipc10"]]
+    assert not ran
+    (tmp_path / "results" / "idc_mnist_ipc10.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2]}}))
+    assert reproduce.main(["--run", "--only", only]) == 0
+    assert ran == [xa]
     # run together, the row reads what its source row made, and not what a failed one left
-    for rc, expected in ((0, 2), (1, 1)):
+    (tmp_path / "results" / "idc_mnist_ipc10.json").unlink()
+    shutil.rmtree(source)
+
+    def run(argv, dry, rc):
+        ran.append(argv)
+        if argv[0] == "idc" and rc == 0:  # the source row: its folder and, last, its record
+            source.mkdir(parents=True)
+            (tmp_path / "results" / "idc_mnist_ipc10.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2]}}))
+        return rc if argv[0] == "idc" else 0
+    for rc, expected in ((1, ["idc"]), (0, ["idc", "cross_architecture"])):
         ran.clear()
-        monkeypatch.setattr(reproduce, "_run", lambda argv, dry, rc=rc: ran.append(argv) or (rc if len(ran) == 1
-                                                                                              else 0))
+        monkeypatch.setattr(reproduce, "_run", lambda argv, dry, rc=rc: run(argv, dry, rc))
         assert reproduce.main(["--run", "--only", "idc_mnist_ipc10"]) == rc
-        assert [argv[0] for argv in ran] == ["idc", "cross_architecture"][:expected]
+        assert [argv[0] for argv in ran] == expected
