@@ -109,12 +109,13 @@ def full_protocol_command(method: str, variant: str, epsilon: str = "EPS") -> st
     command = f"python experiments/cross_architecture.py --method {method} --variant {full}"
     if method not in SOURCE_ROWS:
         return command
-    flags, folder = (part.format(ipc=VARIANTS[variant]["ipc"], eps=epsilon) for part in SOURCE_ROWS[method])
+    ipc = VARIANTS[variant]["ipc"]
+    flags, folder = (part.format(ipc=ipc, eps=epsilon) for part in SOURCE_ROWS[method])
     command += f" --distilled runs/{folder}"
     if method == "psg":  # the sets of each epsilon get their own record and run folder
         name = f"cross_architecture_psg_eps{epsilon}_mnist_{full}"
         command += f" --workdir runs/{name} --out results/{name}.json"
-    return f"python experiments/{flags} --variant ipc{VARIANTS[variant]['ipc']} && {command}"
+    return f"python experiments/{flags} --variant ipc{ipc} && {command}"
 
 
 def psg_epsilon(made: dict[Path, dict[str, Any]]) -> str | None:
@@ -204,8 +205,8 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                           "--distilled")
     # checked before any data loads
     made = given_sets(config, given) if given else {}
-    if config["method"] == "psg" and psg_epsilon(made):
-        config["full_protocol_command"] = full_protocol_command("psg", ctx.variant, psg_epsilon(made))
+    if config["method"] == "psg" and (epsilon := psg_epsilon(made)):
+        config["full_protocol_command"] = full_protocol_command("psg", ctx.variant, epsilon)
     sources = list(made) if given else [ROOT / p for p in config["stored"]] if config.get("stored") else None
     data = load_real("mnist", ctx.data_dir, progress=ctx.progress)
     if sources is None:

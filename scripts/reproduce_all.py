@@ -234,7 +234,7 @@ def variant_seeds(row: Row) -> list | None:
     """The distillation seeds the row's variant runs today (for a row of given sets, those its source row
     distils), or None where its experiment has none."""
     if row.after:
-        return variant_seeds(next(r for r in ROWS if r.record == row.after))
+        return variant_seeds(source_row(row))
     return experiment_config(row.args, row.variant).get("seeds")
 
 
@@ -257,11 +257,15 @@ def row_state(row: Row) -> str:
     return f"partial ({len(made)} of {len(wanted)} sets)"
 
 
+def source_row(row: Row) -> Row:
+    """The row whose run folder `row` reads (`row.after`)."""
+    return next(r for r in ROWS if r.record == row.after)
+
+
 def source_ready(row: Row) -> bool:
     """Whether the row that `row` reads has finished (its record is written only at the end, after its sets and
-    models) and its run folder is still there."""
-    source = next(r for r in ROWS if r.record == row.after)
-    return row_state(source) == "done" and (ROOT / "runs" / row.after).is_dir()
+    models; a source that failed in this run has none) and its run folder is still there."""
+    return row_state(source_row(row)) == "done" and (ROOT / "runs" / row.after).is_dir()
 
 
 def smoke_commands(mhist_dir: str) -> list[list[str]]:
@@ -351,9 +355,6 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if r.mhist and not args.mhist:
             print(f"skip {r.record}: needs --mhist DIR (the real MHIST folder)")
-            continue
-        if r.after in failed:
-            print(f"skip {r.record}: row {r.after}, whose run folder it reads, failed")
             continue
         if r.after and not args.dry_run and not source_ready(r):
             print(f"skip {r.record}: needs row {r.after} finished, with its run folder runs/{r.after} (run that row "

@@ -21,7 +21,7 @@ def test_rows_name_existing_experiments_and_their_records(row):
         assert reproduce.record_of(command) == row.record
     if row.after:  # the row it reads runs before it, also in GPU order, and its run folder is the one read
         earlier = [r.record for r in reproduce.ROWS[:reproduce.ROWS.index(row)]]
-        source = next(r for r in reproduce.ROWS if r.record == row.after)
+        source = reproduce.source_row(row)
         assert row.after in earlier and source.gpu_priority <= row.gpu_priority
         if "--distilled" in row.args:
             assert row.args[row.args.index("--distilled") + 1] == f"runs/{row.after}"
