@@ -27,7 +27,13 @@ them (`full_protocol_command`; scripts/reproduce_all.py --run runs the second on
         python experiments/cross_architecture.py --method idc --variant ipc1 --distilled runs/idc_mnist_ipc1
 
 A record keeps the sets it evaluated (copied beside it, unless they already lie under results/) and, for given sets,
-their method configs (a PSG set's epsilon among them, which the report's label shows).
+their method configs (a PSG set's epsilon among them, which the report's label shows). It is written after each
+architecture, with the ones still to come in "architectures_left" (the report marks such a row partial), and a
+run resumes from it: the architectures it holds for the same sets and evaluation are not trained again, so a
+stopped run goes on even where runs/ is gone, from the committed record and its kept set:
+
+    python experiments/cross_architecture.py --method mtt --variant ipc10_reduced \
+        --distilled results/sets/cross_architecture_mtt_mnist_ipc10_reduced
 """
 from __future__ import annotations
 
@@ -214,9 +220,35 @@ def run(config: dict[str, Any], ctx: Context) -> None:
         distill(config["method"], "mnist", config["ipc"], config["seeds"], sources[0], data=data,
                 iterations=config["iterations"], method_overrides=config.get("method_overrides"),
                 progress=ctx.progress, checkpoint_every=ctx.checkpoint_every)
+    record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
+    if config.get("augment"):
+        record_config["augment"] = evaluation_augment(config)
+    if config.get("protocol"):
+        record_config["protocol"] = config["protocol"]
+    architectures = list(config.get("architectures", ARCHITECTURES))
+    earlier = recorded_architectures(Path(ctx.out), record_config, sources) if ctx.writes_record else {}
+
+    def write(result: dict[str, Any]) -> None:
+        if "sets" not in record_config:  # the sets are kept with the first record that names them
+            originals = [relative(s, ROOT) for s in sources]
+            record_config.update(sets=kept_sets(sources, Path(ctx.out)), iterations=config.get("iterations"),
+                                 seeds=config.get("seeds"))
+            if record_config["sets"] != originals:
+                record_config["kept_from"] = originals
+            if made:  # the given sets' own iterations and seeds, not the variant's
+                record_config.update(iterations=[m.get("iterations") for m in made.values()],
+                                     seeds=[m.get("seeds") for m in made.values()],
+                                     method_configs=[m.get("method_config") for m in made.values()])
+        ctx.write_record(record_config, {"architectures": table, "trained_with": "ConvNet", **result,
+                                         **_reused(table, earlier)})
+
     table = {}
-    for arch in config.get("architectures", ARCHITECTURES):
+    for done, arch in enumerate(architectures, 1):
         model = _architecture_model(arch, ctx.variant)
+        if earlier.get(arch, {}).get("model") == model:
+            table[arch] = earlier[arch]
+            print(f"{arch}: {table[arch]['networks']} networks of {ctx.out}, which evaluated these sets this way")
+            continue
         runs = [_evaluate(ctx, ctx.workdir / f"by_{arch}_{i}", src, model, data)
                 for i, src in enumerate(sources)]
         accs = np.concatenate([np.asarray(r["accuracies"], float) for r in runs])
@@ -226,22 +258,38 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                        "seconds": float(sum(r["wall_time_s"] for r in runs))}
         print(f"{config['method']} ipc={config['ipc']} -> {arch}: {100 * accs.mean():.2f} +- {100 * accs.std():.2f} % "
               f"over {accs.size} networks")
+        if ctx.writes_record and done < len(architectures):  # a partial record, which a later run resumes from
+            write({"architectures_left": architectures[done:]})
     if ctx.writes_record:
-        record_config = {k: config[k] for k in ("method", "dataset", "ipc", "models", "epochs")}
-        if config.get("augment"):
-            record_config["augment"] = evaluation_augment(config)
-        if config.get("protocol"):
-            record_config["protocol"] = config["protocol"]
-        originals = [relative(s, ROOT) for s in sources]
-        record_config.update(sets=kept_sets(sources, Path(ctx.out)), iterations=config.get("iterations"),
-                             seeds=config.get("seeds"))
-        if record_config["sets"] != originals:
-            record_config["kept_from"] = originals
-        if made:  # the given sets' own iterations and seeds, not the variant's
-            record_config.update(iterations=[m.get("iterations") for m in made.values()],
-                                 seeds=[m.get("seeds") for m in made.values()],
-                                 method_configs=[m.get("method_config") for m in made.values()])
-        ctx.write_record(record_config, {"architectures": table, "trained_with": "ConvNet"})
+        write({})
+
+
+def _reused(table: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """The record's note of the architectures it took from the record of an earlier run, if any."""
+    reused = [arch for arch in table if table[arch] is earlier.get(arch)]
+    return {"from_earlier_record": reused} if reused else {}
+
+
+def recorded_architectures(out: Path, record_config: dict[str, Any], sources: list[Path]) -> dict[str, Any]:
+    """The architectures (name -> its entry) that the record `out` already holds for these sets, evaluated this way:
+    its config's method, dataset, ipc, networks, epochs, augmentation and protocol are `record_config`'s and its
+    kept sets are `sources` (the same arrays and config, wherever they lie); else {}. So a run stopped between
+    architectures (each finished one is written to the record at once, with the ones left in
+    "architectures_left") resumes from its record even when its run folder is gone, e.g. on another machine with
+    the committed record and set. A record of other sets or another evaluation is replaced, never mixed in."""
+    import json
+    if not out.is_file():
+        return {}
+    rec = json.loads(out.read_text())
+    config = rec.get("config", {})
+    compared = ("method", "dataset", "ipc", "models", "epochs", "augment", "protocol")
+    if rec.get("experiment") != "cross_architecture" or any(config.get(k) != record_config.get(k) for k in compared):
+        return {}
+    kept = [Path(s) if Path(s).is_absolute() else ROOT / s for s in config.get("sets", [])]
+    if len(kept) != len(sources) or not all((k / "synthetic.npz").is_file() and same_set(k, s)
+                                            for k, s in zip(kept, sources)):
+        return {}
+    return dict(rec.get("result", {}).get("architectures", {}))
 
 
 if __name__ == "__main__":

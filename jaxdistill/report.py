@@ -404,7 +404,8 @@ def training_cost_table(rows: pd.DataFrame, records: list[tuple[str, dict[str, A
 def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
     """One row per cross-architecture record (`experiments/cross_architecture.py`): the method and ipc whose
     ConvNet-learned set was evaluated, and per architecture the test accuracy in % (mean ± std over networks);
-    `*` marks a reduced protocol."""
+    `*` marks a reduced protocol, "partial: k of n" a record whose run has evaluated only k of its n architectures
+    so far (the others blank)."""
     rows = []
     for stem, rec in records:
         if rec.get("experiment") != "cross_architecture":
@@ -419,7 +420,10 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             name += ", DSA evaluation"
         if config.get("protocol") and config["protocol"] != config.get("method"):  # *_idc_protocol, not IDC's own
             name += f", {config['protocol'].upper()} protocol"
-        row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else ""),
+        left = result.get("architectures_left")  # a run stopped between architectures: its blank cells are to come
+        row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else "")
+               + (f" (partial: {len(result.get('architectures', {}))} of {len(result.get('architectures', {})) + len(left)})"
+                  if left else ""),
                "nets x epochs": f"{config.get('models')} x {config.get('epochs')}"}
         for arch, r in result.get("architectures", {}).items():
             row[arch] = _pm(100 * r["accuracy_mean"], 100 * r["accuracy_std"], 2)

@@ -10,9 +10,10 @@ missing, most informative for a GPU first with `--gpu-order`.
 
 Durations are estimates from measured step times (this 2-core CPU; one H100 where a row ran there), labelled
 'not measured' where no step of that row has been timed. Rows resume: a finished row's record under results/ is
-skipped (unless it distilled fewer sets than its variant now asks for: 'partial'), and an interrupted experiment
-resumes from its workdir under runs/. MHIST rows need the real data
-(`--mhist DIR`, never downloaded); the smoke run makes a small stand-in for them.
+skipped (unless it distilled fewer sets than its variant now asks for, or is a cross-architecture record of only
+some architectures: 'partial'), and an interrupted experiment resumes from its workdir under runs/ (a
+cross-architecture one also from its record, which holds each architecture as soon as it is done). MHIST rows need
+the real data (`--mhist DIR`, never downloaded); the smoke run makes a small stand-in for them.
 """
 from __future__ import annotations
 
@@ -240,13 +241,18 @@ def variant_seeds(row: Row) -> list | None:
 
 def row_state(row: Row) -> str:
     """'todo' (no record), 'done', or 'partial' where the record distilled fewer sets than the variant now asks for
-    (e.g. the DSA ipc-1 record of 3 x 20, made before the full rows became the reference's 5 x 20). `--run` runs a
-    partial row's command again, which replaces the record; a workdir left under runs/ by the earlier seeds holds
-    another config and is refused (move it away first)."""
+    (e.g. the DSA ipc-1 record of 3 x 20, made before the full rows became the reference's 5 x 20) or is a
+    cross-architecture record whose run stopped before its last architecture. `--run` runs a partial row's command
+    again: a cross-architecture row resumes from its record, any other replaces it; a workdir left under runs/ by
+    the earlier seeds holds another config and is refused (move it away first)."""
     path = ROOT / "results" / f"{row.record}.json"
     if not path.exists():
         return "todo"
-    made = json.loads(path.read_text()).get("config", {}).get("seeds")
+    record = json.loads(path.read_text())
+    left = record.get("result", {}).get("architectures_left")
+    if left:  # a cross-architecture run stopped between architectures; its command resumes from the record
+        return f"partial ({len(left)} architectures left)"
+    made = record.get("config", {}).get("seeds")
     wanted = variant_seeds(row)
     if made is None or wanted is None:
         return "done"

@@ -435,7 +435,9 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
     with pytest.raises(ConfigError, match="evaluates another set"):
         experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--distilled",
                                            str(other), "--workdir", str(tmp_path / "runs" / "xb"), "--no-progress",
+                                           "--out", str(tmp_path / "results" / "xc.json"),
                                            "--data-dir", str(tmp_path / "data")], "test")
+    assert not (tmp_path / "results" / "sets" / "xc").exists()  # a run that evaluated nothing keeps no set
     # an *_idc_protocol variant trains every architecture by IDC's protocol and its record says so
     monkeypatch.setitem(module.VARIANTS, "tiny_idc_protocol_reduced",
                         {**module.VARIANTS["tiny_reduced"], "protocol": "idc"})
@@ -446,6 +448,65 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
     assert json.loads((tmp_path / "results" / "xi.json").read_text())["config"]["protocol"] == "idc"
     evaluated = json.loads((tmp_path / "runs" / "xi" / "by_MLP_0" / "eval.json").read_text())
     assert evaluated["protocol"] == "idc" and evaluated["eval_config"]["train"]["batch_size"] == 64
+
+
+def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(tiny_idx, tmp_path, monkeypatch):
+    # a run stopped between architectures (each one is written to the record as soon as it is done) picks up where
+    # it stopped from the committed record and set alone, e.g. on another machine; other sets are evaluated afresh
+    import numpy as np
+
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.models import CROSS_ARCHITECTURES
+    from jaxdistill.records import write_npz
+    module = load("cross_architecture")
+    monkeypatch.setitem(REGISTRY, "mnist", tiny_idx(tmp_path / "data", name="mnist"))
+    monkeypatch.setitem(module.VARIANTS, "tiny_reduced", dict(ipc=1, seeds=[0], iterations=None, models=1, epochs=1,
+                                                              architectures=("MLP", "ConvNet")))
+    monkeypatch.setitem(CROSS_ARCHITECTURES, "ConvNet", "convnet:width=4,depth=1")  # for the 4x4 images
+    evaluated, evaluate, stop = [], module._evaluate, {"at": "convnet:width=4,depth=1"}
+
+    def evaluate_or_stop(ctx, folder, source, model, data):
+        if model == stop["at"]:  # the machine goes away before the second architecture
+            raise KeyboardInterrupt
+        evaluated.append(model)
+        return evaluate(ctx, folder, source, model, data)
+
+    monkeypatch.setattr(module, "_evaluate", evaluate_or_stop)
+    out, work = tmp_path / "results" / "xa.json", tmp_path / "runs" / "xa"
+    argv = ["--method", "random", "--variant", "tiny_reduced", "--workdir", str(work), "--out", str(out),
+            "--data-dir", str(tmp_path / "data"), "--no-progress"]
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_experiment(module, argv, "test")
+    stop["at"] = None
+    partial = json.loads(out.read_text())["result"]
+    assert list(partial["architectures"]) == ["MLP"] and partial["architectures_left"] == ["ConvNet"]
+    shutil.rmtree(tmp_path / "runs")
+    evaluated.clear()
+    experiment.run_experiment(module, argv, "test")  # the set is selected again, the same one
+    assert evaluated == ["convnet:width=4,depth=1"]
+    done = json.loads(out.read_text())["result"]
+    assert done["architectures"]["MLP"] == partial["architectures"]["MLP"] and done["from_earlier_record"] == ["MLP"]
+    assert "architectures_left" not in done and done["architectures"]["ConvNet"]["networks"] == 1
+    # the kept set, given again, is the same set: nothing left to evaluate
+    kept = tmp_path / "results" / "sets" / "xa"
+    evaluated.clear()
+    experiment.run_experiment(module, [*argv, "--distilled", str(kept)], "test")
+    assert evaluated == [] and json.loads(out.read_text())["result"]["architectures"] == done["architectures"]
+    # another set, or another evaluation of it, replaces the record instead of joining it
+    other = tmp_path / "other"
+    shutil.copytree(kept, other)
+    with np.load(kept / "synthetic.npz") as z:
+        write_npz(other / "synthetic.npz", **{**{k: z[k] for k in z.files}, "images": z["images"] + 1})
+    assert module.recorded_architectures(out, json.loads(out.read_text())["config"], [other]) == {}
+    record_config = {k: json.loads(out.read_text())["config"][k] for k in ("method", "dataset", "ipc", "models",
+                                                                             "epochs")}
+    assert module.recorded_architectures(out, record_config, [kept]).keys() == {"MLP", "ConvNet"}
+    assert module.recorded_architectures(out, {**record_config, "epochs": 2}, [kept]) == {}
+    assert module.recorded_architectures(out, {**record_config, "augment": "dsa"}, [kept]) == {}
+    evaluated.clear()
+    experiment.run_experiment(module, [*argv[:4], "--workdir", str(tmp_path / "runs" / "o"), *argv[6:],
+                                       "--distilled", str(other)], "test")
+    assert evaluated == ["mlp:128,128", "convnet:width=4,depth=1"] and "from_earlier_record" not in json.loads(out.read_text())["result"]
 
 
 def test_figures_go_beside_the_record(tmp_path):

@@ -169,14 +169,19 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                     cross_architecture_idc_mnist_ipc1_reduced={  # IDC's sets by their own protocol: no label
                         "experiment": "cross_architecture", "variant": "ipc1_reduced", "reduced_protocol": True,
                         "result": {"architectures": archs},
-                        "config": {"method": "idc", "ipc": 1, "models": 5, "epochs": 300, "protocol": "idc"}})
+                        "config": {"method": "idc", "ipc": 1, "models": 5, "epochs": 300, "protocol": "idc"}},
+                    cross_architecture_mtt_mnist_ipc10_reduced={  # a run stopped after 2 of its 6 architectures
+                        "experiment": "cross_architecture", "variant": "ipc10_reduced", "reduced_protocol": True,
+                        "result": {"architectures": archs, "architectures_left": ["LeNet", "AlexNet", "VGG11",
+                                                                                  "ResNet18"]},
+                        "config": {"method": "mtt", "ipc": 10, "models": 5, "epochs": 300}})
     records = load_records(folder)
     table = cross_architecture_table(records)
     named = dict(zip(table["record"].str.strip("`").str.replace("cross_architecture_", ""), table["set"]))
     assert named == {"dc_mnist_ipc1_reduced": "DC, ipc 1*", "psg_epsinf_mnist_ipc1_reduced": "PSG ε = 2.5/∞, ipc 1*",
                      "random_mnist_ipc1_dsa_eval_reduced": "random, DSA evaluation, ipc 1*",
                      "dc_mnist_ipc1_idc_protocol_reduced": "DC, IDC protocol, ipc 1*",
-                     "idc_mnist_ipc1_reduced": "IDC, ipc 1*"}
+                     "idc_mnist_ipc1_reduced": "IDC, ipc 1*", "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)"}
     assert set(table["MLP"]) == {"70.00 ± 1.00"}
     assert len(collect_records(folder)) == 1  # not a row of the comparison
     assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]

@@ -73,6 +73,10 @@ def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partia
     assert reproduce.row_state(xa) == "partial (3 of 5 sets)"
     (tmp_path / "results" / f"{xa.record}.json").write_text(json.dumps({"config": {"seeds": [[0, 1], [2], [3, 4]]}}))
     assert reproduce.row_state(xa) == "done"
+    # a cross-architecture run stopped between architectures leaves a record of those done, which it resumes from
+    (tmp_path / "results" / f"{xa.record}.json").write_text(json.dumps(
+        {"config": {"seeds": [[0, 1], [2], [3, 4]]}, "result": {"architectures_left": ["VGG11", "ResNet18"]}}))
+    assert reproduce.row_state(xa) == "partial (2 architectures left)"
     kd = next(r for r in reproduce.ROWS if r.record == "kd_mnist_course")  # no distillation seeds to compare
     (tmp_path / "results" / "kd_mnist_course.json").write_text(json.dumps({"config": {}}))
     assert reproduce.row_state(kd) == "done"
