@@ -420,10 +420,10 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             name += ", DSA evaluation"
         if config.get("protocol") and config["protocol"] != config.get("method"):  # *_idc_protocol, not IDC's own
             name += f", {config['protocol'].upper()} protocol"
-        left = result.get("architectures_left")  # a run stopped between architectures: its blank cells are to come
+        # a run stopped between architectures: its blank cells are to come
+        done, left = len(result.get("architectures", {})), len(result.get("architectures_left") or [])
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else "")
-               + (f" (partial: {len(result.get('architectures', {}))} of {len(result.get('architectures', {})) + len(left)})"
-                  if left else ""),
+               + (f" (partial: {done} of {done + left})" if left else ""),
                "nets x epochs": f"{config.get('models')} x {config.get('epochs')}"}
         for arch, r in result.get("architectures", {}).items():
             row[arch] = _pm(100 * r["accuracy_mean"], 100 * r["accuracy_std"], 2)

@@ -506,7 +506,8 @@ def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(
     evaluated.clear()
     experiment.run_experiment(module, [*argv[:4], "--workdir", str(tmp_path / "runs" / "o"), *argv[6:],
                                        "--distilled", str(other)], "test")
-    assert evaluated == ["mlp:128,128", "convnet:width=4,depth=1"] and "from_earlier_record" not in json.loads(out.read_text())["result"]
+    assert evaluated == ["mlp:128,128", "convnet:width=4,depth=1"]
+    assert "from_earlier_record" not in json.loads(out.read_text())["result"]
 
 
 def test_figures_go_beside_the_record(tmp_path):

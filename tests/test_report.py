@@ -181,7 +181,8 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
     assert named == {"dc_mnist_ipc1_reduced": "DC, ipc 1*", "psg_epsinf_mnist_ipc1_reduced": "PSG ε = 2.5/∞, ipc 1*",
                      "random_mnist_ipc1_dsa_eval_reduced": "random, DSA evaluation, ipc 1*",
                      "dc_mnist_ipc1_idc_protocol_reduced": "DC, IDC protocol, ipc 1*",
-                     "idc_mnist_ipc1_reduced": "IDC, ipc 1*", "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)"}
+                     "idc_mnist_ipc1_reduced": "IDC, ipc 1*",
+                     "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)"}
     assert set(table["MLP"]) == {"70.00 ± 1.00"}
     assert len(collect_records(folder)) == 1  # not a row of the comparison
     assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]
