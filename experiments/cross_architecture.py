@@ -58,7 +58,10 @@ VARIANTS = {
     # ipc 1 an epoch is one optimiser step (100 images, batch 256), and 100 of them left LeNet under DSA's
     # augmentation at 37 +- 13 % over 5 networks (ConvNet 95 %): 300 steps at both ipcs.
     "ipc1_reduced": dict(ipc=1, seeds=[0], iterations=200, models=5, epochs=300),
-    "ipc10_reduced": dict(ipc=10, seeds=[0], iterations=20, models=5, epochs=300),
+    "ipc10_reduced": dict(ipc=10, seeds=[0], iterations=20, models=5, epochs=300,
+                          # ... and the same 300 optimiser steps for IDC's sets, which decode to 400 images trained in
+                          # batches of 64 by IDC's protocol: 7 steps an epoch, so 43 epochs (at ipc 1, 40 images: 1)
+                          epochs_for={"idc": 43}),
     # The control of the sets evaluated with DSA's augmentation (MTT's, DATM's, DSA's): the same evaluation with
     # DSA's augmentation for any method's sets, on every architecture. With --method random, seed 0's ten real
     # images, the images MTT starts from (DATM starts from real images its label expert classifies correctly);
@@ -88,6 +91,7 @@ ARCHITECTURES = ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
 
 def get_config(variant: str, method: str = "dc") -> dict[str, Any]:
     cfg = dict(VARIANTS[variant])
+    cfg["epochs"] = cfg.pop("epochs_for", {}).get(method, cfg.get("epochs"))
     if "stored" in cfg:
         if method not in cfg["stored"]:
             from jaxdistill.errors import ConfigError

@@ -450,6 +450,21 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
     assert evaluated["protocol"] == "idc" and evaluated["eval_config"]["train"]["batch_size"] == 64
 
 
+def test_cross_architecture_reduced_ipc10_rows_all_train_300_optimiser_steps():
+    # an epoch is one step over 100 images in batches of 256 (DC's protocol), but seven over IDC's 400 decoded images
+    # in batches of 64 (IDC's): 300 epochs would make the IDC row seven times as long as the others
+    from jaxdistill.data.registry import REGISTRY
+    from jaxdistill.evaluate import protocol_train_config
+    module = load("cross_architecture")
+    steps = {}
+    for method, images in (("dc", 100), ("mtt", 100), ("psg", 100), ("idc", 10 * 10 * 2 ** 2)):
+        cfg = module.get_config("ipc10_reduced", method)
+        train = protocol_train_config("idc" if method == "idc" else "dc", REGISTRY["mnist"], epochs=cfg["epochs"])
+        steps[method] = cfg["epochs"] * -(-images // train.batch_size)
+    assert set(steps.values()) <= set(range(300, 307)), steps  # within one epoch of 300 steps
+    assert module.get_config("ipc10", "idc")["epochs"] == 1000  # the full protocol is the reference's
+
+
 def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(tiny_idx, tmp_path, monkeypatch):
     # a run stopped between architectures (each one is written to the record as soon as it is done) picks up where
     # it stopped from the committed record and set alone, e.g. on another machine; other sets are evaluated afresh
