@@ -280,7 +280,8 @@ def recorded_architectures(out: Path, record_config: dict[str, Any], sources: li
     kept sets are `sources` (the same arrays and config, wherever they lie); else {}. So a run stopped between
     architectures (each finished one is written to the record at once, with the ones left in
     "architectures_left") resumes from its record even when its run folder is gone, e.g. on another machine with
-    the committed record and set. A record of other sets or another evaluation is replaced, never mixed in."""
+    the committed record and set. A record of other sets or another evaluation is replaced, never mixed in. Each
+    entry names the command that evaluated it ("command")."""
     import json
     if not out.is_file():
         return {}
@@ -293,7 +294,9 @@ def recorded_architectures(out: Path, record_config: dict[str, Any], sources: li
     if len(kept) != len(sources) or not all((k / "synthetic.npz").is_file() and same_set(k, s)
                                             for k, s in zip(kept, sources)):
         return {}
-    return dict(rec.get("result", {}).get("architectures", {}))
+    # each keeps the command that evaluated it, which a record written by a later command no longer names
+    return {arch: {**entry, "command": entry.get("command", rec.get("command"))}
+            for arch, entry in rec.get("result", {}).get("architectures", {}).items()}
 
 
 if __name__ == "__main__":

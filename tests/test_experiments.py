@@ -500,13 +500,18 @@ def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(
     experiment.run_experiment(module, argv, "test")  # the set is selected again, the same one
     assert evaluated == ["convnet:width=4,depth=1"]
     done = json.loads(out.read_text())["result"]
-    assert done["architectures"]["MLP"] == partial["architectures"]["MLP"] and done["from_earlier_record"] == ["MLP"]
+    assert done["from_earlier_record"] == ["MLP"] and done["architectures"]["MLP"] == {
+        **partial["architectures"]["MLP"], "command": json.loads(out.read_text())["command"]}  # the same command
+    assert "command" not in done["architectures"]["ConvNet"]  # the record's own
     assert "architectures_left" not in done and done["architectures"]["ConvNet"]["networks"] == 1
     # the kept set, given again, is the same set: nothing left to evaluate
     kept = tmp_path / "results" / "sets" / "xa"
     evaluated.clear()
     experiment.run_experiment(module, [*argv, "--distilled", str(kept)], "test")
-    assert evaluated == [] and json.loads(out.read_text())["result"]["architectures"] == done["architectures"]
+    again = json.loads(out.read_text())["result"]
+    assert evaluated == [] and again["from_earlier_record"] == ["MLP", "ConvNet"]
+    assert all(again["architectures"][a] == {**e, "command": again["architectures"][a]["command"]}
+               for a, e in done["architectures"].items())
     # another set, or another evaluation of it, replaces the record instead of joining it
     other = tmp_path / "other"
     shutil.copytree(kept, other)
