@@ -161,8 +161,8 @@ ROWS = [
                           ("idc", 1, "~41 h after the IDC row (its reduced row's evaluation took 61 min)"),
                           ("mtt", 10, "~65-85 h after the MTT row (40x the reduced ipc-10 evaluations' 99-124 min)"),
                           ("datm", 10, "~65-85 h after the DATM row (as MTT's)"),
-                          ("idc", 10, "not measured (IDC's ipc-10 sets decode to 400 images, 4x the others'), after "
-                           "the IDC row"))),
+                          ("idc", 10, "~425 h after the IDC row (279x the reduced row's evaluation, 91 min: 3 sets x "
+                           "20 networks x 1000 epochs against 1 x 5 x 43, of 7 steps each)"))),
     *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
           ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
            f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",
