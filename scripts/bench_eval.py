@@ -10,7 +10,6 @@ protocol. Compile time is reported separately.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

@@ -16,7 +16,7 @@ import pytest
 
 from jaxdistill.data import sources
 from jaxdistill.data.download import content_sha256, locate_file, verify_file
-from jaxdistill.data.registry import FileSpec, Manifest, arrays_sha256, get_spec
+from jaxdistill.data.registry import Manifest, arrays_sha256, get_spec
 from jaxdistill.data.sources import DataOrigin, dataset_status, load_dataset, resolve_dataset_dir
 from jaxdistill.errors import ConfigError, DataError
 
