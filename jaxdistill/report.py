@@ -429,7 +429,14 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             row[arch] = _pm(100 * r["accuracy_mean"], 100 * r["accuracy_std"], 2)
             row[f"_{arch}"] = 100 * r["accuracy_mean"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # Architecture columns in the papers' order (CROSS_ARCHITECTURES), others after by name, so the columns do not
+    # depend on which record comes first or which architectures a partial record has reached.
+    from jaxdistill.models import CROSS_ARCHITECTURES
+    rank = {a: i for i, a in enumerate(CROSS_ARCHITECTURES)}
+    archs = sorted((c[1:] for c in table.columns if c.startswith("_")), key=lambda a: (rank.get(a, len(rank)), a))
+    fixed = [c for c in ("record", "set", "nets x epochs") if c in table.columns]
+    return table[fixed + archs + [f"_{a}" for a in archs]]
 
 
 def plot_cross_architecture(table: pd.DataFrame, path: str | Path) -> Path:

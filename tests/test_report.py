@@ -184,6 +184,17 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                      "idc_mnist_ipc1_reduced": "IDC, ipc 1*",
                      "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)"}
     assert set(table["MLP"]) == {"70.00 ± 1.00"}
+    # columns in the papers' order whatever the records' order: here a record listing ResNet18 before ConvNet
+    # and VGG11 only in a record after it
+    table = cross_architecture_table([
+        ("a", {"experiment": "cross_architecture", "config": {"method": "dc", "ipc": 1},
+               "result": {"architectures": {a: {"accuracy_mean": 0.5, "accuracy_std": 0.0}
+                                            for a in ("ResNet18", "ConvNet", "Other")}}}),
+        ("b", {"experiment": "cross_architecture", "config": {"method": "dc", "ipc": 10},
+               "result": {"architectures": {a: {"accuracy_mean": 0.5, "accuracy_std": 0.0}
+                                            for a in ("VGG11", "MLP")}}})])
+    assert list(table.columns) == ["record", "set", "nets x epochs", "MLP", "ConvNet", "VGG11", "ResNet18", "Other",
+                                   "_MLP", "_ConvNet", "_VGG11", "_ResNet18", "_Other"]
     assert len(collect_records(folder)) == 1  # not a row of the comparison
     assert "| DC, ipc 1*" in readme_blocks(collect_records(folder), records)["cross_architecture"]
     assert write_report(folder, tmp_path / "out")["cross_architecture"].is_file()
