@@ -11,6 +11,8 @@ Table 2 of the DC paper (MNIST, 1 image per class) and the DSA paper.
     python experiments/cross_architecture.py --method random --variant ipc1_dsa_eval_reduced  # MTT / DATM control
     python experiments/cross_architecture.py --method dc --variant ipc1_idc_protocol_reduced  # IDC's protocol
     python experiments/cross_architecture.py --method dc --variant smoke           # seconds; CI runs it
+    python experiments/cross_architecture.py --method datm --variant ipc10_vgg11_lr0.01_reduced \
+        --distilled results/sets/cross_architecture_datm_mnist_ipc10_reduced   # VGG11 at DC's lr, not the learned
 
 Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|idc|psg ...`, or an experiment's
 workdir), is evaluated the same way with --distilled (repeat it for several sets of one method and ipc):
@@ -81,6 +83,15 @@ VARIANTS = {
     "ipc1_stored_reduced": dict(ipc=1, stored={"dsa": ["results/sets/dsa_mnist_ipc1_seed0"]}, models=5, epochs=300),
     "ipc10_stored_reduced": dict(ipc=10, stored={"dsa": ["results/sets/dsa_mnist_ipc10_reduced"]}, models=5,
                                  epochs=300),
+    # VGG11 alone at a fixed evaluation lr instead of the set's own (the lr MTT's and DATM's sets learned, else the
+    # protocol's 0.01), everything else as ipc10_reduced: some VGG11 networks fail to train on DATM's ipc-10 set at
+    # its learned lr (0.0212) and on IDC's under IDC's protocol (lr 0.01 in batches of 64); these rows, with the same
+    # networks (seeds) as the ipc10_reduced records, tell whether the lr is the cause.
+    **{f"ipc10_vgg11_lr{lr:g}": dict(ipc=10, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000,
+                                      architectures=("VGG11",), lr=lr) for lr in (0.01, 0.005)},
+    **{f"ipc10_vgg11_lr{lr:g}_reduced": dict(ipc=10, seeds=[0], iterations=20, models=5, epochs=300,
+                                              epochs_for={"idc": 43}, architectures=("VGG11",), lr=lr)
+       for lr in (0.01, 0.005)},
     # Smoke: two iterations of a narrow ConvNet's set, one network of one epoch for each of the three cheapest
     # architectures (every architecture's build is tested in tests/models/test_classic.py).
     "smoke": dict(ipc=1, seeds=[0], iterations=2, models=1, epochs=1, architectures=("MLP", "ConvNet", "LeNet"),
@@ -229,6 +240,8 @@ def run(config: dict[str, Any], ctx: Context) -> None:
         record_config["augment"] = evaluation_augment(config)
     if config.get("protocol"):
         record_config["protocol"] = config["protocol"]
+    if config.get("lr") is not None:
+        record_config["lr"] = config["lr"]
     architectures = list(config.get("architectures", ARCHITECTURES))
     earlier = recorded_architectures(Path(ctx.out), record_config, sources) if ctx.writes_record else {}
 
@@ -276,7 +289,7 @@ def _reused(table: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
 
 def recorded_architectures(out: Path, record_config: dict[str, Any], sources: list[Path]) -> dict[str, Any]:
     """The architectures (name -> its entry) that the record `out` already holds for these sets, evaluated this way:
-    its config's method, dataset, ipc, networks, epochs, augmentation and protocol are `record_config`'s and its
+    its config's method, dataset, ipc, networks, epochs, augmentation, protocol and lr are `record_config`'s and its
     kept sets are `sources` (the same arrays and config, wherever they lie); else {}. So a run stopped between
     architectures (each finished one is written to the record at once, with the ones left in
     "architectures_left") resumes from its record even when its run folder is gone, e.g. on another machine with
@@ -287,7 +300,7 @@ def recorded_architectures(out: Path, record_config: dict[str, Any], sources: li
         return {}
     rec = json.loads(out.read_text())
     config = rec.get("config", {})
-    compared = ("method", "dataset", "ipc", "models", "epochs", "augment", "protocol")
+    compared = ("method", "dataset", "ipc", "models", "epochs", "augment", "protocol", "lr")
     if rec.get("experiment") != "cross_architecture" or any(config.get(k) != record_config.get(k) for k in compared):
         return {}
     kept = [Path(s) if Path(s).is_absolute() else ROOT / s for s in config.get("sets", [])]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
@@ -35,6 +36,17 @@ def _int_at_least(minimum: int):
 
 _positive_int = _int_at_least(1)
 _nonnegative_int = _int_at_least(0)
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0, with a one-line message otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def _seed_list(text: str) -> list[int]:
@@ -151,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", default=None,
                    help="network to train, e.g. 'convnet:width=64' or 'mlp:128' (default: the one it was distilled "
                         "with)")
+    q.add_argument("--lr", type=_positive_float, default=None,
+                   help="training lr of the networks (default: the lr the set's method learned, for MTT and DATM "
+                        "sets, else the protocol's 0.01)")
     q.add_argument("--metrics", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
                    default=None, help="comma-separated metric names (default: the dataset's; MHIST reports balanced "
                                       "accuracy, sensitivity, specificity, F1, ROC AUC and the confusion matrix)")
@@ -251,7 +266,8 @@ def _cmd_evaluate(args) -> int:
     from jaxdistill.runner import evaluate_workdir
     res = evaluate_workdir(args.workdir, num_models=args.models, epochs=args.epochs, augment=args.augment,
                            data_dir=args.data_dir, seed=args.seed, model=args.model, progress=not args.no_progress,
-                           metrics=args.metrics, protocol=args.protocol, network_seeding=args.network_seeding)
+                           metrics=args.metrics, protocol=args.protocol, network_seeding=args.network_seeding,
+                           train_overrides=None if args.lr is None else {"lr": args.lr})
     n = len(res["accuracies"])
     print(f"test accuracy {100 * res['accuracy_mean']:.2f} +- {100 * res['accuracy_std']:.2f} % "
           f"over {n} networks ({res['num_sets']} synthetic set(s)); wrote {os.path.join(args.workdir, 'eval.json')}")

@@ -311,11 +311,13 @@ def relative(path: Path, root: Path) -> str:
 
 
 def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | None = None,
-                        augment: str | None = None, protocol: str | None = None) -> dict[str, Any] | None:
+                        augment: str | None = None, protocol: str | None = None,
+                        train_overrides: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """workdir's finished evaluation (eval.json) when it is the one asked for, else None: `models` networks of
     `epochs` epochs each, of the network `model` names (default: the one the sets were distilled with), by the
     protocol and with the augmentation `protocol` and `augment` name (default: the set's own, `evaluate_workdir`'s),
-    and of the sets synthetic.npz holds now. A set distilled further in the same workdir, or replaced there, has other
+    with the same `train_overrides` (e.g. a fixed lr instead of the set's learned one; none by default), and of the
+    sets synthetic.npz holds now. A set distilled further in the same workdir, or replaced there, has other
     checksums than the ones its evaluation kept (`set_sha256` per set) and is evaluated again, not given the old
     set's accuracies."""
     from jaxdistill.models import ModelConfig
@@ -327,6 +329,8 @@ def finished_evaluation(workdir: Path, models: int, epochs: int, model: str | No
     done = json.loads(eval_file.read_text())
     done_cfg = done.get("eval_config", {})
     if done_cfg.get("num_models") != models or done_cfg.get("train", {}).get("epochs") != epochs:
+        return None
+    if (done.get("train_overrides") or {}) != (train_overrides or {}):
         return None
     config, images, labels, seeds = load_synthetic(workdir)
     wanted_model = ModelConfig.parse(model) if model is not None else distilled_model(config)
@@ -360,17 +364,19 @@ def evaluation_augment(config: dict[str, Any]) -> str | None:
 
 def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> dict[str, Any]:
     """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs (by its "protocol", default the
-    set's own, and with its `evaluation_augment`):
-    the one an earlier run of the command finished (its eval.json), else a new one."""
+    set's own, with its `evaluation_augment`, and at its "lr" if it names one, else the set's learned lr or the
+    protocol's): the one an earlier run of the command finished (its eval.json), else a new one."""
     from jaxdistill.runner import evaluate_workdir
 
     cfg = ctx.config
     augment, protocol = evaluation_augment(cfg), cfg.get("protocol")
-    done = finished_evaluation(workdir, cfg["models"], cfg["epochs"], model, augment, protocol)
+    overrides = {"lr": float(cfg["lr"])} if cfg.get("lr") is not None else None
+    done = finished_evaluation(workdir, cfg["models"], cfg["epochs"], model, augment, protocol, overrides)
     if done is not None:
         return done
     return evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
-                            progress=ctx.progress, model=model, augment=augment, protocol=protocol)
+                            progress=ctx.progress, model=model, augment=augment, protocol=protocol,
+                            train_overrides=overrides)
 
 
 def evaluate_starting_images(ctx: Context, data, workdir: Path, method_overrides: dict[str, Any] | None = None

@@ -420,6 +420,8 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             name += ", DSA evaluation"
         if config.get("protocol") and config["protocol"] != config.get("method"):  # *_idc_protocol, not IDC's own
             name += f", {config['protocol'].upper()} protocol"
+        if config.get("lr") is not None:  # a fixed evaluation lr instead of the set's own (*_lr<value> variants)
+            name += f", lr {config['lr']:g}"
         # a run stopped between architectures: its blank cells are to come
         done, left = len(result.get("architectures", {})), len(result.get("architectures_left") or [])
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else "")

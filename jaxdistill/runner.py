@@ -450,6 +450,7 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
             bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")
     result = {**summarize(per_set), "per_set": per_set, "distill_config": config, "eval_config": eval_cfg.to_dict(),
               "protocol": protocol, "data": data.facts(),
+              **({"train_overrides": dict(train_overrides)} if train_overrides else {}),
               "versions": versions(), "device": device_info(),
               "wall_time_s": float(sum(r["wall_time_s"] for r in per_set))}
     write_json(Path(workdir) / EVAL_FILE, result)

@@ -163,6 +163,13 @@ ROWS = [
                           ("datm", 10, "~65-85 h after the DATM row (as MTT's)"),
                           ("idc", 10, "~425 h after the IDC row (279x the reduced row's evaluation, 91 min: 3 sets x "
                            "20 networks x 1000 epochs against 1 x 5 x 43, of 7 steps each)"))),
+    # VGG11 alone at a fixed lr on the DATM and IDC ipc-10 sets (whether the lr makes some VGG11 networks fail)
+    Row("cross_architecture_datm_mnist_ipc10_vgg11_lr0.01", ("cross_architecture", "--method", "datm", "--distilled",
+                                                             "runs/datm_mnist_ipc10"), "ipc10_vgg11_lr0.01",
+        "~16 h after the DATM row (40x the reduced row's 25 min)", "not measured", after="datm_mnist_ipc10"),
+    Row("cross_architecture_idc_mnist_ipc10_vgg11_lr0.005", ("cross_architecture", "--method", "idc", "--distilled",
+                                                             "runs/idc_mnist_ipc10"), "ipc10_vgg11_lr0.005",
+        "~90 h after the IDC row (279x the reduced row's VGG11, 19 min)", "not measured", after="idc_mnist_ipc10"),
     *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
           ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
            f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",

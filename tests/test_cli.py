@@ -88,6 +88,18 @@ def test_distill_then_evaluate_end_to_end(tiny, tmp_path, capsys):
     assert result["accuracy_mean"] == pytest.approx(np.mean(accs))
     assert result["accuracy_std"] == pytest.approx(np.std(accs))
     assert result["eval_config"]["num_models"] == 2 and result["eval_config"]["train"]["epochs"] == 2
+    assert result["eval_config"]["train"]["lr"] == pytest.approx(0.01)  # DC's protocol
+
+    # --lr sets the networks' training lr, and a bad one is refused before anything runs.
+    code, out, err = cli(capsys, "evaluate", work, "--models", 1, "--epochs", 1, "--augment", "none", "--lr", 0.05,
+                         "--no-progress", "--data-dir", tiny)
+    assert code == 0, err
+    result = json.loads((work / "eval.json").read_text())
+    assert result["eval_config"]["train"]["lr"] == pytest.approx(0.05)
+    assert result["per_set"][0]["config"]["train"]["lr"] == pytest.approx(0.05)
+    for bad in ("0", "-0.1", "nan", "fast"):
+        assert_user_error(cli(capsys, "evaluate", work, "--lr", bad, "--no-progress", "--data-dir", tiny),
+                          "--lr", repr(bad) if bad == "fast" else bad)
 
     # The finished workdir refuses a command with other settings and keeps its result.
     before = (work / "synthetic.npz").read_bytes()
@@ -354,6 +366,11 @@ def test_experts_then_mtt_and_datm_distillation(tiny, tmp_path, capsys):
     assert code == 0, err
     evaluated = json.loads((tmp_path / "mtt" / "eval.json").read_text())["per_set"][0]["config"]["train"]["lr"]
     assert evaluated == pytest.approx(learned) and learned != 0.01
+    code, out, err = cli(capsys, "evaluate", tmp_path / "mtt", "--models", 1, "--epochs", 1, "--data-dir", tiny,
+                         "--lr", 0.02, "--no-progress")  # --lr replaces the learned lr
+    assert code == 0, err
+    evaluated = json.loads((tmp_path / "mtt" / "eval.json").read_text())["per_set"][0]["config"]["train"]["lr"]
+    assert evaluated == pytest.approx(0.02)
     code, out, err = cli(capsys, *distill_argv(tmp_path / "datm", tiny, method="datm"), *common,
                          "--set", "current_max_start_epoch=1", "--set", "candidate_pool=3")
     assert code == 0, err

@@ -448,6 +448,15 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
     assert json.loads((tmp_path / "results" / "xi.json").read_text())["config"]["protocol"] == "idc"
     evaluated = json.loads((tmp_path / "runs" / "xi" / "by_MLP_0" / "eval.json").read_text())
     assert evaluated["protocol"] == "idc" and evaluated["eval_config"]["train"]["batch_size"] == 64
+    # an *_lr<value> variant trains at that lr and its record says so
+    monkeypatch.setitem(module.VARIANTS, "tiny_lr_reduced", {**module.VARIANTS["tiny_reduced"], "lr": 0.05})
+    experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_lr_reduced", "--distilled",
+                                       str(kept), "--workdir", str(tmp_path / "runs" / "xl"), "--out",
+                                       str(tmp_path / "results" / "xl.json"), "--data-dir", str(tmp_path / "data"),
+                                       "--no-progress"], "test")
+    assert json.loads((tmp_path / "results" / "xl.json").read_text())["config"]["lr"] == 0.05
+    evaluated = json.loads((tmp_path / "runs" / "xl" / "by_MLP_0" / "eval.json").read_text())
+    assert evaluated["eval_config"]["train"]["lr"] == 0.05 and evaluated["train_overrides"] == {"lr": 0.05}
 
 
 def test_cross_architecture_reduced_ipc10_rows_all_train_300_optimiser_steps():
@@ -523,6 +532,7 @@ def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(
     assert module.recorded_architectures(out, record_config, [kept]).keys() == {"MLP", "ConvNet"}
     assert module.recorded_architectures(out, {**record_config, "epochs": 2}, [kept]) == {}
     assert module.recorded_architectures(out, {**record_config, "augment": "dsa"}, [kept]) == {}
+    assert module.recorded_architectures(out, {**record_config, "lr": 0.005}, [kept]) == {}  # another lr
     evaluated.clear()
     experiment.run_experiment(module, [*argv[:4], "--workdir", str(tmp_path / "runs" / "o"), *argv[6:],
                                        "--distilled", str(other)], "test")
@@ -588,6 +598,15 @@ def test_a_finished_evaluation_is_reused_only_for_the_sets_and_network_it_evalua
     (work / "eval.json").write_text(json.dumps(done))
     with np.load(work / "synthetic.npz") as z:
         arrays = {k: z[k] for k in z.files}
+    # and of the lr it trained at: an evaluation at a fixed lr is not the set's default one, nor one at another lr
+    evaluate_workdir(work, num_models=1, epochs=1, model="mlp:8", data=data, progress=False,
+                     train_overrides={"lr": 0.05})
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", train_overrides={"lr": 0.02}) is None
+    at_lr = experiment.finished_evaluation(work, 1, 1, "mlp:8", train_overrides={"lr": 0.05})
+    assert at_lr["per_set"][0]["config"]["train"]["lr"] == 0.05
+    (work / "eval.json").write_text(json.dumps(done))
+    assert experiment.finished_evaluation(work, 1, 1, "mlp:8", train_overrides={"lr": 0.05}) is None
     write_npz(work / "synthetic.npz", **{**arrays, "images": arrays["images"] * 0.5})  # the set changed
     assert experiment.finished_evaluation(work, 1, 1, "mlp:8") is None
     write_npz(work / "synthetic.npz", **arrays)

@@ -170,6 +170,10 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                         "experiment": "cross_architecture", "variant": "ipc1_reduced", "reduced_protocol": True,
                         "result": {"architectures": archs},
                         "config": {"method": "idc", "ipc": 1, "models": 5, "epochs": 300, "protocol": "idc"}},
+                    cross_architecture_datm_mnist_ipc10_vgg11_lr0_01_reduced={  # at a fixed lr, not the set's
+                        "experiment": "cross_architecture", "variant": "ipc10_vgg11_lr0.01_reduced",
+                        "reduced_protocol": True, "result": {"architectures": {"VGG11": archs["MLP"]}},
+                        "config": {"method": "datm", "ipc": 10, "models": 5, "epochs": 300, "lr": 0.01}},
                     cross_architecture_mtt_mnist_ipc10_reduced={  # a run stopped after 2 of its 6 architectures
                         "experiment": "cross_architecture", "variant": "ipc10_reduced", "reduced_protocol": True,
                         "result": {"architectures": archs, "architectures_left": ["LeNet", "AlexNet", "VGG11",
@@ -182,8 +186,10 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                      "random_mnist_ipc1_dsa_eval_reduced": "random, DSA evaluation, ipc 1*",
                      "dc_mnist_ipc1_idc_protocol_reduced": "DC, IDC protocol, ipc 1*",
                      "idc_mnist_ipc1_reduced": "IDC, ipc 1*",
+                     "datm_mnist_ipc10_vgg11_lr0_01_reduced": "DATM, lr 0.01, ipc 10*",
                      "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)"}
-    assert set(table["MLP"]) == {"70.00 ± 1.00"}
+    assert set(table["MLP"].dropna()) == {"70.00 ± 1.00"}
+    assert table["MLP"].isna().sum() == 1 and table["VGG11"].notna().sum() == 1  # the VGG11-only row
     # columns in the papers' order whatever the records' order: here a record listing ResNet18 before ConvNet
     # and VGG11 only in a record after it
     table = cross_architecture_table([
