@@ -166,10 +166,10 @@ ROWS = [
     # VGG11 alone at a fixed lr on the DATM and IDC ipc-10 sets (whether the lr makes some VGG11 networks fail)
     Row("cross_architecture_datm_mnist_ipc10_vgg11_lr0.01", ("cross_architecture", "--method", "datm", "--distilled",
                                                              "runs/datm_mnist_ipc10"), "ipc10_vgg11_lr0.01",
-        "~16 h after the DATM row (40x the reduced row's 25 min)", "not measured", after="datm_mnist_ipc10"),
+        "~18 h after the DATM row (40x the reduced row's 27 min)", "not measured", after="datm_mnist_ipc10"),
     Row("cross_architecture_idc_mnist_ipc10_vgg11_lr0.005", ("cross_architecture", "--method", "idc", "--distilled",
                                                              "runs/idc_mnist_ipc10"), "ipc10_vgg11_lr0.005",
-        "~90 h after the IDC row (279x the reduced row's VGG11, 19 min)", "not measured", after="idc_mnist_ipc10"),
+        "~100 h after the IDC row (279x the reduced row's 22 min)", "not measured", after="idc_mnist_ipc10"),
     *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
           ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
            f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",
