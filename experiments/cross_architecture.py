@@ -83,20 +83,17 @@ VARIANTS = {
     "ipc1_stored_reduced": dict(ipc=1, stored={"dsa": ["results/sets/dsa_mnist_ipc1_seed0"]}, models=5, epochs=300),
     "ipc10_stored_reduced": dict(ipc=10, stored={"dsa": ["results/sets/dsa_mnist_ipc10_reduced"]}, models=5,
                                  epochs=300),
-    # VGG11 alone at a fixed evaluation lr instead of the set's own (the lr MTT's and DATM's sets learned, else the
-    # protocol's 0.01), everything else as ipc10_reduced: some VGG11 networks fail to train on DATM's ipc-10 set at
-    # its learned lr (0.0212) and on IDC's under IDC's protocol (lr 0.01 in batches of 64); these rows, with the same
-    # networks (seeds) as the ipc10_reduced records, tell whether the lr is the cause.
-    **{f"ipc10_vgg11_lr{lr:g}": dict(ipc=10, seeds=[0, 1, 2, 3, 4], iterations=None, models=20, epochs=1000,
-                                      architectures=("VGG11",), lr=lr) for lr in (0.01, 0.005)},
-    **{f"ipc10_vgg11_lr{lr:g}_reduced": dict(ipc=10, seeds=[0], iterations=20, models=5, epochs=300,
-                                              epochs_for={"idc": 43}, architectures=("VGG11",), lr=lr)
-       for lr in (0.01, 0.005)},
     # Smoke: two iterations of a narrow ConvNet's set, one network of one epoch for each of the three cheapest
     # architectures (every architecture's build is tested in tests/models/test_classic.py).
     "smoke": dict(ipc=1, seeds=[0], iterations=2, models=1, epochs=1, architectures=("MLP", "ConvNet", "LeNet"),
                   method_overrides={"model": "convnet:width=8"}),
 }
+# VGG11 alone at a fixed evaluation lr instead of the set's own (the lr MTT's and DATM's sets learned, else the
+# protocol's 0.01), everything else as ipc10 / ipc10_reduced: some VGG11 networks fail to train on DATM's ipc-10 set
+# at its learned lr (0.0212) and on IDC's under IDC's protocol (lr 0.01 in batches of 64); these rows, with the same
+# networks (seeds) as the ipc10_reduced records, tell whether the lr is the cause.
+VARIANTS.update({f"ipc10_vgg11_lr{lr:g}{suffix}": {**VARIANTS[f"ipc10{suffix}"], "architectures": ("VGG11",), "lr": lr}
+                 for suffix in ("", "_reduced") for lr in (0.01, 0.005)})
 ARCHITECTURES = ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
 
 
