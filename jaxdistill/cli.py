@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--num-experts", type=_positive_int, default=10)
     q.add_argument("--first-seed", type=_nonnegative_int, default=0)
     q.add_argument("--epochs", type=_positive_int, default=50)
-    q.add_argument("--lr", type=float, default=0.01)
+    q.add_argument("--lr", type=_positive_float, default=0.01)
     q.add_argument("--model", default=None,
                    help="e.g. 'convnet' or 'convnet:width=64,depth=3' (default: the ConvNet with the dataset's depth "
                         "for its image size, the network distillation uses)")
@@ -181,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--teacher-epochs", type=_positive_int, default=20)
     q.add_argument("--student-epochs", type=_positive_int, default=20)
     q.add_argument("--teacher-augment", default="jitter", help="teacher training augmentation (default jitter)")
-    q.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9, x0.1 at half)")
+    q.add_argument("--lr", type=_positive_float, default=0.05, help="SGD learning rate (momentum 0.9, x0.1 at half)")
     q.add_argument("--batch-size", type=_positive_int, default=128)
-    q.add_argument("--temperature", type=float, default=20.0)
+    q.add_argument("--temperature", type=_positive_float, default=20.0)
     q.add_argument("--alpha", type=float, default=0.1, help="weight of the hard-label term (1 = no teacher)")
     q.add_argument("--sweep", type=_pair_list, default=(), metavar="T:ALPHA,...",
                    help="more (temperature, alpha) pairs for the students, e.g. 2:0.5,8:0.5")

@@ -16,6 +16,7 @@ manifest is reported as corrupt, naming the file and the fix.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -53,6 +54,8 @@ class ExpertConfig:
     def __post_init__(self):
         if self.epochs < 1:
             raise ConfigError(f"expert epochs must be >= 1, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):  # checked here, before any data is loaded
+            raise ConfigError(f"expert lr must be a finite number > 0, got {self.lr}")
 
     def train_config(self, dataset: str) -> TrainConfig:
         augment = self.augment if self.augment is not None else f"dsa:{default_dsa_strategy(dataset)}"

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -39,9 +40,9 @@ from jaxdistill.train import (LossFn, Trainer, TrainConfig, cross_entropy, predi
 
 # ---- the loss -----------------------------------------------------------------------------------------------------
 def check_kd_settings(temperature: float, alpha: float) -> None:
-    """Raise ConfigError unless temperature > 0 and 0 <= alpha <= 1."""
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    """Raise ConfigError unless temperature is finite and > 0 and 0 <= alpha <= 1."""
+    if not (math.isfinite(temperature) and temperature > 0):  # inf would soften every teacher output to uniform
+        raise ConfigError(f"temperature must be a finite number > 0, got {temperature}")
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha (the weight of the hard-label term) must lie in [0, 1], got {alpha}")
 

@@ -89,8 +89,8 @@ class TrainConfig:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):  # nan <= 0 is False: say it positively
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
         if self.driver not in ("auto", "scan", "python"):
             raise ConfigError(f"driver must be 'auto', 'scan' or 'python', got {self.driver!r}")
         if self.parallel not in ("auto", "vmap", "sequential"):

@@ -332,11 +332,14 @@ def test_kd_runs_and_writes_a_result(tiny, tmp_path, capsys):
 @pytest.mark.parametrize("extra, words", [
     (("--alpha", "1.5"), ["alpha", "1.5"]),
     (("--temperature", "0"), ["temperature", "> 0"]),
+    (("--temperature", "nan"), ["--temperature", "finite number > 0", "nan"]),
+    (("--lr", "0"), ["--lr", "> 0"]),
+    (("--lr", "-0.05"), ["--lr", "-0.05"]),
     (("--seeds", "0"), ["at least 2 seeds"]),
     (("--student", "resnet:3"), ["unknown model", "resnet"]),
     (("--sweep", "2-0.5"), ["--sweep", "T:ALPHA"]),
     (("--omit-class", "9"), ["omit_class 9"]),
-], ids=["alpha", "temperature", "one-seed", "model", "sweep", "omit-class"])
+], ids=["alpha", "temperature", "temperature-nan", "lr", "lr-negative", "one-seed", "model", "sweep", "omit-class"])
 def test_bad_kd_flags(tiny, tmp_path, capsys, extra, words):
     assert_user_error(cli(capsys, *kd_argv(tmp_path / "kd", tiny, *extra)), *words)
 
@@ -381,6 +384,16 @@ def test_experts_then_mtt_and_datm_distillation(tiny, tmp_path, capsys):
     (buffer / "expert_0001" / "0002").rename(buffer / "moved")
     code, out, _ = cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--verify")
     assert code == 2 and "expert_0001/0002 is missing" in out and "1 problem(s)" in out
+
+
+@pytest.mark.parametrize("lr, words", [("0", ["--lr", "> 0"]), ("-0.01", ["--lr", "-0.01"]), ("nan", ["--lr", "nan"]),
+                                       ("fast", ["--lr", "expected a number", "fast"])],
+                         ids=["zero", "negative", "nan", "text"])
+def test_bad_expert_lr_is_refused_before_a_buffer_is_made(tiny, tmp_path, capsys, lr, words):
+    buffer = tmp_path / "buffer"
+    assert_user_error(cli(capsys, "experts", "--dataset", TINY, "--buffer", buffer, "--epochs", 1, "--lr", lr,
+                          "--data-dir", tiny, "--no-progress"), *words)
+    assert not buffer.exists()
 
 
 @pytest.mark.parametrize("argv, words", [

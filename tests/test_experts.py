@@ -90,6 +90,12 @@ def test_a_buffer_of_another_config_is_refused(buffer):
         ex.train_experts(buffer, IMAGES, LABELS, "tiny", 2, [2], dataclasses.replace(CFG, lr=0.02), progress=False)
 
 
+@pytest.mark.parametrize("lr", [0.0, -0.01, float("nan")])
+def test_a_bad_expert_lr_is_refused_when_the_config_is_made(lr):
+    with pytest.raises(ConfigError, match="expert lr must be a finite number > 0"):
+        ex.ExpertConfig(lr=lr)
+
+
 def test_mnist_experts_default_to_dsa_without_flips():
     assert ex.ExpertConfig().train_config("mnist").augment == "dsa:color_crop_cutout_scale_rotate"
     assert ex.ExpertConfig().train_config("cifar10").augment == "dsa:color_crop_cutout_flip_scale_rotate"

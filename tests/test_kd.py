@@ -93,7 +93,8 @@ def test_soft_labels_train_through_the_kd_loss_like_soft_cross_entropy():
     np.testing.assert_allclose(jax.grad(f)(STUDENT), jax.grad(g)(STUDENT), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("t,alpha", [(0.0, 0.5), (-1.0, 0.5), (2.0, -0.1), (2.0, 1.5)])
+@pytest.mark.parametrize("t,alpha", [(0.0, 0.5), (-1.0, 0.5), (float("nan"), 0.5), (float("inf"), 0.5), (2.0, -0.1),
+                                     (2.0, 1.5), (2.0, float("nan"))])
 def test_bad_settings_are_refused(t, alpha):
     with pytest.raises(ConfigError):
         kd.kd_objective(t, alpha)

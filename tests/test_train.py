@@ -126,6 +126,9 @@ def test_bad_config_values_raise_config_errors():
         TrainConfig(driver="fast")
     with pytest.raises(ConfigError):
         TrainConfig(augment="no-such-augmentation")
+    for lr in (0.0, -0.01, float("nan"), float("inf")):  # nan passed a plain `lr <= 0` check
+        with pytest.raises(ConfigError, match="lr must be a finite number > 0"):
+            TrainConfig(lr=lr)
 
 
 @pytest.mark.slow

@@ -56,6 +56,9 @@ def test_config_phases_and_refusals():
         TransferConfig(model="convnet")
     with pytest.raises(ConfigError, match="alpha"):
         TransferConfig(model=TINY, temperature=2.0, alpha=1.5, augment="dihedral")
+    for lr in (-1e-4, float("nan")):
+        with pytest.raises(ConfigError, match="finite lr > 0"):
+            TransferConfig(model=TINY, lr=lr)
 
 
 @pytest.fixture(scope="module")

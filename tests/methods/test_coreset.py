@@ -66,6 +66,9 @@ def test_config_errors():
         FeatureCoresetConfig(ipc=0)
     with pytest.raises(ConfigError, match="ConvNet"):
         FeatureCoresetConfig(model="mlp:8")
+    for lr in (0.0, float("nan")):
+        with pytest.raises(ConfigError, match="lr must be > 0"):
+            FeatureCoresetConfig(lr=lr)
     m = make_method("herding", method_config("herding", ipc=5))
     plan = RunPlan("tiny", 3, (8, 8, 1), (4, 4, 4), 0, (0,))
     with pytest.raises(ConfigError, match="smallest class"):
