@@ -13,6 +13,8 @@ Table 2 of the DC paper (MNIST, 1 image per class) and the DSA paper.
     python experiments/cross_architecture.py --method dc --variant smoke           # seconds; CI runs it
     python experiments/cross_architecture.py --method datm --variant ipc10_vgg11_lr0.01_reduced \
         --distilled results/sets/cross_architecture_datm_mnist_ipc10_reduced   # VGG11 at DC's lr, not the learned
+    python experiments/cross_architecture.py --method mtt --variant ipc10_lr0.01_reduced \
+        --distilled results/sets/cross_architecture_mtt_mnist_ipc10_reduced    # every architecture at DC's lr
 
 Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|idc|psg ...`, or an experiment's
 workdir), is evaluated the same way with --distilled (repeat it for several sets of one method and ipc):
@@ -94,6 +96,10 @@ VARIANTS = {
 # networks (seeds) as the ipc10_reduced records, tell whether the lr is the cause.
 VARIANTS.update({f"ipc10_vgg11_lr{lr:g}{suffix}": {**VARIANTS[f"ipc10{suffix}"], "architectures": ("VGG11",), "lr": lr}
                  for suffix in ("", "_reduced") for lr in (0.01, 0.005)})
+# Every architecture at DC's lr 0.01 instead of the lr an MTT or DATM set learned (MTT's ipc-10 set: 0.0172), with
+# the same networks as ipc10 / ipc10_reduced: whether a set's learned lr, tuned to the ConvNet it was distilled
+# with, is what holds other architectures back (it is the only training setting such a set carries).
+VARIANTS.update({f"ipc10_lr0.01{suffix}": {**VARIANTS[f"ipc10{suffix}"], "lr": 0.01} for suffix in ("", "_reduced")})
 ARCHITECTURES = ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
 
 

@@ -170,6 +170,10 @@ ROWS = [
     Row("cross_architecture_idc_mnist_ipc10_vgg11_lr0.005", ("cross_architecture", "--method", "idc", "--distilled",
                                                              "runs/idc_mnist_ipc10"), "ipc10_vgg11_lr0.005",
         "~100 h after the IDC row (279x the reduced row's 22 min)", "not measured", after="idc_mnist_ipc10"),
+    # every architecture at DC's lr 0.01 on MTT's ipc-10 sets instead of the lr they learned
+    Row("cross_architecture_mtt_mnist_ipc10_lr0.01", ("cross_architecture", "--method", "mtt", "--distilled",
+                                                      "runs/mtt_mnist_ipc10"), "ipc10_lr0.01",
+        "~65-85 h after the MTT row (as its learned-lr row)", "not measured", after="mtt_mnist_ipc10"),
     *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
           ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
            f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",
