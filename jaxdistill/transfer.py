@@ -126,7 +126,8 @@ class TransferConfig:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if self.class_weighting not in ("none", "balanced"):
             raise ConfigError(f"class_weighting must be 'none' or 'balanced', got {self.class_weighting!r}")
-        if self.batch_size < 1 or not (math.isfinite(self.lr) and self.lr > 0) or self.head_epochs < 0 or self.finetune_epochs < 0:
+        if (self.batch_size < 1 or not (math.isfinite(self.lr) and self.lr > 0) or self.head_epochs < 0
+                or self.finetune_epochs < 0):
             raise ConfigError("batch_size >= 1, a finite lr > 0 and non-negative epochs, please")
         if self.head_epochs + self.finetune_epochs < 1:
             raise ConfigError("train for at least one epoch (head_epochs + finetune_epochs >= 1)")

@@ -73,7 +73,8 @@ class FeatureCoresetConfig:
         object.__setattr__(self, "model", ModelConfig.parse(self.model))
         if self.ipc < 1:
             raise ConfigError(f"ipc (images per class) must be >= 1, got {self.ipc}")
-        if self.feature_epochs <= 0 or self.batch_size < 1 or self.chunk < 1 or not (math.isfinite(self.lr) and self.lr > 0):
+        if (self.feature_epochs <= 0 or self.batch_size < 1 or self.chunk < 1
+                or not (math.isfinite(self.lr) and self.lr > 0)):
             raise ConfigError("feature_epochs and lr must be > 0 (lr finite), batch_size and chunk >= 1")
         if self.model.name != "convnet":
             raise ConfigError(f"the coreset baselines select on a ConvNet's features; got model {self.model}")
