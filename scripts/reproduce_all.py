@@ -170,10 +170,11 @@ ROWS = [
     Row("cross_architecture_idc_mnist_ipc10_vgg11_lr0.005", ("cross_architecture", "--method", "idc", "--distilled",
                                                              "runs/idc_mnist_ipc10"), "ipc10_vgg11_lr0.005",
         "~100 h after the IDC row (279x the reduced row's 22 min)", "not measured", after="idc_mnist_ipc10"),
-    # every architecture at DC's lr 0.01 on MTT's ipc-10 sets instead of the lr they learned
-    Row("cross_architecture_mtt_mnist_ipc10_lr0.01", ("cross_architecture", "--method", "mtt", "--distilled",
-                                                      "runs/mtt_mnist_ipc10"), "ipc10_lr0.01",
-        "~65-85 h after the MTT row (as its learned-lr row)", "not measured", after="mtt_mnist_ipc10"),
+    # every architecture at DC's lr 0.01 on MTT's and DATM's ipc-10 sets instead of the lr they learned
+    *(Row(f"cross_architecture_{m}_mnist_ipc10_lr0.01", ("cross_architecture", "--method", m, "--distilled",
+                                                         f"runs/{m}_mnist_ipc10"), "ipc10_lr0.01",
+          f"~65-85 h after the {m.upper()} row (as its learned-lr row)", "not measured", after=f"{m}_mnist_ipc10")
+      for m in ("mtt", "datm")),
     *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
           ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
            f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",
