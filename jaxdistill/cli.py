@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import warnings
@@ -11,7 +10,7 @@ from typing import Sequence
 
 from jaxdistill import cpu_tuning
 from jaxdistill.compilation_cache import enable_compilation_cache
-from jaxdistill.errors import DataWarning, JaxdistillError
+from jaxdistill.errors import DataWarning, JaxdistillError, positive_finite
 
 EXIT_USAGE = 2
 
@@ -44,7 +43,7 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
+    if not positive_finite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 

@@ -2,6 +2,7 @@
 
 The CLI prints any `JaxdistillError` as one line and exits with status 2; every other exception is a bug.
 """
+import math
 
 
 class JaxdistillError(Exception):
@@ -22,6 +23,12 @@ class WorkdirError(JaxdistillError):
 
 class DataWarning(UserWarning):
     """Data that loads but differs from what was expected (e.g. MHIST split counts); the CLI shows it in one line."""
+
+
+def positive_finite(value: float) -> bool:
+    """True for a finite number > 0, the test of a learning rate or a temperature (a bare `value <= 0` check lets
+    nan through)."""
+    return math.isfinite(value) and value > 0
 
 
 class DivergedError(JaxdistillError):

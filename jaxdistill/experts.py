@@ -16,7 +16,6 @@ manifest is reported as corrupt, naming the file and the fix.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 
 from jaxdistill.checkpoint import RunDir, restore_pytree, save_pytree
 from jaxdistill.data.dsa import default_dsa_strategy
-from jaxdistill.errors import ConfigError, WorkdirError
+from jaxdistill.errors import ConfigError, WorkdirError, positive_finite
 from jaxdistill.models import make_model
 from jaxdistill.records import arrays_checksum, read_json, write_json
 from jaxdistill.train import Trainer, TrainConfig, resolve_parallel
@@ -54,7 +53,7 @@ class ExpertConfig:
     def __post_init__(self):
         if self.epochs < 1:
             raise ConfigError(f"expert epochs must be >= 1, got {self.epochs}")
-        if not (math.isfinite(self.lr) and self.lr > 0):  # checked here, before any data is loaded
+        if not positive_finite(self.lr):  # checked here, before any data is loaded
             raise ConfigError(f"expert lr must be a finite number > 0, got {self.lr}")
 
     def train_config(self, dataset: str) -> TrainConfig:

@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -31,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxdistill.checkpoint import RunDir
-from jaxdistill.errors import ConfigError
+from jaxdistill.errors import ConfigError, positive_finite
 from jaxdistill.models import make_model
 from jaxdistill.records import device_info, read_json, versions, write_json, write_npz
 from jaxdistill.train import (LossFn, Trainer, TrainConfig, cross_entropy, predict_logits, resolve_parallel,
@@ -41,7 +40,7 @@ from jaxdistill.train import (LossFn, Trainer, TrainConfig, cross_entropy, predi
 # ---- the loss -----------------------------------------------------------------------------------------------------
 def check_kd_settings(temperature: float, alpha: float) -> None:
     """Raise ConfigError unless temperature is finite and > 0 and 0 <= alpha <= 1."""
-    if not (math.isfinite(temperature) and temperature > 0):  # inf would soften every teacher output to uniform
+    if not positive_finite(temperature):  # inf would soften every teacher output to uniform
         raise ConfigError(f"temperature must be a finite number > 0, got {temperature}")
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha (the weight of the hard-label term) must lie in [0, 1], got {alpha}")

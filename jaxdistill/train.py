@@ -37,7 +37,7 @@ import optax
 
 from jaxdistill import policy
 from jaxdistill.data.augment import get_augment, mixes_labels
-from jaxdistill.errors import ConfigError
+from jaxdistill.errors import ConfigError, positive_finite
 
 PyTree = Any
 
@@ -89,7 +89,7 @@ class TrainConfig:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not (math.isfinite(self.lr) and self.lr > 0):  # nan <= 0 is False: say it positively
+        if not positive_finite(self.lr):
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
         if self.driver not in ("auto", "scan", "python"):
             raise ConfigError(f"driver must be 'auto', 'scan' or 'python', got {self.driver!r}")

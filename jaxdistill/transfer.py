@@ -25,7 +25,6 @@ each run checkpoints after every epoch in its workdir and resumes from it.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from jaxdistill import metrics
 from jaxdistill.checkpoint import RunDir
-from jaxdistill.errors import ConfigError, DivergedError
+from jaxdistill.errors import ConfigError, DivergedError, positive_finite
 from jaxdistill.kd import check_kd_settings, kd_loss
 from jaxdistill.models import ModelConfig
 from jaxdistill.models.applications import APPLICATIONS, DEFAULT_FINE_TUNE_FROM, HEAD_LAYERS, trainable_mask
@@ -126,7 +125,7 @@ class TransferConfig:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if self.class_weighting not in ("none", "balanced"):
             raise ConfigError(f"class_weighting must be 'none' or 'balanced', got {self.class_weighting!r}")
-        if (self.batch_size < 1 or not (math.isfinite(self.lr) and self.lr > 0) or self.head_epochs < 0
+        if (self.batch_size < 1 or not positive_finite(self.lr) or self.head_epochs < 0
                 or self.finetune_epochs < 0):
             raise ConfigError("batch_size >= 1, a finite lr > 0 and non-negative epochs, please")
         if self.head_epochs + self.finetune_epochs < 1:

@@ -7,14 +7,13 @@ runner, checkpoints and evaluation as every learned method and anchor the result
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxdistill.data.arrays import RealData
-from jaxdistill.errors import ConfigError
+from jaxdistill.errors import ConfigError, positive_finite
 from jaxdistill.methods.base import Method, method, register_method
 from jaxdistill.models import ModelConfig
 from jaxdistill.synthetic import SyntheticSet, class_major_labels, init_synthetic
@@ -73,8 +72,7 @@ class FeatureCoresetConfig:
         object.__setattr__(self, "model", ModelConfig.parse(self.model))
         if self.ipc < 1:
             raise ConfigError(f"ipc (images per class) must be >= 1, got {self.ipc}")
-        if (self.feature_epochs <= 0 or self.batch_size < 1 or self.chunk < 1
-                or not (math.isfinite(self.lr) and self.lr > 0)):
+        if self.feature_epochs <= 0 or self.batch_size < 1 or self.chunk < 1 or not positive_finite(self.lr):
             raise ConfigError("feature_epochs and lr must be > 0 (lr finite), batch_size and chunk >= 1")
         if self.model.name != "convnet":
             raise ConfigError(f"the coreset baselines select on a ConvNet's features; got model {self.model}")
