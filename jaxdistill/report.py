@@ -233,7 +233,8 @@ def record_row(stem: str, record: dict[str, Any]) -> dict[str, Any] | None:
            "resolution": resolution if dataset == "mhist" else None, "ipc": ipc, "reduced": reduced,
            "stand_in": bool(data.get("stand_in", False)),
            "sets": result.get("num_sets"), "nets": eval_config.get("num_models") or result.get("num_models")
-           or config.get("models") or (1 if "test_accuracy" in result else None), "epochs": train.get("epochs") or config.get("epochs"),
+           or config.get("models") or (1 if "test_accuracy" in result else None),
+           "epochs": train.get("epochs") or config.get("epochs"),
            "mean": mean, "std": std,
            "start_mean": 100 * float(start["accuracy_mean"]) if "accuracy_mean" in start else np.nan,
            "published_mean": published_mean, "published_std": published_std, "difference": mean - published_mean,
@@ -422,6 +423,8 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             name += f", {config['protocol'].upper()} protocol"
         if config.get("lr") is not None:  # a fixed evaluation lr instead of the set's own (*_lr<value> variants)
             name += f", lr {config['lr']:g}"
+        if config.get("clip"):  # the set's pixels clipped to the real images' range (*_clip variants)
+            name += ", clipped to the real range"
         # a run stopped between architectures: its blank cells are to come
         done, left = len(result.get("architectures", {})), len(result.get("architectures_left") or [])
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else "")

@@ -34,7 +34,8 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
 
 
 # The three ways of invoking an experiment; every experiment's smoke variant runs end to end in
-# `scripts/reproduce_all.py --smoke`, which CI runs after this suite (each run checked: exit status, workdir, no record).
+# `scripts/reproduce_all.py --smoke`, which CI runs after this suite (each run checked: exit status, workdir, no
+# record).
 @needs_mnist
 @pytest.mark.parametrize("command,expect", [
     (RUNNER + ["experiments/coreset_mnist.py", "--selection", "herding"], "herding mnist ipc=1 (smoke):"),  # by path
@@ -457,6 +458,38 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
     assert json.loads((tmp_path / "results" / "xl.json").read_text())["config"]["lr"] == 0.05
     evaluated = json.loads((tmp_path / "runs" / "xl" / "by_MLP_0" / "eval.json").read_text())
     assert evaluated["eval_config"]["train"]["lr"] == 0.05 and evaluated["train_overrides"] == {"lr": 0.05}
+    # a *_clip variant trains on the set with its pixels clipped to the real images' range: the record keeps the
+    # clipped set (not the given one), names the range and where it was clipped from, and resumes only for that range
+    monkeypatch.setitem(module.VARIANTS, "tiny_clip_reduced", {**module.VARIANTS["tiny_reduced"], "clip": "real"})
+    spread = tmp_path / "spread"
+    shutil.copytree(kept, spread)
+    with np.load(kept / "synthetic.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["images"] = arrays["images"] * 10.0  # far outside the real pixels' range on both sides
+    write_npz(spread / "synthetic.npz", **arrays)
+    clip_out = tmp_path / "results" / "xk.json"
+    experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_clip_reduced", "--distilled",
+                                       str(spread), "--workdir", str(tmp_path / "runs" / "xk"), "--out",
+                                       str(clip_out), "--data-dir", str(tmp_path / "data"), "--no-progress"], "test")
+    record = json.loads(clip_out.read_text())
+    low, high = record["config"]["clip"]
+    from jaxdistill.runner import load_real
+    real = np.asarray(load_real("mnist", str(tmp_path / "data"), progress=False).train.images)
+    assert (low, high) == (float(real.min()), float(real.max())) and low < 0 < high
+    assert record["config"]["clipped_from"] == [str(spread)]
+    with np.load(tmp_path / "results" / "sets" / "xk" / "synthetic.npz") as z:
+        clipped = z["images"]
+        assert all(np.array_equal(z[k], arrays[k]) for k in z.files if k != "images")  # labels, seeds as given
+    np.testing.assert_array_equal(clipped, np.clip(arrays["images"], low, high))
+    assert clipped.min() == low and clipped.max() == high  # the clip did bite on both sides
+    assert json.loads((tmp_path / "results" / "sets" / "xk" / "config.json").read_text())["clip"] == [low, high]
+    assert not experiment.same_set(tmp_path / "results" / "sets" / "xk", spread)
+    evaluated = json.loads((tmp_path / "runs" / "xk" / "by_MLP_0" / "eval.json").read_text())
+    assert record["result"]["architectures"]["MLP"]["accuracies"] == evaluated["accuracies"]
+    clipped_sources = [tmp_path / "runs" / "xk" / "clipped_0"]
+    assert module.recorded_architectures(clip_out, record["config"], clipped_sources).keys() == {"MLP"}
+    assert module.recorded_architectures(clip_out, {**record["config"], "clip": [low, 1.0]}, clipped_sources) == {}
+    assert module.recorded_architectures(clip_out, {**record["config"], "clip": None}, clipped_sources) == {}
 
 
 def test_cross_architecture_reduced_ipc10_rows_all_train_300_optimiser_steps():

@@ -178,7 +178,11 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                         "experiment": "cross_architecture", "variant": "ipc10_reduced", "reduced_protocol": True,
                         "result": {"architectures": archs, "architectures_left": ["LeNet", "AlexNet", "VGG11",
                                                                                   "ResNet18"]},
-                        "config": {"method": "mtt", "ipc": 10, "models": 5, "epochs": 300}})
+                        "config": {"method": "mtt", "ipc": 10, "models": 5, "epochs": 300}},
+                    cross_architecture_mtt_mnist_ipc10_clip_reduced={  # its pixels clipped to the real range
+                        "experiment": "cross_architecture", "variant": "ipc10_clip_reduced", "reduced_protocol": True,
+                        "result": {"architectures": archs},
+                        "config": {"method": "mtt", "ipc": 10, "models": 5, "epochs": 300, "clip": [-0.42, 2.82]}})
     records = load_records(folder)
     table = cross_architecture_table(records)
     named = dict(zip(table["record"].str.strip("`").str.replace("cross_architecture_", ""), table["set"]))
@@ -187,7 +191,8 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                      "dc_mnist_ipc1_idc_protocol_reduced": "DC, IDC protocol, ipc 1*",
                      "idc_mnist_ipc1_reduced": "IDC, ipc 1*",
                      "datm_mnist_ipc10_vgg11_lr0_01_reduced": "DATM, lr 0.01, ipc 10*",
-                     "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)"}
+                     "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)",
+                     "mtt_mnist_ipc10_clip_reduced": "MTT, clipped to the real range, ipc 10*"}
     assert set(table["MLP"].dropna()) == {"70.00 ± 1.00"}
     assert table["MLP"].isna().sum() == 1 and table["VGG11"].notna().sum() == 1  # the VGG11-only row
     # columns in the papers' order whatever the records' order: here a record listing ResNet18 before ConvNet
