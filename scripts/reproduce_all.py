@@ -170,15 +170,13 @@ ROWS = [
     Row("cross_architecture_idc_mnist_ipc10_vgg11_lr0.005", ("cross_architecture", "--method", "idc", "--distilled",
                                                              "runs/idc_mnist_ipc10"), "ipc10_vgg11_lr0.005",
         "~100 h after the IDC row (279x the reduced row's 22 min)", "not measured", after="idc_mnist_ipc10"),
-    # every architecture at DC's lr 0.01 on MTT's and DATM's ipc-10 sets instead of the lr they learned
-    *(Row(f"cross_architecture_{m}_mnist_ipc10_lr0.01", ("cross_architecture", "--method", m, "--distilled",
-                                                         f"runs/{m}_mnist_ipc10"), "ipc10_lr0.01",
+    # MTT's and DATM's ipc-10 sets evaluated another way than by their learned-lr row, on every architecture: at
+    # DC's lr 0.01 instead of the lr they learned; MTT's with its pixels clipped to the real images' range (whether
+    # its outliers unsettle AlexNet)
+    *(Row(f"cross_architecture_{m}_mnist_ipc10_{how}", ("cross_architecture", "--method", m, "--distilled",
+                                                        f"runs/{m}_mnist_ipc10"), f"ipc10_{how}",
           f"~65-85 h after the {m.upper()} row (as its learned-lr row)", "not measured", after=f"{m}_mnist_ipc10")
-      for m in ("mtt", "datm")),
-    # MTT's ipc-10 set with its pixels clipped to the real images' range (whether its outliers unsettle AlexNet)
-    Row("cross_architecture_mtt_mnist_ipc10_clip", ("cross_architecture", "--method", "mtt", "--distilled",
-                                                    "runs/mtt_mnist_ipc10"), "ipc10_clip",
-        "~65-85 h after the MTT row (as its learned-lr row)", "not measured", after="mtt_mnist_ipc10"),
+      for how, methods in (("lr0.01", ("mtt", "datm")), ("clip", ("mtt",))) for m in methods),
     *(Row(f"cross_architecture_psg_eps{eps}_mnist_ipc{ipc}",
           ("cross_architecture", "--method", "psg", "--distilled", f"runs/psg_mnist_eps{eps}_ipc{ipc}", "--workdir",
            f"runs/cross_architecture_psg_eps{eps}_mnist_ipc{ipc}", "--out",

@@ -394,13 +394,26 @@ def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_
                                            str(run), "--workdir", str(tmp_path / "w2"), "--no-progress"], "test")
 
 
+def altered_copy(source: Path, folder: Path, change) -> dict:
+    """A copy of the run folder `source` at `folder` whose synthetic images are `change(images)`: another set with
+    the same config. Returns the copy's arrays."""
+    import numpy as np
+
+    from jaxdistill.records import write_npz
+    shutil.copytree(source, folder)
+    with np.load(source / "synthetic.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["images"] = change(arrays["images"])
+    write_npz(folder / "synthetic.npz", **arrays)
+    return arrays
+
+
 def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_idx, tmp_path, monkeypatch):
     # a set distilled (here: selected) by the script itself, or given from runs/, must outlive runs/: the record
     # names its kept copy
     import numpy as np
 
     from jaxdistill.data.registry import REGISTRY
-    from jaxdistill.records import write_npz
     module = load("cross_architecture")
     monkeypatch.setitem(REGISTRY, "mnist", tiny_idx(tmp_path / "data", name="mnist"))
     monkeypatch.setitem(module.VARIANTS, "tiny_reduced", dict(ipc=1, seeds=[0], iterations=None, models=1, epochs=1,
@@ -429,9 +442,7 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
         assert record["result"]["architectures"]["MLP"]["seconds"] > 0
     # the workdir's finished evaluation is of that set: another set there is refused, not given its results
     other = tmp_path / "other"
-    shutil.copytree(kept, other)
-    with np.load(kept / "synthetic.npz") as z:
-        write_npz(other / "synthetic.npz", **{**{k: z[k] for k in z.files}, "images": z["images"] + 1})
+    altered_copy(kept, other, lambda images: images + 1)
     assert not experiment.same_set(other, kept)
     with pytest.raises(ConfigError, match="evaluates another set"):
         experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_reduced", "--distilled",
@@ -462,11 +473,7 @@ def test_cross_architecture_keeps_the_sets_it_evaluates_beside_its_record(tiny_i
     # clipped set (not the given one), names the range and where it was clipped from, and resumes only for that range
     monkeypatch.setitem(module.VARIANTS, "tiny_clip_reduced", {**module.VARIANTS["tiny_reduced"], "clip": "real"})
     spread = tmp_path / "spread"
-    shutil.copytree(kept, spread)
-    with np.load(kept / "synthetic.npz") as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["images"] = arrays["images"] * 10.0  # far outside the real pixels' range on both sides
-    write_npz(spread / "synthetic.npz", **arrays)
+    arrays = altered_copy(kept, spread, lambda images: images * 10.0)  # far outside the real range on both sides
     clip_out = tmp_path / "results" / "xk.json"
     experiment.run_experiment(module, ["--method", "random", "--variant", "tiny_clip_reduced", "--distilled",
                                        str(spread), "--workdir", str(tmp_path / "runs" / "xk"), "--out",
@@ -510,11 +517,8 @@ def test_cross_architecture_reduced_ipc10_rows_all_train_300_optimiser_steps():
 def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(tiny_idx, tmp_path, monkeypatch):
     # a run stopped between architectures (each one is written to the record as soon as it is done) picks up where
     # it stopped from the committed record and set alone, e.g. on another machine; other sets are evaluated afresh
-    import numpy as np
-
     from jaxdistill.data.registry import REGISTRY
     from jaxdistill.models import CROSS_ARCHITECTURES
-    from jaxdistill.records import write_npz
     module = load("cross_architecture")
     monkeypatch.setitem(REGISTRY, "mnist", tiny_idx(tmp_path / "data", name="mnist"))
     monkeypatch.setitem(module.VARIANTS, "tiny_reduced", dict(ipc=1, seeds=[0], iterations=None, models=1, epochs=1,
@@ -556,9 +560,7 @@ def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(
                for a, e in done["architectures"].items())
     # another set, or another evaluation of it, replaces the record instead of joining it
     other = tmp_path / "other"
-    shutil.copytree(kept, other)
-    with np.load(kept / "synthetic.npz") as z:
-        write_npz(other / "synthetic.npz", **{**{k: z[k] for k in z.files}, "images": z["images"] + 1})
+    altered_copy(kept, other, lambda images: images + 1)
     assert module.recorded_architectures(out, json.loads(out.read_text())["config"], [other]) == {}
     record_config = {k: json.loads(out.read_text())["config"][k] for k in ("method", "dataset", "ipc", "models",
                                                                              "epochs")}
