@@ -17,6 +17,8 @@ Table 2 of the DC paper (MNIST, 1 image per class) and the DSA paper.
         --distilled results/sets/cross_architecture_mtt_mnist_ipc10_reduced    # every architecture at DC's lr
     python experiments/cross_architecture.py --method mtt --variant ipc10_clip_reduced \
         --distilled results/sets/cross_architecture_mtt_mnist_ipc10_reduced    # pixels clipped to the real range
+    python experiments/cross_architecture.py --method mtt --variant ipc10_within_real_reduced \
+        --distilled runs/mtt_mnist_ipc10_reduced_cpu_within_real    # distilled with its pixels kept in that range
 
 Any method's set, distilled beforehand (`jaxdistill distill --method mtt|datm|idc|psg ...`, or an experiment's
 workdir), is evaluated the same way with --distilled (repeat it for several sets of one method and ipc):
@@ -107,6 +109,11 @@ VARIANTS.update({f"ipc10_lr0.01{suffix}": {**VARIANTS[f"ipc10{suffix}"], "lr": 0
 # spans -7.06 to 15.50, and AlexNet, which has no normalisation layer, trains unstably on it (72 to 92 % over five
 # networks); these rows tell whether such outlying pixels are the cause.
 VARIANTS.update({f"ipc10_clip{suffix}": {**VARIANTS[f"ipc10{suffix}"], "clip": "real"} for suffix in ("", "_reduced")})
+# MTT's sets distilled with their pixels kept in the real images' range throughout (clip_to_real, the
+# trajectory_matching.py variants *_within_real), evaluated as ipc10 / ipc10_reduced: whether bounding the pixels
+# while distilling gives what clipping afterwards gave AlexNet, and what it costs the ConvNet the set was matched on.
+VARIANTS.update({f"ipc10_within_real{suffix}": {**VARIANTS[f"ipc10{suffix}"], "within_real": True}
+                 for suffix in ("", "_reduced")})
 ARCHITECTURES = ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
 
 
@@ -142,11 +149,12 @@ def full_protocol_command(method: str, variant: str, epsilon: str = "EPS") -> st
         return command
     ipc = VARIANTS[variant]["ipc"]
     flags, folder = (part.format(ipc=ipc, eps=epsilon) for part in SOURCE_ROWS[method])
-    command += f" --distilled runs/{folder}"
+    source = f"ipc{ipc}" + ("_within_real" if VARIANTS[variant].get("within_real") else "")  # the source's variant
+    command += f" --distilled runs/{folder.replace(f'ipc{ipc}', source)}"
     if method == "psg":  # the sets of each epsilon get their own record and run folder
         name = f"cross_architecture_psg_eps{epsilon}_mnist_{full}"
         command += f" --workdir runs/{name} --out results/{name}.json"
-    return f"python experiments/{flags} --variant ipc{ipc} && {command}"
+    return f"python experiments/{flags} --variant {source} && {command}"
 
 
 def psg_epsilon(made: dict[Path, dict[str, Any]]) -> str | None:
@@ -182,6 +190,14 @@ def given_sets(config: dict[str, Any], folders: list[str]) -> dict[Path, dict[st
         if found != wanted:
             raise ConfigError(f"--distilled {folder} holds a {found[0]} set of {found[1]} at ipc {found[2]}; this run "
                               f"evaluates {wanted[0]} sets of {wanted[1]} at ipc {wanted[2]} (--method, --variant)")
+        within = bool(made.get("method_config", {}).get("clip_to_real"))
+        if within and not config.get("within_real"):
+            raise ConfigError(f"--distilled {folder} holds a set distilled with clip_to_real (its pixels kept in the "
+                              "real images' range); evaluate it with an *_within_real variant, whose record is "
+                              "named for it")
+        if config.get("within_real") and not within:
+            raise ConfigError(f"--distilled {folder} holds a set distilled without clip_to_real; the *_within_real "
+                              "variants evaluate sets distilled with it")
         sources[folder.resolve()] = made
     return sources
 

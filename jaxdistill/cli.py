@@ -67,10 +67,13 @@ def _setting(text: str) -> tuple[str, object]:
     if not eq or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     import ast
+    value = value.strip()
+    if value.lower() in ("true", "false"):  # as a shell user writes them: a bool, not the string (which is truthy)
+        return name.strip(), value.lower() == "true"
     try:
-        parsed = ast.literal_eval(value.strip())
+        parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        parsed = value.strip()  # a bare word is a string
+        parsed = value  # a bare word is a string
     return name.strip(), parsed
 
 

@@ -183,6 +183,8 @@ def _method_label(record: dict[str, Any]) -> str | None:
         label = "IDC-I"
     if config.get("init") not in (None, "real"):
         label += f", {config['init']} init"
+    if (config.get("method_settings") or {}).get("clip_to_real"):  # trajectory_matching.py's settings
+        label += ", distilled within the real range"
     return label
 
 
@@ -425,6 +427,8 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
             name += f", lr {config['lr']:g}"
         if config.get("clip"):  # the set's pixels clipped to the real images' range (*_clip variants)
             name += ", clipped to the real range"
+        if any(c and c.get("clip_to_real") for c in config.get("method_configs") or []):
+            name += ", distilled within the real range"  # MTT / DATM's clip_to_real
         # a run stopped between architectures: its blank cells are to come
         done, left = len(result.get("architectures", {})), len(result.get("architectures_left") or [])
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else "")

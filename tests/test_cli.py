@@ -396,6 +396,15 @@ def test_bad_expert_lr_is_refused_before_a_buffer_is_made(tiny, tmp_path, capsys
     assert not buffer.exists()
 
 
+@pytest.mark.parametrize("text, parsed", [("clip_to_real=true", True), ("soft_labels=False", False),
+                                          ("syn_steps=40", 40), ("lr_img=1e3", 1000.0), ("init=noise", "noise"),
+                                          ("model=convnet:depth=4", "convnet:depth=4")])
+def test_set_values_are_read_as_a_shell_user_writes_them(text, parsed):
+    from jaxdistill.cli import _setting
+    name, value = _setting(text)
+    assert name == text.partition("=")[0] and value == parsed and type(value) is type(parsed)
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--method", "dc", "--buffer", "b"], ["has no setting", "buffer_dir"]),
     (["--method", "mtt"], ["buffer_dir", "jaxdistill experts"]),

@@ -384,6 +384,21 @@ def test_cross_architecture_evaluates_any_methods_sets_given_with_distilled_and_
         "python experiments/psg.py --epsilon 10 --variant ipc10 && python experiments/cross_architecture.py "
         "--method psg --variant ipc10 --distilled runs/psg_mnist_eps10_ipc10 --workdir "
         "runs/cross_architecture_psg_eps10_mnist_ipc10 --out results/cross_architecture_psg_eps10_mnist_ipc10.json")
+    # a set distilled with clip_to_real goes to the *_within_real variants, which take no other, and their full
+    # protocol distils such sets first
+    within, plain = module.get_config("ipc10_within_real_reduced", "mtt"), module.get_config("ipc10_reduced", "mtt")
+    (run / "config.json").write_text(json.dumps({"method": "mtt", "dataset": "mnist",
+                                                 "method_config": {"ipc": 10, "clip_to_real": True}}))
+    assert list(module.given_sets(within, [str(run)])) == [run.resolve()]
+    with pytest.raises(ConfigError, match="distilled with clip_to_real .* an \\*_within_real variant"):
+        module.given_sets(plain, [str(run)])
+    (run / "config.json").write_text(json.dumps({"method": "mtt", "dataset": "mnist", "method_config": {"ipc": 10}}))
+    assert list(module.given_sets(plain, [str(run)])) == [run.resolve()]
+    with pytest.raises(ConfigError, match="distilled without clip_to_real"):
+        module.given_sets(within, [str(run)])
+    assert within["full_protocol_command"] == (
+        "python experiments/trajectory_matching.py --method mtt --variant ipc10_within_real && python experiments/"
+        "cross_architecture.py --method mtt --variant ipc10_within_real --distilled runs/mtt_mnist_ipc10_within_real")
     # a method this script does not distil needs its sets, and a variant of committed sets takes no others;
     # both are refused before any data loads
     argv = ["--variant", "smoke", "--workdir", str(tmp_path / "w"), "--no-progress"]

@@ -77,6 +77,8 @@ def test_record_row_reads_methods_baselines_and_mhist_metrics():
     assert record_row("p", psg)["method"] == "PSG eps=1" and record_row("p", psg)["start_mean"] == pytest.approx(6)
     assert record_row("i", _distill_record("idc", factor=1))["method"] == "IDC-I"
     assert record_row("n", _distill_record("dc", init="noise"))["method"] == "DC, noise init"
+    within = _distill_record("mtt", ipc=10, method_settings={"clip_to_real": True})  # trajectory_matching.py's
+    assert record_row("w", within)["method"] == "MTT, distilled within the real range"
     # random selection takes the DC paper's published value; an MHIST row carries balanced accuracy and AUC
     rnd = {"experiment": "random_mnist", "variant": "ipc10_reduced", "config": {"ipc": 10},
            "result": {"accuracy_mean": 0.95, "accuracy_std": 0.002}}
@@ -182,7 +184,12 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                     cross_architecture_mtt_mnist_ipc10_clip_reduced={  # its pixels clipped to the real range
                         "experiment": "cross_architecture", "variant": "ipc10_clip_reduced", "reduced_protocol": True,
                         "result": {"architectures": archs},
-                        "config": {"method": "mtt", "ipc": 10, "models": 5, "epochs": 300, "clip": [-0.42, 2.82]}})
+                        "config": {"method": "mtt", "ipc": 10, "models": 5, "epochs": 300, "clip": [-0.42, 2.82]}},
+                    cross_architecture_mtt_mnist_ipc10_within_real_reduced={  # distilled with clip_to_real
+                        "experiment": "cross_architecture", "variant": "ipc10_reduced", "reduced_protocol": True,
+                        "result": {"architectures": archs},
+                        "config": {"method": "mtt", "ipc": 10, "models": 5, "epochs": 300,
+                                   "method_configs": [{"clip_to_real": True, "ipc": 10}]}})
     records = load_records(folder)
     table = cross_architecture_table(records)
     named = dict(zip(table["record"].str.strip("`").str.replace("cross_architecture_", ""), table["set"]))
@@ -192,7 +199,8 @@ def test_cross_architecture_records_make_their_own_table_and_heat_map(tmp_path):
                      "idc_mnist_ipc1_reduced": "IDC, ipc 1*",
                      "datm_mnist_ipc10_vgg11_lr0_01_reduced": "DATM, lr 0.01, ipc 10*",
                      "mtt_mnist_ipc10_reduced": "MTT, ipc 10* (partial: 2 of 6)",
-                     "mtt_mnist_ipc10_clip_reduced": "MTT, clipped to the real range, ipc 10*"}
+                     "mtt_mnist_ipc10_clip_reduced": "MTT, clipped to the real range, ipc 10*",
+                     "mtt_mnist_ipc10_within_real_reduced": "MTT, distilled within the real range, ipc 10*"}
     assert set(table["MLP"].dropna()) == {"70.00 ± 1.00"}
     assert table["MLP"].isna().sum() == 1 and table["VGG11"].notna().sum() == 1  # the VGG11-only row
     # columns in the papers' order whatever the records' order: here a record listing ResNet18 before ConvNet

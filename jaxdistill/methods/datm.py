@@ -29,7 +29,7 @@ from jaxdistill.data.arrays import sample_per_class
 from jaxdistill.data.dsa import default_dsa_strategy
 from jaxdistill.errors import ConfigError
 from jaxdistill.methods.base import INIT_ITERATION, Method, StepInputs, check_minimums, method, register_method
-from jaxdistill.methods.mtt import MTTConfig, check_buffer, matching_loss, window_sampler
+from jaxdistill.methods.mtt import MTTConfig, check_buffer, matching_loss, window_sampler, within_real
 from jaxdistill.synthetic import SyntheticSet, class_major_labels
 from jaxdistill.train import apply_model
 
@@ -138,6 +138,7 @@ def datm(config: DATMConfig) -> Method:
             logits = logits[:, idx]
         else:
             images = candidates
+        images = within_real(config, images, real)
         if config.soft_labels:
             right = (jnp.argmax(logits, -1) == hard[None]).astype(jnp.float32)[..., None]  # (E, N, 1)
             averaged = jnp.sum(logits * right, 0) / jnp.maximum(jnp.sum(right, 0), 1.0)
@@ -164,8 +165,9 @@ def datm(config: DATMConfig) -> Method:
             new_y = optax.apply_updates(state.label_logits, upd_y)
         else:
             new_y, opt_yy = state.label_logits, state.opt_y
-        new = DATMState(optax.apply_updates(state.images, upd_i), new_y, state.hard_labels,
-                        optax.apply_updates(state.syn_lr, upd_l), opt_i, opt_l, opt_yy)
+        images = within_real(config, optax.apply_updates(state.images, upd_i), inputs.real)
+        new = DATMState(images, new_y, state.hard_labels, optax.apply_updates(state.syn_lr, upd_l), opt_i, opt_l,
+                        opt_yy)
         accept = loss <= config.threshold  # the reference skips the whole update above the threshold
         new = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, state)
         return new, {"match_loss": loss, "syn_lr": new.syn_lr, "accepted": accept.astype(jnp.float32)}

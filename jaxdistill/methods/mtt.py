@@ -19,6 +19,9 @@ The expert window is host data: the driver calls `Method.host_data(seed, iterati
 two snapshots from the buffer (`jaxdistill.experts.ExpertBuffer`), and passes them to `step` as `inputs.host`.
 Deviation from the reference: experts are drawn uniformly at random (seeded by seed and iteration, so a resumed run
 draws the same windows) instead of walking shuffled buffer files.
+
+Option beyond the reference (off by default): `clip_to_real` clamps the synthetic pixels to the range of the real
+training images after every update (projected gradient descent), which the reference leaves unbounded; DATM has it too.
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ class MTTConfig:
     model: ModelConfig = ModelConfig("convnet")  # must be the experts'
     remat: bool = True
     unroll: int = 1
+    clip_to_real: bool = False  # clamp the pixels to the real training images' range after each update (not in the
+    # reference, whose sets drift far outside it: a network with no normalisation layer then trains unstably on them)
 
     def __post_init__(self):
         object.__setattr__(self, "model", ModelConfig.parse(self.model))
@@ -67,6 +72,8 @@ class MTTConfig:
         if self.batch_syn is not None and self.batch_syn < 1:
             raise ConfigError(f"batch_syn must be >= 1 (or None for all images), got {self.batch_syn}")
         parse_dsa_strategy(self.dsa_strategy)
+        if not isinstance(self.clip_to_real, bool):
+            raise ConfigError(f"clip_to_real must be true or false, got {self.clip_to_real!r}")
 
 
 class MTTState(NamedTuple):
@@ -138,6 +145,13 @@ def matching_loss(config: MTTConfig, images: jax.Array, syn_lr: jax.Array, targe
     return trajectory_loss(final, window.start, window.target)
 
 
+def within_real(config: MTTConfig, images: jax.Array, real) -> jax.Array:
+    """`images` clamped to [min, max] of the real training images when `config.clip_to_real`, else unchanged."""
+    if not config.clip_to_real:
+        return images
+    return jnp.clip(images, jnp.min(real.images), jnp.max(real.images))
+
+
 def window_sampler(config: MTTConfig, bounds=None) -> Callable[[int, int], ExpertWindow]:
     """host_data(seed, iteration) -> the iteration's expert window, drawn from (seed, iteration) alone (() for
     init). `bounds(iteration) -> (min_start, max_start)` narrows the start epochs (DATM); default
@@ -185,6 +199,7 @@ def mtt(config: MTTConfig) -> Method:
 
     def init(key: jax.Array, inputs: StepInputs) -> MTTState:
         syn = init_synthetic(key, inputs.real, config.ipc, config.init)
+        syn = syn._replace(images=within_real(config, syn.images, inputs.real))
         syn_lr = jnp.asarray(config.lr_teacher, jnp.float32)
         return MTTState(syn, syn_lr, opt_images.init(syn.images), opt_lr.init(syn_lr))
 
@@ -196,7 +211,7 @@ def mtt(config: MTTConfig) -> Method:
             syn.images, state.syn_lr)
         upd, opt_i = opt_images.update(g_images, state.opt_images, syn.images)
         upd_lr, opt_l = opt_lr.update(g_lr, state.opt_lr, state.syn_lr)
-        new = MTTState(syn._replace(images=optax.apply_updates(syn.images, upd)),
+        new = MTTState(syn._replace(images=within_real(config, optax.apply_updates(syn.images, upd), inputs.real)),
                        optax.apply_updates(state.syn_lr, upd_lr), opt_i, opt_l)
         return new, {"match_loss": loss, "syn_lr": new.syn_lr}
 

@@ -69,6 +69,17 @@ def test_soft_labels_start_from_the_experts_logits_and_are_learned(buffer):
     assert not np.allclose(new.label_logits, state.label_logits)
 
 
+def test_clip_to_real_keeps_the_updated_images_in_the_real_images_range(buffer):
+    low, high = float(jnp.min(REAL.images)), float(jnp.max(REAL.images))
+    d = datm(_cfg(buffer, threshold=float("inf"), lr_img=1e6, clip_to_real=True))
+    state = jax.jit(d.init)(jax.random.PRNGKey(0), inputs(d, 0, INIT_ITERATION))
+    new, metrics = jax.jit(d.step)(state, jax.random.PRNGKey(1), inputs(d, 0, 0))
+    assert float(metrics["accepted"]) == 1.0
+    images = np.asarray(new.images)
+    assert low <= images.min() and images.max() <= high
+    assert np.isclose(images, low).any() and np.isclose(images, high).any()  # lr 1e6 pushes pixels onto both bounds
+
+
 def test_an_update_above_the_threshold_changes_nothing(buffer):
     d = datm(_cfg(buffer, threshold=-1.0))
     state = jax.jit(d.init)(jax.random.PRNGKey(0), inputs(d, 0, INIT_ITERATION))

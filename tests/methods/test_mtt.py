@@ -68,6 +68,28 @@ def test_an_update_lowers_the_matching_loss_on_the_same_window_and_key():
     assert float(metrics1["syn_lr"]) == pytest.approx(0.01)  # lr_lr = 0 keeps it
 
 
+@pytest.mark.parametrize("clip", [False, True])
+def test_clip_to_real_keeps_every_pixel_in_the_real_images_range(clip):
+    from jaxdistill.methods.base import StepInputs
+    from tests.helpers import tiny_real
+    real = tiny_real(num_per_class=3, num_classes=2)
+    low, high = float(jnp.min(real.images)), float(jnp.max(real.images))
+    cfg = MTTConfig(ipc=2, syn_steps=3, dsa_strategy="none", model="convnet:depth=1,width=4", lr_img=1e6,
+                    lr_lr=0.0, buffer_dir="unused", init="noise", clip_to_real=clip)
+    m = mtt(cfg)
+    state = m.init(jax.random.PRNGKey(0), StepInputs(real))  # standard-normal noise: outside the range too
+    window = StepInputs(real, ExpertWindow(START, jax.tree.map(lambda a: a * 0.5, START)))
+    new, _ = jax.jit(m.step)(state, jax.random.PRNGKey(3), window)
+    start, updated = np.asarray(state.synthetic.images), np.asarray(new.synthetic.images)
+    if clip:
+        for images in (start, updated):
+            assert low <= images.min() and images.max() <= high
+        assert np.isclose(updated, low).any() and np.isclose(updated, high).any()  # the update reached both bounds
+    else:  # the bound bites: unclamped, the same noise and update leave the range
+        assert start.min() < low or start.max() > high
+        assert updated.min() < low and updated.max() > high
+
+
 def test_without_a_buffer_the_error_says_how_to_make_one():
     from jaxdistill.errors import ConfigError
     from jaxdistill.methods.base import RunPlan
@@ -100,7 +122,7 @@ def test_the_run_is_refused_when_the_experts_do_not_fit_the_method(tmp_path):
 
 
 @pytest.mark.parametrize("field,value", [("syn_steps", 0), ("expert_epochs", 0), ("batch_syn", 0),
-                                         ("dsa_strategy", "warp")])
+                                         ("dsa_strategy", "warp"), ("clip_to_real", "yes")])
 def test_bad_settings_are_refused(field, value):
     from jaxdistill.errors import ConfigError
     with pytest.raises(ConfigError):
