@@ -147,14 +147,14 @@ def full_protocol_command(method: str, variant: str, epsilon: str = "EPS") -> st
     command = f"python experiments/cross_architecture.py --method {method} --variant {full}"
     if method not in SOURCE_ROWS:
         return command
-    ipc = VARIANTS[variant]["ipc"]
-    flags, folder = (part.format(ipc=ipc, eps=epsilon) for part in SOURCE_ROWS[method])
-    source = f"ipc{ipc}" + ("_within_real" if VARIANTS[variant].get("within_real") else "")  # the source's variant
-    command += f" --distilled runs/{folder.replace(f'ipc{ipc}', source)}"
+    # the source row's variant after "ipc", as its run folder names it too: <n>, or <n>_within_real for such sets
+    source = f"{VARIANTS[variant]['ipc']}" + ("_within_real" if VARIANTS[variant].get("within_real") else "")
+    flags, folder = (part.format(ipc=source, eps=epsilon) for part in SOURCE_ROWS[method])
+    command += f" --distilled runs/{folder}"
     if method == "psg":  # the sets of each epsilon get their own record and run folder
         name = f"cross_architecture_psg_eps{epsilon}_mnist_{full}"
         command += f" --workdir runs/{name} --out results/{name}.json"
-    return f"python experiments/{flags} --variant {source} && {command}"
+    return f"python experiments/{flags} --variant ipc{source} && {command}"
 
 
 def psg_epsilon(made: dict[Path, dict[str, Any]]) -> str | None:

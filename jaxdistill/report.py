@@ -150,6 +150,9 @@ def _uses_dsa(augment: Any) -> bool:
     return str(augment or "").startswith("dsa")
 
 
+WITHIN_REAL = ", distilled within the real range"  # the label of sets distilled with MTT / DATM's clip_to_real
+
+
 def _method_label(record: dict[str, Any]) -> str | None:
     """The row name of a record in the comparison ('DC', 'PSG eps=1', 'IDC-I', 'random', 'full data, class
     weighted'...), or None for records that are not about a training set (KD, transfer learning)."""
@@ -184,7 +187,7 @@ def _method_label(record: dict[str, Any]) -> str | None:
     if config.get("init") not in (None, "real"):
         label += f", {config['init']} init"
     if (config.get("method_settings") or {}).get("clip_to_real"):  # trajectory_matching.py's settings
-        label += ", distilled within the real range"
+        label += WITHIN_REAL
     return label
 
 
@@ -428,7 +431,7 @@ def cross_architecture_table(records: list[tuple[str, dict[str, Any]]]) -> pd.Da
         if config.get("clip"):  # the set's pixels clipped to the real images' range (*_clip variants)
             name += ", clipped to the real range"
         if any(c and c.get("clip_to_real") for c in config.get("method_configs") or []):
-            name += ", distilled within the real range"  # MTT / DATM's clip_to_real
+            name += WITHIN_REAL
         # a run stopped between architectures: its blank cells are to come
         done, left = len(result.get("architectures", {})), len(result.get("architectures_left") or [])
         row = {"record": f"`{stem}`", "set": f"{name}, ipc {config.get('ipc')}" + ("*" if reduced else "")
