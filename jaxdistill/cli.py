@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("evaluate", help="train fresh networks on a distilled set and test them")
     q.add_argument("workdir", help="a distill run folder (holds synthetic.npz)")
-    q.add_argument("--models", type=_positive_int, default=20, help="networks per synthetic set (default 20)")
+    q.add_argument("--models", type=_positive_int, default=20,
+                   help="networks per synthetic set (default 20); after an evaluation of the workdir with fewer "
+                        "networks and the same settings, only the new ones train")
     q.add_argument("--epochs", type=_positive_int, default=1000, help="training epochs (default 1000)")
     q.add_argument("--augment", default=None,
                    help="evaluation augmentation (default: DSA's for a DSA set, else the dataset's DC setting)")

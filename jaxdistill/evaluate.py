@@ -111,6 +111,26 @@ def network_keys(config: EvalConfig) -> jax.Array:
     return jax.random.split(base, config.num_models)
 
 
+def check_first_networks_reusable(config: EvalConfig, first: Sequence[dict[str, Any] | float]) -> None:
+    """Refuse networks evaluated before (`first`: each one's metrics, or its accuracy) as the first ones of an
+    evaluation by `config` with more networks unless they are fewer, have config's metrics and trained from the same
+    keys: jax.random.split's keys do not depend on how many it draws only with jax_threefry_partitionable on (JAX's
+    default since 0.5)."""
+    n = len(first)
+    if n > config.num_models:
+        raise ConfigError(f"{n} networks evaluated before, more than the {config.num_models} asked for")
+    known = first[0] if n and isinstance(first[0], dict) else {"accuracy": None}  # (a bare number: the accuracy)
+    missing = [m for m in config.metrics if m not in known]
+    if n and missing:
+        raise ConfigError(f"the networks evaluated before lack the metrics {', '.join(missing)} that this "
+                          "evaluation records")
+    fewer = network_keys(dataclasses.replace(config, num_models=n))
+    if not np.array_equal(np.asarray(fewer), np.asarray(network_keys(config)[:n])):
+        raise ConfigError(f"{n} networks evaluated before cannot be the first of {config.num_models}: this JAX "
+                          "draws other network keys for another number of networks (jax_threefry_partitionable "
+                          "is off)")
+
+
 def evaluate_set(images, labels, test_images, test_labels, num_classes: int, config: EvalConfig = EvalConfig(),
                  progress: Callable[[int], None] | None = None, *, done: Sequence[dict[str, Any]] = (),
                  done_wall_time_s: float = 0.0,

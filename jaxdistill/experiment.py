@@ -362,10 +362,12 @@ def evaluation_augment(config: dict[str, Any]) -> str | None:
     return f"dsa:{default_dsa_strategy(config.get('dataset', 'mnist'))}"
 
 
-def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> dict[str, Any]:
+def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None,
+                first: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """workdir's evaluation with ctx.config's "models" networks of "epochs" epochs (by its "protocol", default the
     set's own, with its `evaluation_augment`, and at its "lr" if it names one, else the set's learned lr or the
-    protocol's): the one an earlier run of the command finished (its eval.json), else a new one."""
+    protocol's): the one an earlier run of the command finished (its eval.json), else a new one, which trains only
+    the networks after `first`'s (per set: the first networks of the same evaluation, `evaluate_workdir`)."""
     from jaxdistill.runner import evaluate_workdir
 
     cfg = ctx.config
@@ -376,7 +378,7 @@ def _evaluation(ctx: Context, data, workdir: Path, model: str | None = None) -> 
         return done
     return evaluate_workdir(workdir, num_models=cfg["models"], epochs=cfg["epochs"], data=data,
                             progress=ctx.progress, model=model, augment=augment, protocol=protocol,
-                            train_overrides=overrides)
+                            train_overrides=overrides, first=first)
 
 
 def evaluate_starting_images(ctx: Context, data, workdir: Path, method_overrides: dict[str, Any] | None = None

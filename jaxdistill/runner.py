@@ -26,7 +26,8 @@ from jaxdistill.data.dsa import parse_dsa_strategy
 from jaxdistill.data.sources import load_dataset
 from jaxdistill.data.zca import fit_zca
 from jaxdistill.errors import ConfigError, DivergedError, WorkdirError
-from jaxdistill.evaluate import EvalConfig, evaluate_set, protocol_train_config, summarize, test_accuracies
+from jaxdistill.evaluate import (EvalConfig, check_first_networks_reusable, evaluate_set, protocol_train_config,
+                                 summarize, test_accuracies)
 from jaxdistill import policy as policy_lib
 from jaxdistill import privacy
 from jaxdistill.driver import Driver
@@ -361,12 +362,30 @@ def set_checksum(images, labels) -> str:
     return arrays_checksum((images, labels))
 
 
+def _fewer_networks(finished: dict[str, Any] | None, config: dict[str, Any], digest: str) -> dict[str, Any] | None:
+    """A set's finished evaluation (its eval.json entry) as the first networks of the evaluation `config` (read
+    back) of the set whose checksum is `digest`, when it is that evaluation with fewer networks; else None."""
+    if finished is None or finished.get("partial") or finished.get("set_sha256") != digest:
+        return None
+    done = finished.get("config", {})
+    if done.get("num_models", config["num_models"]) >= config["num_models"] or {
+            **done, "num_models": config["num_models"]} != config:
+        return None
+    return {"metrics": finished.get("metrics", finished["accuracies"]), "wall_time_s": finished["wall_time_s"]}
+
+
 def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved: dict[str, Any],
-                       partial_path: Path, key: str, bar, steps_per_network: int, **facts: Any) -> dict[str, Any]:
+                       partial_path: Path, key: str, bar, steps_per_network: int,
+                       first: dict[str, Any] | None = None, finished: dict[str, Any] | None = None,
+                       **facts: Any) -> dict[str, Any]:
     """`evaluate_set` of one set, resumable network by network: `saved` (the contents of `partial_path`) maps `key`
     to the networks evaluated so far, reused only for the same evaluation config and the same images; after each
-    network the metrics known are written back to `partial_path`. `facts` are kept in the set's entry (e.g. its
-    seed). Returns the set's evaluation record, with its images' checksum as set_sha256."""
+    network the metrics known are written back to `partial_path`. Else the first networks of an earlier evaluation
+    of this set with the same config but fewer networks are reused (network k trains from the same key whatever
+    the number of networks), so only the others train: `first` ({"metrics": [...], "wall_time_s": s}), which the
+    caller vouches for, or `finished`, the set's entry in a finished evaluation (eval.json), when its images and
+    its config but the number of networks are this one's. `facts` are kept in the set's entry (e.g. its seed).
+    Returns the set's evaluation record, with its images' checksum as set_sha256."""
     digest = set_checksum(images, labels)
     rec = saved.get(key)
     config = cfg.to_dict()
@@ -374,7 +393,11 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     if reusable and not rec.get("partial"):
         bar.update(steps_per_network * cfg.num_models)
         return rec
-    done = rec.get("metrics", rec["accuracies"]) if reusable else []
+    first = first if first is not None else _fewer_networks(finished, as_read_back(config), digest)
+    if not reusable and first is not None:
+        check_first_networks_reusable(cfg, first["metrics"])
+        rec, reusable = {"metrics": list(first["metrics"]), "wall_time_s": float(first["wall_time_s"])}, True
+    done = rec.get("metrics", rec.get("accuracies")) if reusable else []
     bar.update(steps_per_network * len(done))
 
     def keep(per_network, wall_time_s):
@@ -396,8 +419,14 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                      data_dir: str | None = None, seed: int = 0, model: str | ModelConfig | None = None,
                      progress: bool = True, data: LoadedData | None = None,
                      train_overrides: dict[str, Any] | None = None, metrics: Sequence[str] | None = None,
-                     protocol: str | None = None, network_seeding: str = "per_set") -> dict[str, Any]:
+                     protocol: str | None = None, network_seeding: str = "per_set",
+                     first: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
+
+    An evaluation grows: with workdir's eval.json of the same sets by the same config with fewer networks (or
+    `first`, one entry per set, {"metrics": [...], "wall_time_s": s}, such networks known from elsewhere), those
+    are the first networks and only the others train (`evaluate_resumably`), so 5 networks become 20 at the cost
+    of 15, with the accuracies 20 from scratch would give.
 
     `network_seeding`: 'per_set' (default) trains each set's networks from keys of `seed` folded with the set's
     distillation seed, so the sets of a sweep meet different networks; 'shared' gives every set the same networks
@@ -415,6 +444,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     if network_seeding not in NETWORK_SEEDINGS:
         raise ConfigError(f"unknown network_seeding {network_seeding!r}; choose one of {', '.join(NETWORK_SEEDINGS)}")
     config, images, labels, seeds = load_synthetic(workdir)
+    if first is not None and len(first) != len(seeds):
+        raise ConfigError(f"{len(first)} sets' first networks given for the {len(seeds)} sets of {workdir}")
     if not os.access(workdir, os.W_OK):
         raise WorkdirError(f"workdir {workdir} is not writable, so {EVAL_FILE} could not be saved; "
                            f"fix its permissions first")
@@ -435,6 +466,9 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     # are reused only for the same evaluation config and the same images.
     partial_path = Path(workdir) / EVAL_PARTIAL_FILE
     saved = read_json(partial_path) if partial_path.exists() else {}
+    # a finished evaluation with fewer networks: its networks are the first ones of this one (`evaluate_resumably`)
+    eval_path = Path(workdir) / EVAL_FILE
+    finished = {str(r.get("seed")): r for r in (read_json(eval_path).get("per_set", []) if eval_path.exists() else [])}
     per_set = []
     with tqdm(total=total, desc=f"evaluate {Path(workdir).name}", disable=not progress, unit="step",
               dynamic_ncols=True) as bar:
@@ -445,7 +479,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
             if network_seeding == "per_set":
                 cfg_s = dataclasses.replace(cfg_s, set_seed=int(seeds[s]))
             rec = evaluate_resumably(images[s], labels[s], data, cfg_s, saved, partial_path, str(seeds[s]),
-                                     bar, steps_per_network, seed=int(seeds[s]))
+                                     bar, steps_per_network, first=first[s] if first else None,
+                                     finished=finished.get(str(seeds[s])), seed=int(seeds[s]))
             per_set.append(rec)
             bar.set_postfix(acc=f"{rec['accuracy_mean']:.4f}")
     result = {**summarize(per_set), "per_set": per_set, "distill_config": config, "eval_config": eval_cfg.to_dict(),

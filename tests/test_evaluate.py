@@ -56,3 +56,20 @@ def test_idc_augmentation_by_name_draws_per_image():
     assert out.shape == images.shape and not np.allclose(out[0], out[1])  # one image, four different draws
     with pytest.raises(ConfigError, match="names no DSA operations"):
         get_augment("idc:")
+
+
+def test_networks_evaluated_before_are_reused_only_as_the_first_of_as_many_or_more():
+    import dataclasses
+
+    from jax._src.config import threefry_partitionable
+
+    from jaxdistill.evaluate import EvalConfig, check_first_networks_reusable
+    cfg = EvalConfig(num_models=3, model=SMALL_MODEL)
+    check_first_networks_reusable(cfg, [{"accuracy": 0.5}] * 3)
+    check_first_networks_reusable(cfg, [0.5])
+    with pytest.raises(ConfigError, match="4 networks evaluated before, more than the 3"):
+        check_first_networks_reusable(cfg, [0.5] * 4)
+    with pytest.raises(ConfigError, match="lack the metrics balanced_accuracy"):
+        check_first_networks_reusable(dataclasses.replace(cfg, metrics=("accuracy", "balanced_accuracy")), [0.5])
+    with threefry_partitionable(False), pytest.raises(ConfigError, match="jax_threefry_partitionable is off"):
+        check_first_networks_reusable(cfg, [0.5])  # split(key, 1) is not split(key, 3)[:1] there

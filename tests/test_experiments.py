@@ -541,11 +541,11 @@ def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(
     monkeypatch.setitem(CROSS_ARCHITECTURES, "ConvNet", "convnet:width=4,depth=1")  # for the 4x4 images
     evaluated, evaluate, stop = [], module._evaluate, {"at": "convnet:width=4,depth=1"}
 
-    def evaluate_or_stop(ctx, folder, source, model, data):
+    def evaluate_or_stop(ctx, folder, source, model, data, first=None):
         if model == stop["at"]:  # the machine goes away before the second architecture
             raise KeyboardInterrupt
         evaluated.append(model)
-        return evaluate(ctx, folder, source, model, data)
+        return evaluate(ctx, folder, source, model, data, first)
 
     monkeypatch.setattr(module, "_evaluate", evaluate_or_stop)
     out, work = tmp_path / "results" / "xa.json", tmp_path / "runs" / "xa"
@@ -588,6 +588,49 @@ def test_cross_architecture_resumes_from_its_record_when_the_run_folder_is_gone(
                                        "--distilled", str(other)], "test")
     assert evaluated == ["mlp:128,128", "convnet:width=4,depth=1"]
     assert "from_earlier_record" not in json.loads(out.read_text())["result"]
+
+
+def test_cross_architecture_grows_a_records_networks_training_only_the_new_ones(tiny_idx, tmp_path, monkeypatch):
+    # a variant that `extends` another evaluates more networks: the ones the other variant's record holds for the
+    # same sets, evaluated the same way, are its first ones, so only the rest train, to the same accuracies
+    import jaxdistill.evaluate as evaluate
+    from jaxdistill.data.registry import REGISTRY
+    module = load("cross_architecture")
+    monkeypatch.setitem(REGISTRY, "mnist", tiny_idx(tmp_path / "data", name="mnist"))
+    monkeypatch.setitem(module.VARIANTS, "tiny_reduced", dict(ipc=1, seeds=[0], iterations=None, models=1, epochs=1,
+                                                              architectures=("MLP",)))
+    monkeypatch.setitem(module.VARIANTS, "tiny_more_reduced", {**module.VARIANTS["tiny_reduced"], "models": 3,
+                                                               "extends": "tiny_reduced"})
+    real_test, tested = evaluate.test_metrics, []
+
+    def counted(model, states, *args, **kwargs):
+        tested.append(int(states.step.shape[0]))
+        return real_test(model, states, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "test_metrics", counted)
+    results = tmp_path / "results"
+
+    def run(variant, out, workdir):
+        tested.clear()
+        experiment.run_experiment(module, ["--method", "random", "--variant", variant, "--workdir",
+                                           str(tmp_path / "runs" / workdir), "--out", str(results / out),
+                                           "--data-dir", str(tmp_path / "data"), "--no-progress"], "test")
+        return json.loads((results / out).read_text())["result"]
+
+    base = run("tiny_reduced", "xa_tiny_reduced.json", "base")
+    grown = run("tiny_more_reduced", "xa_tiny_more_reduced.json", "more")
+    assert tested == [1, 1]  # two new networks; the first is the base record's
+    assert grown["first_networks_from"] == str(results / "xa_tiny_reduced.json")
+    mlp = grown["architectures"]["MLP"]
+    assert mlp["networks"] == 3 and mlp["first_networks_reused"] == 1
+    assert mlp["accuracies"][:1] == base["architectures"]["MLP"]["accuracies"]
+    scratch = run("tiny_more_reduced", "xb_tiny_more_reduced.json", "scratch")  # no record to extend: all three
+    assert tested == [1, 1, 1] and "first_networks_from" not in scratch
+    assert scratch["architectures"]["MLP"]["accuracies"] == mlp["accuracies"]
+    # the committed rows that extend others: the full protocol is the extended row's (20 networks already)
+    for bound in ("clip", "within_real"):
+        assert module.get_config(f"ipc10_{bound}_alexnet15_reduced", "mtt")["full_protocol_command"] == \
+            module.get_config(f"ipc10_{bound}_reduced", "mtt")["full_protocol_command"]
 
 
 def test_figures_go_beside_the_record(tmp_path):

@@ -223,6 +223,42 @@ def test_evaluation_stopped_after_a_network_resumes_with_the_next_to_the_same_ac
     assert tested == [1, 1, 1]
 
 
+def test_an_evaluation_grows_to_more_networks_training_only_the_new_ones(tmp_path, monkeypatch):
+    # 1 network per set evaluated first, then 3: the first network of each set is the same one (network k trains
+    # from the same key whatever the number), so only 2 more train and the result is that of 3 from scratch
+    import shutil
+
+    import jaxdistill.evaluate as evaluate
+    distill("random", "tiny", 3, [0, 1], tmp_path / "a", data=DATA, progress=False)
+    for copy in ("b", "c"):
+        shutil.copytree(tmp_path / "a", tmp_path / copy)
+    kw = dict(epochs=20, augment="none", data=DATA, progress=False, model=SMALL_MODEL)
+    whole = evaluate_workdir(tmp_path / "a", num_models=3, **kw)
+    few = evaluate_workdir(tmp_path / "b", num_models=1, **kw)
+    assert few["accuracies"] == [whole["accuracies"][0], whole["accuracies"][3]]
+    real_test, tested = evaluate.test_metrics, []
+
+    def counted(model, states, *args, **kwargs):
+        tested.append(int(states.step.shape[0]))
+        return real_test(model, states, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "test_metrics", counted)
+    grown = evaluate_workdir(tmp_path / "b", num_models=3, **kw)  # from the workdir's eval.json of 1 network
+    assert tested == [1, 1, 1, 1]  # two new networks per set
+    assert grown["accuracies"] == whole["accuracies"]
+    assert grown["per_set"][0]["wall_time_s"] >= few["per_set"][0]["wall_time_s"]
+    # the first networks known from elsewhere (e.g. a record), given with `first`
+    first = [{"metrics": r["metrics"], "wall_time_s": r["wall_time_s"]} for r in few["per_set"]]
+    tested.clear()
+    assert evaluate_workdir(tmp_path / "c", num_models=3, first=first, **kw)["accuracies"] == whole["accuracies"]
+    assert tested == [1, 1, 1, 1]
+    with pytest.raises(ConfigError, match="1 sets' first networks given for the 2 sets"):
+        evaluate_workdir(tmp_path / "c", num_models=3, first=first[:1], **kw)
+    tested.clear()  # networks of another evaluation (here: more epochs) are not taken for the first ones
+    evaluate_workdir(tmp_path / "c", num_models=4, **{**kw, "epochs": 21})
+    assert tested == [1] * 8
+
+
 def test_a_vmapped_evaluation_trains_only_the_networks_not_yet_evaluated():
     from jaxdistill.evaluate import EvalConfig, evaluate_set
     from jaxdistill.train import TrainConfig
