@@ -286,6 +286,26 @@ def extended_record(ctx: Context, config: dict[str, Any], record_config: dict[st
     return relative(path, ROOT), base
 
 
+def checked_first_networks(ctx: Context, arch: str, model: str, data, sources: list[Path], entry: dict[str, Any]
+                           ) -> tuple[list[list[dict[str, Any]]] | None, float]:
+    """A base record's architecture entry as the first networks of this evaluation (`first_networks`), once the
+    first network of each set, trained again here (in by_<arch>_<i>_check), has the accuracy the entry gives it: the
+    same keys, network seeding, data and numerics, which the record does not name. Else None (every network trains,
+    said so). Also returns the check's seconds."""
+    import dataclasses
+    first, seconds = first_networks(entry, sources), 0.0
+    one = dataclasses.replace(ctx, config={**ctx.config, "models": 1})
+    for i, src in enumerate(sources):
+        again = _evaluate(one, ctx.workdir / f"by_{arch}_{i}_check", src, model, data)
+        seconds += again["wall_time_s"]
+        for known, rec in zip(first[i], again["per_set"]):
+            if abs(known["metrics"][0]["accuracy"] - rec["accuracies"][0]) > 1e-6:
+                print(f"{arch}: network 0 of set {rec['seed']} scores {rec['accuracies'][0]:.4f} here, not the "
+                      f"{known['metrics'][0]['accuracy']:.4f} of the record extended, so no network of it is reused")
+                return None, seconds
+    return first, seconds
+
+
 def first_networks(entry: dict[str, Any], sources: list[Path]) -> list[list[dict[str, Any]]]:
     """A record's architecture entry (the networks of `sources`' sets in order, the same number per set) as the
     first networks of each source's sets, with the entry's time shared out per network (`evaluate_workdir`'s
@@ -351,19 +371,25 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                                      seeds=[m.get("seeds") for m in made.values()],
                                      method_configs=[m.get("method_config") for m in made.values()])
         ctx.write_record(record_config, {"architectures": table, "trained_with": "ConvNet", **result,
-                                         **_reused(table, earlier),
-                                         **({"first_networks_from": base_record} if reused_first else {})})
+                                         **_reused(table, earlier)})
 
-    table, reused_first = {}, []
+    table = {}
     for done, arch in enumerate(architectures, 1):
         model = _architecture_model(arch, ctx.variant)
         if earlier.get(arch, {}).get("model") == model:
             table[arch] = earlier[arch]
             print(f"{arch}: {table[arch]['networks']} networks of {ctx.out}, which evaluated these sets this way")
             continue
-        first = first_networks(base[arch], sources) if base.get(arch, {}).get("model") == model else None
+        first = None
+        if base.get(arch, {}).get("model") == model:
+            first, check_seconds = checked_first_networks(ctx, arch, model, data, sources, base[arch])
+        elif config.get("extends"):
+            print(f"{arch}: no record of {config['extends']} evaluated these sets this way: all "
+                  f"{config['models']} networks train")
         if first:
-            print(f"{arch}: its first {base[arch]['networks']} networks from {base_record}, {config['models']} in all")
+            per_set = len(first[0][0]["metrics"])
+            print(f"{arch}: the first {per_set} networks of each set from {base_record} (network 0 trained again "
+                  f"here, to the same accuracy), {config['models']} in all")
         runs = [_evaluate(ctx, ctx.workdir / f"by_{arch}_{i}", src, model, data, first and first[i])
                 for i, src in enumerate(sources)]
         accs = np.concatenate([np.asarray(r["accuracies"], float) for r in runs])
@@ -371,9 +397,9 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                        "accuracies": accs.tolist(), "networks": int(accs.size),
                        # the evaluations' own times, which a resumed run reuses with their results
                        "seconds": float(sum(r["wall_time_s"] for r in runs))}
-        if first:
-            table[arch]["first_networks_reused"] = int(base[arch]["networks"])
-            reused_first.append(arch)
+        if first:  # where they came from, how many per set, their own time (in "seconds") and the check's
+            table[arch]["first_networks"] = {"from": base_record, "per_set": per_set,
+                                              "seconds": float(base[arch]["seconds"]), "check_seconds": check_seconds}
         print(f"{config['method']} ipc={config['ipc']} -> {arch}: {100 * accs.mean():.2f} +- {100 * accs.std():.2f} % "
               f"over {accs.size} networks")
         if ctx.writes_record and done < len(architectures):  # a partial record, which a later run resumes from

@@ -117,11 +117,13 @@ def check_first_networks_reusable(config: EvalConfig, first: Sequence[dict[str, 
     keys: jax.random.split's keys do not depend on how many it draws only with jax_threefry_partitionable on (JAX's
     default since 0.5)."""
     n = len(first)
+    if n == 0:
+        return
     if n > config.num_models:
         raise ConfigError(f"{n} networks evaluated before, more than the {config.num_models} asked for")
-    known = first[0] if n and isinstance(first[0], dict) else {"accuracy": None}  # (a bare number: the accuracy)
+    known = first[0] if isinstance(first[0], dict) else {"accuracy": None}  # (a bare number: the accuracy)
     missing = [m for m in config.metrics if m not in known]
-    if n and missing:
+    if missing:
         raise ConfigError(f"the networks evaluated before lack the metrics {', '.join(missing)} that this "
                           "evaluation records")
     fewer = network_keys(dataclasses.replace(config, num_models=n))

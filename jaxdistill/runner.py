@@ -393,7 +393,11 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     if reusable and not rec.get("partial"):
         bar.update(steps_per_network * cfg.num_models)
         return rec
-    first = first if first is not None else _fewer_networks(finished, as_read_back(config), digest)
+    if not reusable and first is None and (first := _fewer_networks(finished, as_read_back(config), digest)):
+        try:  # found here, not given: where they cannot be reused, every network trains
+            check_first_networks_reusable(cfg, first["metrics"])
+        except ConfigError:
+            first = None
     if not reusable and first is not None:
         check_first_networks_reusable(cfg, first["metrics"])
         rec, reusable = {"metrics": list(first["metrics"]), "wall_time_s": float(first["wall_time_s"])}, True

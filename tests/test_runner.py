@@ -257,6 +257,11 @@ def test_an_evaluation_grows_to_more_networks_training_only_the_new_ones(tmp_pat
     tested.clear()  # networks of another evaluation (here: more epochs) are not taken for the first ones
     evaluate_workdir(tmp_path / "c", num_models=4, **{**kw, "epochs": 21})
     assert tested == [1] * 8
+    from jax._src.config import threefry_partitionable
+    with threefry_partitionable(False):  # where keys depend on their number, an eval.json's networks are not reused
+        tested.clear()
+        evaluate_workdir(tmp_path / "c", num_models=5, **{**kw, "epochs": 21})
+        assert tested == [1] * 10
 
 
 def test_a_vmapped_evaluation_trains_only_the_networks_not_yet_evaluated():
