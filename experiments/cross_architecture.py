@@ -117,8 +117,9 @@ VARIANTS.update({f"ipc10_within_real{suffix}": {**VARIANTS[f"ipc10{suffix}"], "w
 # AlexNet alone with 15 networks on MTT's two bounded ipc-10 sets (clipped afterwards; kept within the real range
 # while distilling), everything else as their *_reduced rows, which it `extends`: their 5 AlexNet networks are the
 # first 5 of these 15 (network k trains from the same key whatever the number), taken from their records, so 10 more
-# train. Over 5 networks AlexNet's std is 2.1 on the one set and 4.5 on the other, too few to tell whether the two
-# bounds differ in how stably AlexNet trains. (The full protocol, ipc10_clip / ipc10_within_real, has 20 networks.)
+# train (`checked_first_networks`). Over 5 networks AlexNet's std is 2.1 on the one set and 4.5 on the other, too
+# few to tell whether the two bounds differ in how stably AlexNet trains. (The full protocol, ipc10_clip /
+# ipc10_within_real, has 20 networks.)
 VARIANTS.update({f"ipc10_{bound}_alexnet15_reduced": {**VARIANTS[f"ipc10_{bound}_reduced"], "models": 15,
                                                       "architectures": ("AlexNet",),
                                                       "extends": f"ipc10_{bound}_reduced"}
@@ -287,23 +288,27 @@ def extended_record(ctx: Context, config: dict[str, Any], record_config: dict[st
 
 
 def checked_first_networks(ctx: Context, arch: str, model: str, data, sources: list[Path], entry: dict[str, Any]
-                           ) -> tuple[list[list[dict[str, Any]]] | None, float]:
-    """A base record's architecture entry as the first networks of this evaluation (`first_networks`), once the
-    first network of each set, trained again here (in by_<arch>_<i>_check), has the accuracy the entry gives it: the
-    same keys, network seeding, data and numerics, which the record does not name. Else None (every network trains,
-    said so). Also returns the check's seconds."""
+                           ) -> tuple[list[list[dict[str, Any]]], dict[str, Any]]:
+    """A base record's architecture entry as the first networks of this evaluation (`first_networks`), with a check
+    of what they are: the first network of each set trained again here (in by_<arch>_<i>_check). The same accuracy
+    means the same keys, network seeding, data and numerics, which the record does not name, so the whole
+    evaluation is the one a run from scratch here gives; another one (e.g. the record was made on a CPU whose
+    arithmetic differs) means the record's networks are other draws of the same protocol, still its fair samples
+    but not reproducible here, and the record says so. Returns the networks and the check."""
     import dataclasses
-    first, seconds = first_networks(entry, sources), 0.0
+    first, seconds, here, recorded = first_networks(entry, sources), 0.0, [], []
     one = dataclasses.replace(ctx, config={**ctx.config, "models": 1})
     for i, src in enumerate(sources):
         again = _evaluate(one, ctx.workdir / f"by_{arch}_{i}_check", src, model, data)
         seconds += again["wall_time_s"]
-        for known, rec in zip(first[i], again["per_set"]):
-            if abs(known["metrics"][0]["accuracy"] - rec["accuracies"][0]) > 1e-6:
-                print(f"{arch}: network 0 of set {rec['seed']} scores {rec['accuracies'][0]:.4f} here, not the "
-                      f"{known['metrics'][0]['accuracy']:.4f} of the record extended, so no network of it is reused")
-                return None, seconds
-    return first, seconds
+        here += [rec["accuracies"][0] for rec in again["per_set"]]
+        recorded += [known["metrics"][0]["accuracy"] for known in first[i]]
+    reproduced = all(abs(a - b) <= 1e-6 for a, b in zip(here, recorded))
+    print(f"{arch}: network 0 trained again here scores {', '.join(f'{a:.4f}' for a in here)} (the record: "
+          f"{', '.join(f'{b:.4f}' for b in recorded)}): "
+          + ("the same networks" if reproduced else "other draws of the same protocol, not reproducible here"))
+    return first, {"network_0_here": here, "network_0_recorded": recorded, "reproduced": reproduced,
+                   "seconds": seconds}
 
 
 def first_networks(entry: dict[str, Any], sources: list[Path]) -> list[list[dict[str, Any]]]:
@@ -382,14 +387,12 @@ def run(config: dict[str, Any], ctx: Context) -> None:
             continue
         first = None
         if base.get(arch, {}).get("model") == model:
-            first, check_seconds = checked_first_networks(ctx, arch, model, data, sources, base[arch])
+            first, check = checked_first_networks(ctx, arch, model, data, sources, base[arch])
+            per_set = len(first[0][0]["metrics"])
+            print(f"{arch}: the first {per_set} networks of each set from {base_record}, {config['models']} in all")
         elif config.get("extends"):
             print(f"{arch}: no record of {config['extends']} evaluated these sets this way: all "
                   f"{config['models']} networks train")
-        if first:
-            per_set = len(first[0][0]["metrics"])
-            print(f"{arch}: the first {per_set} networks of each set from {base_record} (network 0 trained again "
-                  f"here, to the same accuracy), {config['models']} in all")
         runs = [_evaluate(ctx, ctx.workdir / f"by_{arch}_{i}", src, model, data, first and first[i])
                 for i, src in enumerate(sources)]
         accs = np.concatenate([np.asarray(r["accuracies"], float) for r in runs])
@@ -397,9 +400,9 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                        "accuracies": accs.tolist(), "networks": int(accs.size),
                        # the evaluations' own times, which a resumed run reuses with their results
                        "seconds": float(sum(r["wall_time_s"] for r in runs))}
-        if first:  # where they came from, how many per set, their own time (in "seconds") and the check's
+        if first:  # where they came from, how many per set, their own time (in "seconds") and the check
             table[arch]["first_networks"] = {"from": base_record, "per_set": per_set,
-                                              "seconds": float(base[arch]["seconds"]), "check_seconds": check_seconds}
+                                              "seconds": float(base[arch]["seconds"]), "check": check}
         print(f"{config['method']} ipc={config['ipc']} -> {arch}: {100 * accs.mean():.2f} +- {100 * accs.std():.2f} % "
               f"over {accs.size} networks")
         if ctx.writes_record and done < len(architectures):  # a partial record, which a later run resumes from

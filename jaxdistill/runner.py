@@ -430,7 +430,7 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     An evaluation grows: with workdir's eval.json of the same sets by the same config with fewer networks (or
     `first`, one entry per set, {"metrics": [...], "wall_time_s": s}, such networks known from elsewhere), those
     are the first networks and only the others train (`evaluate_resumably`), so 5 networks become 20 at the cost
-    of 15, with the accuracies 20 from scratch would give.
+    of 15, with the accuracies 20 from scratch give on the same machine and versions.
 
     `network_seeding`: 'per_set' (default) trains each set's networks from keys of `seed` folded with the set's
     distillation seed, so the sets of a sweep meet different networks; 'shared' gives every set the same networks
