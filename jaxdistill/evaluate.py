@@ -111,11 +111,12 @@ def network_keys(config: EvalConfig) -> jax.Array:
     return jax.random.split(base, config.num_models)
 
 
-def check_first_networks_reusable(config: EvalConfig, first: Sequence[dict[str, Any] | float]) -> None:
-    """Refuse networks evaluated before (`first`: each one's metrics, or its accuracy) as the first ones of an
-    evaluation by `config` with more networks unless they are fewer, have config's metrics and trained from the same
-    keys: jax.random.split's keys do not depend on how many it draws only with jax_threefry_partitionable on (JAX's
-    default since 0.5)."""
+def check_first_networks_reusable(config: EvalConfig, first: Sequence[dict[str, Any] | float],
+                                  drawn: int | None = None) -> None:
+    """Refuse networks evaluated before (`first`: each one's metrics, or its accuracy; their evaluation drew `drawn`
+    keys, default as many as there are networks) as the first ones of an evaluation by `config` with another number
+    of networks unless they are no more, have config's metrics and trained from the same keys: jax.random.split's
+    keys do not depend on how many it draws only with jax_threefry_partitionable on (JAX's default since 0.5)."""
     n = len(first)
     if n == 0:
         return
@@ -126,8 +127,8 @@ def check_first_networks_reusable(config: EvalConfig, first: Sequence[dict[str, 
     if missing:
         raise ConfigError(f"the networks evaluated before lack the metrics {', '.join(missing)} that this "
                           "evaluation records")
-    fewer = network_keys(dataclasses.replace(config, num_models=n))
-    if not np.array_equal(np.asarray(fewer), np.asarray(network_keys(config)[:n])):
+    before = network_keys(dataclasses.replace(config, num_models=drawn or n))[:n]
+    if not np.array_equal(np.asarray(before), np.asarray(network_keys(config)[:n])):
         raise ConfigError(f"{n} networks evaluated before cannot be the first of {config.num_models}: this JAX "
                           "draws other network keys for another number of networks (jax_threefry_partitionable "
                           "is off)")

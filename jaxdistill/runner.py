@@ -362,16 +362,21 @@ def set_checksum(images, labels) -> str:
     return arrays_checksum((images, labels))
 
 
-def _fewer_networks(finished: dict[str, Any] | None, config: dict[str, Any], digest: str) -> dict[str, Any] | None:
-    """A set's finished evaluation (its eval.json entry) as the first networks of the evaluation `config` (read
-    back) of the set whose checksum is `digest`, when it is that evaluation with fewer networks; else None."""
-    if finished is None or finished.get("partial") or finished.get("set_sha256") != digest:
+def _other_count_networks(earlier: dict[str, Any] | None, config: dict[str, Any], digest: str
+                          ) -> dict[str, Any] | None:
+    """A set's earlier evaluation (its eval.json entry, or its eval_partial.json one) as the first networks of the
+    evaluation `config` (read back) of the set whose checksum is `digest`, when it is that evaluation with another
+    number of networks: at most config's number of them, with their share of its time and the number of keys it
+    drew ("drawn"); else None."""
+    if earlier is None or earlier.get("set_sha256") != digest:
         return None
-    done = finished.get("config", {})
-    if done.get("num_models", config["num_models"]) >= config["num_models"] or {
-            **done, "num_models": config["num_models"]} != config:
+    done = earlier.get("config", {})
+    if done.get("num_models") == config["num_models"] or {**done, "num_models": config["num_models"]} != config:
         return None
-    return {"metrics": finished.get("metrics", finished["accuracies"]), "wall_time_s": finished["wall_time_s"]}
+    metrics = earlier.get("metrics", earlier["accuracies"])
+    kept = metrics[:config["num_models"]]
+    return {"metrics": kept, "wall_time_s": earlier["wall_time_s"] * len(kept) / max(1, len(metrics)),
+            "drawn": done["num_models"]}
 
 
 def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved: dict[str, Any],
@@ -381,10 +386,10 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     """`evaluate_set` of one set, resumable network by network: `saved` (the contents of `partial_path`) maps `key`
     to the networks evaluated so far, reused only for the same evaluation config and the same images; after each
     network the metrics known are written back to `partial_path`. Else the first networks of an earlier evaluation
-    of this set with the same config but fewer networks are reused (network k trains from the same key whatever
-    the number of networks), so only the others train: `first` ({"metrics": [...], "wall_time_s": s}), which the
-    caller vouches for, or `finished`, the set's entry in a finished evaluation (eval.json), when its images and
-    its config but the number of networks are this one's. `facts` are kept in the set's entry (e.g. its seed).
+    of this set with the same config but another number of networks are reused (network k trains from the same
+    key whatever the number of networks), so only the others train: `first` ({"metrics": [...], "wall_time_s": s}),
+    which the caller vouches for, or the set's entry in `saved` or in `finished` (a finished evaluation, eval.json)
+    when its images and its config but the number of networks are this one's. `facts` are kept in the set's entry (e.g. its seed).
     Returns the set's evaluation record, with its images' checksum as set_sha256."""
     digest = set_checksum(images, labels)
     rec = saved.get(key)
@@ -393,9 +398,12 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     if reusable and not rec.get("partial"):
         bar.update(steps_per_network * cfg.num_models)
         return rec
-    if not reusable and first is None and (first := _fewer_networks(finished, as_read_back(config), digest)):
+    if not reusable and first is None:  # an evaluation stopped or finished with another number of networks
+        first = (_other_count_networks(rec, as_read_back(config), digest)
+                 or _other_count_networks(finished, as_read_back(config), digest))
         try:  # found here, not given: where they cannot be reused, every network trains
-            check_first_networks_reusable(cfg, first["metrics"])
+            if first is not None:
+                check_first_networks_reusable(cfg, first["metrics"], first["drawn"])
         except ConfigError:
             first = None
     if not reusable and first is not None:

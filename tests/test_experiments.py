@@ -640,7 +640,7 @@ def test_cross_architecture_grows_a_records_networks_training_only_the_new_ones(
                                                 "network_0_here": mlp["accuracies"][:1]}
     # the committed rows that extend others: the full protocol is the extended row's (20 networks already)
     for bound in ("clip", "within_real"):
-        assert module.get_config(f"ipc10_{bound}_alexnet15_reduced", "mtt")["full_protocol_command"] == \
+        assert module.get_config(f"ipc10_{bound}_alexnet12_reduced", "mtt")["full_protocol_command"] == \
             module.get_config(f"ipc10_{bound}_reduced", "mtt")["full_protocol_command"]
 
 

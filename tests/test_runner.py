@@ -255,8 +255,28 @@ def test_an_evaluation_grows_to_more_networks_training_only_the_new_ones(tmp_pat
     with pytest.raises(ConfigError, match="1 sets' first networks given for the 2 sets"):
         evaluate_workdir(tmp_path / "c", num_models=3, first=first[:1], **kw)
     tested.clear()  # networks of another evaluation (here: more epochs) are not taken for the first ones
-    evaluate_workdir(tmp_path / "c", num_models=4, **{**kw, "epochs": 21})
+    more = evaluate_workdir(tmp_path / "c", num_models=4, **{**kw, "epochs": 21})
     assert tested == [1] * 8
+    tested.clear()  # and fewer networks than a finished evaluation's are its first ones: nothing trains
+    fewer = evaluate_workdir(tmp_path / "c", num_models=2, **{**kw, "epochs": 21})
+    assert tested == [] and fewer["accuracies"] == [*more["accuracies"][:2], *more["accuracies"][4:6]]
+    tested.clear()  # an evaluation stopped after 3 of 4 networks goes on as one of 2 or of 5, with what it has
+    shutil.rmtree(tmp_path / "c")
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+
+    def crash_on_the_fourth(*args, **kwargs):
+        if len(tested) == 3:
+            raise Crash
+        return counted(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "test_metrics", crash_on_the_fourth)
+    with pytest.raises(Crash):
+        evaluate_workdir(tmp_path / "c", num_models=4, **{**kw, "epochs": 21})
+    monkeypatch.setattr(evaluate, "test_metrics", counted)
+    tested.clear()
+    assert evaluate_workdir(tmp_path / "c", num_models=5, **{**kw, "epochs": 21})["accuracies"][:4] == \
+        more["accuracies"][:4]
+    assert len(tested) == 2 + 5  # the first set's 4th and 5th networks, the second set's five
     from jax._src.config import threefry_partitionable
     with threefry_partitionable(False):  # where keys depend on their number, an eval.json's networks are not reused
         tested.clear()
