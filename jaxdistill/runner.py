@@ -389,7 +389,7 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     of this set with the same config but another number of networks are reused (network k trains from the same
     key whatever the number of networks), so only the others train: `first` ({"metrics": [...], "wall_time_s": s}),
     which the caller vouches for, or the set's entry in `saved` or in `finished` (a finished evaluation, eval.json)
-    when its images and its config but the number of networks are this one's. `facts` are kept in the set's entry (e.g. its seed).
+    when its images and its config but the number of networks are this one's, whichever knows the most networks. `facts` are kept in the set's entry (e.g. its seed).
     Returns the set's evaluation record, with its images' checksum as set_sha256."""
     digest = set_checksum(images, labels)
     rec = saved.get(key)
@@ -398,16 +398,17 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     if reusable and not rec.get("partial"):
         bar.update(steps_per_network * cfg.num_models)
         return rec
-    if not reusable and first is None:  # an evaluation stopped or finished with another number of networks
-        first = (_other_count_networks(rec, as_read_back(config), digest)
-                 or _other_count_networks(finished, as_read_back(config), digest))
-        try:  # found here, not given: where they cannot be reused, every network trains
-            if first is not None:
-                check_first_networks_reusable(cfg, first["metrics"], first["drawn"])
-        except ConfigError:
-            first = None
+    if not reusable:  # an evaluation stopped or finished with another number of networks: the most networks known
+        for found in (_other_count_networks(rec, as_read_back(config), digest),
+                      _other_count_networks(finished, as_read_back(config), digest)):
+            try:  # found here, not given: where they cannot be reused, they are passed over
+                if found is not None and len(found["metrics"]) > len(first["metrics"] if first else []):
+                    check_first_networks_reusable(cfg, found["metrics"], found["drawn"])
+                    first = found
+            except ConfigError:
+                pass
     if not reusable and first is not None:
-        check_first_networks_reusable(cfg, first["metrics"])
+        check_first_networks_reusable(cfg, first["metrics"], first.get("drawn"))
         rec, reusable = {"metrics": list(first["metrics"]), "wall_time_s": float(first["wall_time_s"])}, True
     done = rec.get("metrics", rec.get("accuracies")) if reusable else []
     bar.update(steps_per_network * len(done))
