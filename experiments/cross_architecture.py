@@ -117,9 +117,9 @@ VARIANTS.update({f"ipc10_within_real{suffix}": {**VARIANTS[f"ipc10{suffix}"], "w
 # AlexNet alone with 12 networks on MTT's two bounded ipc-10 sets (clipped afterwards; kept within the real range
 # while distilling), everything else as their *_reduced rows, which it `extends`: their 5 AlexNet networks are the
 # first 5 of these 12 (network k trains from the same key whatever the number), taken from their records, so 7 more
-# train (`checked_first_networks`). Over 5 networks AlexNet's std is 2.1 on the one set and 4.5 on the other, too
-# few to tell whether the two bounds differ in how stably AlexNet trains. (The full protocol, ipc10_clip /
-# ipc10_within_real, has 20 networks.)
+# train, and network 0 again to check them (`checked_first_networks`). Over 5 networks AlexNet's std is 2.1 on the
+# one set and 4.5 on the other, too few to tell whether the two bounds differ in how stably AlexNet trains. (The
+# full protocol, ipc10_clip / ipc10_within_real, has 20 networks.)
 VARIANTS.update({f"ipc10_{bound}_alexnet12_reduced": {**VARIANTS[f"ipc10_{bound}_reduced"], "models": 12,
                                                       "architectures": ("AlexNet",),
                                                       "extends": f"ipc10_{bound}_reduced"}
@@ -292,9 +292,10 @@ def checked_first_networks(ctx: Context, arch: str, model: str, data, sources: l
     """A base record's architecture entry as the first networks of this evaluation (`first_networks`), with a check
     of what they are: the first network of each set trained again here (in by_<arch>_<i>_check). The same accuracy
     means the same keys, network seeding, data and numerics, which the record does not name, so the whole
-    evaluation is the one a run from scratch here gives; another one (e.g. the record was made on a CPU whose
-    arithmetic differs) means the record's networks are other draws of the same protocol, still its fair samples
-    but not reproducible here, and the record says so. Returns the networks and the check."""
+    evaluation is the one a run from scratch here gives. Another one, for the same set, protocol and model (which
+    `recorded_architectures` checked), means the record's networks are not reproduced here (e.g. it was made on
+    another machine): they are kept as draws of the same protocol, and the record says they are not reproduced.
+    Returns the networks and the check."""
     import dataclasses
     first, seconds, here, recorded = first_networks(entry, sources), 0.0, [], []
     one = dataclasses.replace(ctx, config={**ctx.config, "models": 1})
@@ -306,7 +307,7 @@ def checked_first_networks(ctx: Context, arch: str, model: str, data, sources: l
     reproduced = all(abs(a - b) <= 1e-6 for a, b in zip(here, recorded))
     print(f"{arch}: network 0 trained again here scores {', '.join(f'{a:.4f}' for a in here)} (the record: "
           f"{', '.join(f'{b:.4f}' for b in recorded)}): "
-          + ("the same networks" if reproduced else "other draws of the same protocol, not reproducible here"))
+          + ("the same networks" if reproduced else "not reproduced here; kept as draws of the same protocol"))
     return first, {"network_0_here": here, "network_0_recorded": recorded, "reproduced": reproduced,
                    "seconds": seconds}
 
@@ -400,7 +401,10 @@ def run(config: dict[str, Any], ctx: Context) -> None:
                        "accuracies": accs.tolist(), "networks": int(accs.size),
                        # the evaluations' own times, which a resumed run reuses with their results
                        "seconds": float(sum(r["wall_time_s"] for r in runs))}
-        if first:  # where they came from, how many per set, their own time (in "seconds") and the check
+        if first and all(r["per_set"][j]["accuracies"][:per_set] == [m["accuracy"] for m in known["metrics"]]
+                         for r, sets in zip(runs, first) for j, known in enumerate(sets)):
+            # where the first networks came from (unless a finished or stopped evaluation here had its own), how many
+            # per set, their own time (in "seconds") and the check
             table[arch]["first_networks"] = {"from": base_record, "per_set": per_set,
                                               "seconds": float(base[arch]["seconds"]), "check": check}
         print(f"{config['method']} ipc={config['ipc']} -> {arch}: {100 * accs.mean():.2f} +- {100 * accs.std():.2f} % "

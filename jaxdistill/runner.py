@@ -389,7 +389,8 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     of this set with the same config but another number of networks are reused (network k trains from the same
     key whatever the number of networks), so only the others train: `first` ({"metrics": [...], "wall_time_s": s}),
     which the caller vouches for, or the set's entry in `saved` or in `finished` (a finished evaluation, eval.json)
-    when its images and its config but the number of networks are this one's, whichever knows the most networks. `facts` are kept in the set's entry (e.g. its seed).
+    when its images and its config but the number of networks are this one's, whichever knows the most networks
+    (a partial entry of this very config and number is resumed first, as above). `facts` are kept in the set's entry (e.g. its seed).
     Returns the set's evaluation record, with its images' checksum as set_sha256."""
     digest = set_checksum(images, labels)
     rec = saved.get(key)
@@ -436,10 +437,12 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
                      first: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Evaluate every synthetic set in `workdir` with `num_models` fresh networks each; write workdir/eval.json.
 
-    An evaluation grows: with workdir's eval.json of the same sets by the same config with fewer networks (or
-    `first`, one entry per set, {"metrics": [...], "wall_time_s": s}, such networks known from elsewhere), those
-    are the first networks and only the others train (`evaluate_resumably`), so 5 networks become 20 at the cost
-    of 15, with the accuracies 20 from scratch give on the same machine and versions.
+    An evaluation grows: with workdir's eval.json (or a stopped evaluation's eval_partial.json) of the same sets by
+    the same config with another number of networks (or `first`, one entry per set, {"metrics": [...],
+    "wall_time_s": s}, such networks known from elsewhere), those are the first networks and only the others train
+    (`evaluate_resumably`), so 5 networks become 20 at the cost of 15, with the accuracies 20 from scratch give on
+    the same machine and versions. One of fewer networks takes the first ones, and its eval.json replaces the
+    larger one.
 
     `network_seeding`: 'per_set' (default) trains each set's networks from keys of `seed` folded with the set's
     distillation seed, so the sets of a sweep meet different networks; 'shared' gives every set the same networks
@@ -479,7 +482,8 @@ def evaluate_workdir(workdir: str | Path, *, num_models: int = 20, epochs: int =
     # are reused only for the same evaluation config and the same images.
     partial_path = Path(workdir) / EVAL_PARTIAL_FILE
     saved = read_json(partial_path) if partial_path.exists() else {}
-    # a finished evaluation with fewer networks: its networks are the first ones of this one (`evaluate_resumably`)
+    # a finished evaluation with another number of networks: its networks are the first ones of this one
+    # (`evaluate_resumably`)
     eval_path = Path(workdir) / EVAL_FILE
     finished = {str(r.get("seed")): r for r in (read_json(eval_path).get("per_set", []) if eval_path.exists() else [])}
     per_set = []

@@ -628,7 +628,7 @@ def test_cross_architecture_grows_a_records_networks_training_only_the_new_ones(
     scratch = run("tiny_more_reduced", "xb_tiny_more_reduced.json", "scratch")  # no record to extend: all three
     assert tested == [1, 1, 1] and "first_networks" not in scratch["architectures"]["MLP"]
     assert scratch["architectures"]["MLP"]["accuracies"] == mlp["accuracies"]
-    # a record whose network 0 does not score here what it says (e.g. made on a CPU whose arithmetic differs): its
+    # a record whose network 0 does not score here what it says (e.g. made on another machine): its
     # networks are still samples of the same protocol and are reused, and the record says they are not reproducible
     record = json.loads((results / "xa_tiny_reduced.json").read_text())
     record["result"]["architectures"]["MLP"]["accuracies"] = [0.01]
@@ -638,6 +638,10 @@ def test_cross_architecture_grows_a_records_networks_training_only_the_new_ones(
     assert other["first_networks"]["check"] == {**other["first_networks"]["check"], "reproduced": False,
                                                 "network_0_recorded": [0.01],
                                                 "network_0_here": mlp["accuracies"][:1]}
+    # an evaluation finished here before the record to extend appeared keeps its own networks, credited to no record
+    (results / "xd_tiny_reduced.json").write_text(json.dumps(record))
+    own = run("tiny_more_reduced", "xd_tiny_more_reduced.json", "scratch")["architectures"]["MLP"]
+    assert tested == [1] and own["accuracies"] == mlp["accuracies"] and "first_networks" not in own
     # the committed rows that extend others: the full protocol is the extended row's (20 networks already)
     for bound in ("clip", "within_real"):
         assert module.get_config(f"ipc10_{bound}_alexnet12_reduced", "mtt")["full_protocol_command"] == \
