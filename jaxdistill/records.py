@@ -16,14 +16,16 @@ _PACKAGES = ("jaxdistill", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint",
 
 
 def versions() -> dict[str, str]:
-    """Python and library versions, plus the jaxdistill source commit when run from a git checkout."""
+    """Python and library versions, plus the jaxdistill source commit when run from a git checkout: the one this
+    process imported jaxdistill from (`STARTED_FROM`), not the checkout's at the time of asking, which a commit made
+    while a long run goes on would have moved."""
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    commit = source_commit()
+    commit = STARTED_FROM
     if commit:
         out["jaxdistill_commit"] = commit
     return out
@@ -41,6 +43,9 @@ def source_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+STARTED_FROM = source_commit()  # the checkout's commit when this process imported jaxdistill
 
 
 def cpu_model() -> str:

@@ -34,6 +34,15 @@ def test_versions_name_the_libraries_and_the_source_commit():
         assert "jaxdistill_commit" not in v
 
 
+def test_versions_name_the_commit_the_process_started_from(monkeypatch):
+    # a record written at the end of a long run named the commit made while it ran, not the code that ran
+    def no_git(*args, **kwargs):
+        raise AssertionError("versions() asked git again")
+
+    monkeypatch.setattr(records.subprocess, "run", no_git)
+    assert records.versions().get("jaxdistill_commit") == records.STARTED_FROM
+
+
 def test_arrays_checksum_changes_with_any_pixel_label_or_dtype():
     images, labels = np.zeros((4, 3, 3, 1), np.float32), np.arange(4)
     base = records.arrays_checksum((images, labels))
