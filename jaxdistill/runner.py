@@ -390,27 +390,30 @@ def evaluate_resumably(images, labels, data: LoadedData, cfg: EvalConfig, saved:
     key whatever the number of networks), so only the others train: `first` ({"metrics": [...], "wall_time_s": s}),
     which the caller vouches for, or the set's entry in `saved` or in `finished` (a finished evaluation, eval.json)
     when its images and its config but the number of networks are this one's, whichever knows the most networks
-    (a partial entry of this very config and number is resumed first, as above). `facts` are kept in the set's entry (e.g. its seed).
-    Returns the set's evaluation record, with its images' checksum as set_sha256."""
+    (a partial entry of this very config and number is resumed first, as above). `facts` are kept in the set's
+    entry (e.g. its seed). Returns the set's evaluation record, with its images' checksum as set_sha256."""
     digest = set_checksum(images, labels)
     rec = saved.get(key)
     config = cfg.to_dict()
-    reusable = (rec is not None and rec.get("set_sha256") == digest and rec.get("config") == as_read_back(config))
+    read_back = as_read_back(config)
+    reusable = (rec is not None and rec.get("set_sha256") == digest and rec.get("config") == read_back)
     if reusable and not rec.get("partial"):
         bar.update(steps_per_network * cfg.num_models)
         return rec
     if not reusable:  # an evaluation stopped or finished with another number of networks: the most networks known
-        for found in (_other_count_networks(rec, as_read_back(config), digest),
-                      _other_count_networks(finished, as_read_back(config), digest)):
-            try:  # found here, not given: where they cannot be reused, they are passed over
-                if found is not None and len(found["metrics"]) > len(first["metrics"] if first else []):
+        given = first
+        for earlier in (rec, finished):
+            found = _other_count_networks(earlier, read_back, digest)
+            if found is not None and len(found["metrics"]) > len(first["metrics"] if first else []):
+                try:  # found here, not given: where they cannot be reused, they are passed over
                     check_first_networks_reusable(cfg, found["metrics"], found["drawn"])
                     first = found
-            except ConfigError:
-                pass
-    if not reusable and first is not None:
-        check_first_networks_reusable(cfg, first["metrics"], first.get("drawn"))
-        rec, reusable = {"metrics": list(first["metrics"]), "wall_time_s": float(first["wall_time_s"])}, True
+                except ConfigError:
+                    pass
+        if first is not None:
+            if first is given:  # the caller's: refused, not passed over
+                check_first_networks_reusable(cfg, first["metrics"])
+            rec, reusable = {"metrics": list(first["metrics"]), "wall_time_s": float(first["wall_time_s"])}, True
     done = rec.get("metrics", rec.get("accuracies")) if reusable else []
     bar.update(steps_per_network * len(done))
 
