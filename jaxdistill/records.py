@@ -61,16 +61,53 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+# The instruction-set extensions that decide which kernels XLA's CPU backend generates (vector width, fused
+# multiply-add, bf16 and int8 dot products), and so the rounding of a CPU run: two machines with the same model name
+# ("AMD EPYC" in a VM) but other extensions can train the same network to other accuracies.
+CPU_ISA = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
+           "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2")
+
+
+def cpu_id(cpuinfo: str | None = None) -> dict[str, Any]:
+    """What tells one CPU from another where the model name does not (a VM may show only "AMD EPYC"): the vendor,
+    family, model and stepping numbers and the instruction-set extensions of `CPU_ISA` it has, read from the first
+    processor of /proc/cpuinfo (or the text `cpuinfo`); {} where there is none (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block is enough: a VM's processors are alike
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())  # x86 / arm64
+    out: dict[str, Any] = {key: fields[name] for key, name in (("vendor", "vendor_id"), ("implementer",
+                                                               "CPU implementer"), ("part", "CPU part"))
+                           if name in fields}
+    for key, name in (("family", "cpu family"), ("model", "model"), ("stepping", "stepping")):
+        if fields.get(name, "").isdigit():
+            out[key] = int(fields[name])
+    if flags:
+        out["isa"] = [f for f in CPU_ISA if f in flags]
+    return out
+
+
 def device_info() -> dict[str, Any]:
-    """The devices, the host (CPU model, kernel) and the CPU settings in effect (`cpu_tuning.applied_settings()`)."""
+    """The devices, the host (CPU model and `cpu_id`, kernel) and the CPU settings in effect
+    (`cpu_tuning.applied_settings()`)."""
     import jax
 
     from jaxdistill.cpu_tuning import applied_settings
     devices = jax.devices()
     return {"backend": devices[0].platform if devices else "none", "devices": [d.device_kind for d in devices],
             "device_count": len(devices), "host": platform.node(), "cpu_count": os.cpu_count(),
-            "platform": platform.platform(), "cpu_model": cpu_model(), "kernel": platform.release(),
-            "cpu_tuning": applied_settings()}
+            "platform": platform.platform(), "cpu_model": cpu_model(), "cpu": cpu_id(),
+            "kernel": platform.release(), "cpu_tuning": applied_settings()}
 
 
 def _to_jsonable(obj: Any) -> Any:

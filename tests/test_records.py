@@ -61,7 +61,40 @@ def test_device_info_records_the_host_and_the_cpu_settings_in_effect():
     assert {"backend", "devices", "device_count", "host", "cpu_count", "platform"} <= set(info)  # the old keys
     assert isinstance(info["cpu_model"], str) and info["kernel"]
     assert info["cpu_tuning"] == cpu_tuning.applied_settings()
+    assert info["cpu"] == records.cpu_id()
     assert records.as_read_back(info) == info  # JSON-ready
+
+
+X86_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse4_1 sse4_2 avx f16c avx2 fma avx512f avx512bw avx512_bf16
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+stepping\t: 0
+flags\t\t: fpu avx2
+"""
+
+
+def test_cpu_id_tells_apart_cpus_that_share_a_model_name():
+    zen4 = records.cpu_id(X86_CPUINFO)
+    assert zen4 == {"vendor": "AuthenticAMD", "family": 25, "model": 17, "stepping": 1,
+                    "isa": ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_bf16"]}
+    # the same name without AVX-512 (a Zen 3): another id, so records made on the two are not taken for one machine
+    zen3 = records.cpu_id(X86_CPUINFO.replace("model\t\t: 17", "model\t\t: 1").replace(" avx512f avx512bw", ""))
+    assert zen3["model"] == 1 and "avx512f" not in zen3["isa"] and zen3 != zen4
+
+
+def test_cpu_id_reads_arm_cpus_and_gives_nothing_without_cpuinfo():
+    arm = records.cpu_id("processor\t: 0\nFeatures\t: fp asimd sve\nCPU implementer\t: 0x41\nCPU part\t: 0xd40\n")
+    assert arm == {"implementer": "0x41", "part": "0xd40", "isa": ["asimd", "sve"]}
+    assert records.cpu_id("") == {}
 
 
 def test_write_npz_deflates_on_request_and_reads_back_the_same_arrays(tmp_path):
