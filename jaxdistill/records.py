@@ -61,9 +61,11 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-# The instruction-set extensions that decide which kernels XLA's CPU backend generates (vector width, fused
-# multiply-add, bf16 and int8 dot products), and so the rounding of a CPU run: two machines with the same model name
-# ("AMD EPYC" in a VM) but other extensions can train the same network to other accuracies.
+# The instruction-set extensions that decide which kernels a CPU run takes, and so its rounding: XLA generates code
+# for the host's ISA, and the oneDNN library it calls for convolutions and matrix products picks its kernels for the
+# host at run time. A VM may name its CPU only "AMD EPYC". Measured on a Zen 4 with jaxlib 0.10.2
+# (`python scripts/cpu_numerics.py`, results/bench/cpu_numerics.json): 100 SGD steps of AlexNet end in other bits
+# when oneDNN is held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) or when the process has one core instead of two.
 CPU_ISA = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
            "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2")
 
@@ -97,9 +99,23 @@ def cpu_id(cpuinfo: str | None = None) -> dict[str, Any]:
     return out
 
 
+# Environment variables that change a run's rounding (kernel choice, threads, matmul precision), where set.
+NUMERICS_ENV = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE",
+                "JAX_DEFAULT_MATMUL_PRECISION", "NVIDIA_TF32_OVERRIDE", "OMP_NUM_THREADS")
+
+
+def usable_cpus() -> int | None:
+    """The cores this process may run on (its affinity, which `taskset` or a container narrows), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count()
+
+
 def device_info() -> dict[str, Any]:
-    """The devices, the host (CPU model and `cpu_id`, kernel) and the CPU settings in effect
-    (`cpu_tuning.applied_settings()`)."""
+    """The devices, the host (CPU model and `cpu_id`, the cores this process may use, kernel), the CPU settings in
+    effect (`cpu_tuning.applied_settings()`) and the environment variables of `NUMERICS_ENV` that are set: what a run's
+    rounding depends on beyond the code and library versions."""
     import jax
 
     from jaxdistill.cpu_tuning import applied_settings
@@ -107,7 +123,8 @@ def device_info() -> dict[str, Any]:
     return {"backend": devices[0].platform if devices else "none", "devices": [d.device_kind for d in devices],
             "device_count": len(devices), "host": platform.node(), "cpu_count": os.cpu_count(),
             "platform": platform.platform(), "cpu_model": cpu_model(), "cpu": cpu_id(),
-            "kernel": platform.release(), "cpu_tuning": applied_settings()}
+            "cpus_usable": usable_cpus(), "kernel": platform.release(), "cpu_tuning": applied_settings(),
+            "numerics_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}}
 
 
 def _to_jsonable(obj: Any) -> Any:

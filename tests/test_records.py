@@ -62,7 +62,15 @@ def test_device_info_records_the_host_and_the_cpu_settings_in_effect():
     assert isinstance(info["cpu_model"], str) and info["kernel"]
     assert info["cpu_tuning"] == cpu_tuning.applied_settings()
     assert info["cpu"] == records.cpu_id()
+    assert 1 <= info["cpus_usable"] <= info["cpu_count"]
     assert records.as_read_back(info) == info  # JSON-ready
+
+
+def test_device_info_names_the_environment_that_changes_the_rounding(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    env = records.device_info()["numerics_env"]
+    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX2" and "OMP_NUM_THREADS" not in env
 
 
 X86_CPUINFO = """processor\t: 0
