@@ -48,17 +48,28 @@ def source_commit() -> str | None:
 STARTED_FROM = source_commit()  # the checkout's commit when this process imported jaxdistill
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo 'model name', else `platform.processor()`), '' if unknown."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "cpu model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor()
+def cpuinfo_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """Linux /proc/cpuinfo (or the text `cpuinfo`) as each key's first value, in the order the keys first appear:
+    the first processor's values for the keys it has; {} where there is none (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_model(fields: dict[str, str] | None = None) -> str:
+    """The CPU's model name (/proc/cpuinfo's 'model name', or `fields` of `cpuinfo_fields`; else
+    `platform.processor()`), '' if unknown."""
+    fields = cpuinfo_fields() if fields is None else fields
+    name = next((value for key, value in fields.items() if key in ("model name", "Model", "cpu model")), None)
+    return platform.processor() if name is None else name
 
 
 # The instruction-set extensions that decide which kernels a CPU run takes, and so its rounding: XLA generates code
@@ -70,23 +81,11 @@ CPU_ISA = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx51
            "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2")
 
 
-def cpu_id(cpuinfo: str | None = None) -> dict[str, Any]:
+def cpu_id(fields: dict[str, str] | None = None) -> dict[str, Any]:
     """What tells one CPU from another where the model name does not (a VM may show only "AMD EPYC"): the vendor,
-    family, model and stepping numbers and the instruction-set extensions of `CPU_ISA` it has, read from the first
-    processor of /proc/cpuinfo (or the text `cpuinfo`); {} where there is none (not Linux)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return {}
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            if fields:
-                break  # the first processor's block is enough: a VM's processors are alike
-            continue
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    family, model and stepping numbers and the instruction-set extensions of `CPU_ISA` it has, from /proc/cpuinfo (or
+    `fields` of `cpuinfo_fields`; a VM's processors are alike, so the first one's); {} where there is none."""
+    fields = cpuinfo_fields() if fields is None else fields
     flags = set((fields.get("flags") or fields.get("Features") or "").split())  # x86 / arm64
     out: dict[str, Any] = {key: fields[name] for key, name in (("vendor", "vendor_id"), ("implementer",
                                                                "CPU implementer"), ("part", "CPU part"))
@@ -120,9 +119,10 @@ def device_info() -> dict[str, Any]:
 
     from jaxdistill.cpu_tuning import applied_settings
     devices = jax.devices()
+    cpuinfo = cpuinfo_fields()
     return {"backend": devices[0].platform if devices else "none", "devices": [d.device_kind for d in devices],
             "device_count": len(devices), "host": platform.node(), "cpu_count": os.cpu_count(),
-            "platform": platform.platform(), "cpu_model": cpu_model(), "cpu": cpu_id(),
+            "platform": platform.platform(), "cpu_model": cpu_model(cpuinfo), "cpu": cpu_id(cpuinfo),
             "cpus_usable": usable_cpus(), "kernel": platform.release(), "cpu_tuning": applied_settings(),
             "numerics_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}}
 

@@ -91,18 +91,21 @@ flags\t\t: fpu avx2
 
 
 def test_cpu_id_tells_apart_cpus_that_share_a_model_name():
-    zen4 = records.cpu_id(X86_CPUINFO)
+    zen4 = records.cpu_id(records.cpuinfo_fields(X86_CPUINFO))
     assert zen4 == {"vendor": "AuthenticAMD", "family": 25, "model": 17, "stepping": 1,
                     "isa": ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_bf16"]}
     # the same name without AVX-512 (a Zen 3): another id, so records made on the two are not taken for one machine
-    zen3 = records.cpu_id(X86_CPUINFO.replace("model\t\t: 17", "model\t\t: 1").replace(" avx512f avx512bw", ""))
+    zen3 = records.cpu_id(records.cpuinfo_fields(
+        X86_CPUINFO.replace("model\t\t: 17", "model\t\t: 1").replace(" avx512f avx512bw", "")))
     assert zen3["model"] == 1 and "avx512f" not in zen3["isa"] and zen3 != zen4
 
 
 def test_cpu_id_reads_arm_cpus_and_gives_nothing_without_cpuinfo():
-    arm = records.cpu_id("processor\t: 0\nFeatures\t: fp asimd sve\nCPU implementer\t: 0x41\nCPU part\t: 0xd40\n")
+    arm = records.cpu_id(records.cpuinfo_fields(
+        "processor\t: 0\nFeatures\t: fp asimd sve\nCPU implementer\t: 0x41\nCPU part\t: 0xd40\n"))
     assert arm == {"implementer": "0x41", "part": "0xd40", "isa": ["asimd", "sve"]}
-    assert records.cpu_id("") == {}
+    assert records.cpu_id(records.cpuinfo_fields("")) == {}
+    assert records.cpu_model(records.cpuinfo_fields(X86_CPUINFO)) == "AMD EPYC"
 
 
 def test_write_npz_deflates_on_request_and_reads_back_the_same_arrays(tmp_path):
