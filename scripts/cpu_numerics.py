@@ -80,23 +80,22 @@ def probe(model_name: str, steps: int = 100) -> dict[str, Any]:
 
 
 def network0(bound: str) -> dict[str, Any]:
-    """Network 0 of the record's AlexNet evaluation, trained again here from the committed set (the record's own
-    evaluation with one network: network k's key does not depend on how many networks there are)."""
+    """Network 0 of the record's AlexNet evaluation, trained again here from the committed set: the experiment's own
+    check of a record's first networks (`checked_first_networks`, against the five-network record it extends)."""
     from jaxdistill.experiment import Context, find_experiment, load_experiment, prepare_process
     from jaxdistill.runner import load_real
     prepare_process()
     xa = load_experiment(find_experiment(ROOT / "experiments" / "cross_architecture.py"))
     record = json.loads(record_path(bound, 12).read_text())
+    base = json.loads(record_path(bound, 5).read_text())["result"]["architectures"]["AlexNet"]
     variant = record["variant"]
-    config = {**xa.get_config(variant, method="mtt"), "models": 1}
-    source = ROOT / record["config"]["sets"][0]
     data = load_real("mnist", None, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context(experiment="cross_architecture", variant=variant, config=config, name="network0",
-                      workdir=Path(tmp), out=Path(tmp) / "record.json", root=ROOT, progress=False)
-        start = time.time()
-        res = xa._evaluate(ctx, Path(tmp) / "by_AlexNet_0", source, xa._architecture_model("AlexNet", variant), data)
-    return {"accuracy": res["per_set"][0]["accuracies"][0], "seconds": time.time() - start}
+        ctx = Context(experiment="cross_architecture", variant=variant, config=xa.get_config(variant, method="mtt"),
+                      name="network0", workdir=Path(tmp), out=Path(tmp) / "record.json", root=ROOT, progress=False)
+        _, check = xa.checked_first_networks(ctx, "AlexNet", xa._architecture_model("AlexNet", variant), data,
+                                             [ROOT / record["config"]["sets"][0]], base)
+    return {"accuracy": check["network_0_here"][0], "seconds": check["seconds"]}
 
 
 def run_child(args: list[str], env: dict[str, str], one_core: bool) -> dict[str, Any]:
