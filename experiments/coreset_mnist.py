@@ -9,6 +9,8 @@ result pools the selections' networks, as the literature averages several select
     python experiments/coreset_mnist.py --selection herding --variant ipc10          # full: 5 selections x 20 nets
     python experiments/coreset_mnist.py --selection kcenter --variant ipc1_reduced   # labelled reduced
     python experiments/coreset_mnist.py --selection random --variant smoke           # seconds; CI runs it
+    python experiments/coreset_mnist.py --selection herding --variant ipc1 --seeds 0  # one selection (a session's)
+    python experiments/coreset_mnist.py --selection herding --variant ipc1 --merge    # pool the selections' parts
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 from jaxdistill.experiment import Context, finish_distillation, is_reduced
 
 CHOICES = {"selection": ("herding", "kcenter", "random")}
-FLAGS = ("checkpoint_every",)
+FLAGS = ("checkpoint_every", "seeds")  # --seeds: some selections per session, --merge pools them
 
 # ipc, selection seeds, evaluation networks per selection, epochs
 VARIANTS = {
@@ -59,7 +61,7 @@ def run(config: dict[str, Any], ctx: Context) -> None:
     rec = distill(config["method"], "mnist", config["ipc"], config["seeds"], ctx.workdir, data=data,
                   method_overrides=overrides, progress=ctx.progress, checkpoint_every=ctx.checkpoint_every)
     record_config = {k: config[k] for k in ("method", "dataset", "ipc", "seeds", "models", "epochs")}
-    record_config.update(method_overrides=overrides, selections=len(config["seeds"]))
+    record_config.update(method_overrides=overrides)  # selections: len(seeds) (a --seeds part holds some of them)
     finish_distillation(ctx, data, rec, record_config)
 
 

@@ -166,8 +166,8 @@ def _method_label(record: dict[str, Any]) -> str | None:
         return f"{base}, {'DSA' if _uses_dsa(augment) else augment} evaluation"
     if experiment == "random_mnist":  # (its dsa variants: the control of sets evaluated under DSA's protocol)
         return "random, DSA evaluation" if _uses_dsa(config.get("augment")) else "random"
-    if experiment == "full_data_mnist":
-        return "full data"
+    if experiment == "full_data_mnist":  # DC's step decay is the published protocol; the brief's cosine is its own row
+        return "full data" if config.get("lr_schedule", "step") == "step" else f"full data, {config['lr_schedule']} lr"
     if experiment == "mhist_baselines":
         baseline = config.get("baseline", "")
         if baseline == "mean_colour":
@@ -233,7 +233,9 @@ def record_row(stem: str, record: dict[str, Any]) -> dict[str, Any] | None:
     start = config.get("start_images") or {}
     train = eval_config.get("train", {}) if isinstance(eval_config, dict) else {}
     variant = str(record.get("variant", ""))
-    reduced = bool(record.get("reduced_protocol")) or "reduced" in variant
+    # a `--seeds` part not yet merged is some of a full run's sets: marked as reduced, its protocol says which
+    part = _seed_part_of(stem) is not None and not bool(record.get("reduced_protocol"))
+    reduced = bool(record.get("reduced_protocol")) or "reduced" in variant or part
     row = {"record": stem, "method": label, "dataset": dataset,
            "resolution": resolution if dataset == "mhist" else None, "ipc": ipc, "reduced": reduced,
            "stand_in": bool(data.get("stand_in", False)),
@@ -246,17 +248,26 @@ def record_row(stem: str, record: dict[str, Any]) -> dict[str, Any] | None:
            "wall_time_s": result.get("wall_time_s", record.get("wall_time_s")),
            "device": (result.get("device") or record.get("device") or {}).get("backend")}
     iterations = config.get("iterations")
-    row["protocol"] = ("reduced" if reduced else "full") + (f": {iterations} iterations" if iterations else "")
+    row["protocol"] = ("reduced" if reduced and not part else "full") + (f": {iterations} iterations" if iterations
+                                                                         else "")
+    if part:
+        row["protocol"] += f"; part: seeds {', '.join(map(str, config.get('seeds', [])))}, not merged"
     for name in ("balanced_accuracy", "sensitivity", "specificity", "roc_auc", "f1"):
         row[name], row[f"{name}_std"] = _metric(result, name)
     return row
 
 
+def _seed_part_of(stem: str) -> str | None:
+    """The variant record that a `--seeds` run's record belongs to ('dsa_mnist_ipc1_seed0', 'x_seed0_2' -> its
+    name before the suffix), or None for a whole variant's record."""
+    import re
+    m = re.fullmatch(r"(.+)_seed\d+(?:_\d+)*", stem)
+    return m.group(1) if m else None
+
+
 def _is_seed_part(stem: str, stems: set[str]) -> bool:
     """'dsa_mnist_ipc1_seed0' is one distillation of 'dsa_mnist_ipc1', which holds it: count it once."""
-    import re
-    m = re.fullmatch(r"(.+)_seed\d+", stem)
-    return bool(m) and m.group(1) in stems
+    return _seed_part_of(stem) in stems
 
 
 def load_records(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
@@ -315,18 +326,19 @@ def _pm(mean: float, std: float, digits: int) -> str:
 
 def _picked(rows: pd.DataFrame) -> pd.DataFrame:
     """One record per (method, dataset column): the full protocol before a reduced one, then more distillations,
-    then the last in name order."""
+    then more network-epochs per set, then the last in name order."""
     if "column" not in rows:
         rows = rows.assign(column=rows.apply(_column_name, axis=1))
-    df = rows.assign(_sets=rows["sets"].fillna(1)).sort_values(["reduced", "_sets", "record"],
-                                                               ascending=[False, True, True], kind="stable")
-    return df.drop_duplicates(["method", "column"], keep="last").drop(columns="_sets")
+    df = rows.assign(_sets=rows["sets"].fillna(1),
+                     _work=rows["nets"].astype(float).fillna(1) * rows["epochs"].astype(float).fillna(1))
+    df = df.sort_values(["reduced", "_sets", "_work", "record"], ascending=[False, True, True, True], kind="stable")
+    return df.drop_duplicates(["method", "column"], keep="last").drop(columns=["_sets", "_work"])
 
 
 def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows: method; columns: dataset x ipc; cells as `_cell`. Where one method has several records for one column
-    (say a reduced and a full run), the full one wins, then the one with more distillations (selections), then the
-    last in name order; `long_table` lists them all."""
+    (say a reduced and a full run), the full one wins, then the one with more distillations (selections), then more
+    networks x epochs per set, then the last in name order; `long_table` lists them all."""
     df = _picked(rows.assign(column=rows.apply(_column_name, axis=1), cell=rows.apply(_cell, axis=1)))
     columns = list(dict.fromkeys(rows.apply(_column_name, axis=1)))  # collect_records' order
     order = list(dict.fromkeys(rows["method"]))
@@ -372,14 +384,14 @@ def training_cost_table(rows: pd.DataFrame, records: list[tuple[str, dict[str, A
     """Training on a distilled MNIST set against training on the full training set: images, epochs, the training
     FLOPs (3 x XLA's forward FLOPs per image x images x epochs, the ConvNet's forward count taken from a full-data
     record's cost) and the measured wall seconds per network (training and testing, on the record's device), beside
-    the test accuracy. One line per method and ipc of the
-    comparison (its picked record) and one per full-data record."""
+    the test accuracy. One line per method and ipc of the comparison (its picked record, in the comparison's order)
+    and one per full-data record."""
     by_name = dict(records)
     forward = next((r["result"]["cost"]["forward_flops_per_image"] for _, r in records
                     if r.get("experiment") == "full_data_mnist" and "cost" in r.get("result", {})), None)
     lines = []
     mnist = rows[(rows["dataset"] == "mnist") & rows["ipc"].notna()]
-    for _, row in _picked(mnist).sort_values(["ipc"], kind="stable").iterrows():
+    for _, row in _picked(mnist).sort_index().iterrows():  # collect_records' order: ipc, then the methods' order
         per_set = by_name[row["record"]].get("result", {}).get("per_set") or []
         images = per_set[0].get("num_train_images") if per_set else None
         networks = sum(len(p.get("accuracies", [])) for p in per_set)

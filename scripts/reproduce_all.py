@@ -12,7 +12,9 @@ Durations are estimates from measured step times (this 2-core CPU; one H100 wher
 'not measured' where no step of that row has been timed. Rows resume: a finished row's record under results/ is
 skipped (unless it distilled fewer sets than its variant now asks for, or is a cross-architecture record of only
 some architectures: 'partial'), and an interrupted experiment resumes from its workdir under runs/ (a
-cross-architecture one also from its record, which holds each architecture as soon as it is done). MHIST rows need
+cross-architecture one also from its record, which holds each architecture as soon as it is done). A row begun as
+`--seeds` parts (results/<record>_seed<S>.json, some of its seeds per session) runs its other seeds as one more
+part, then `--merge`. MHIST rows need
 the real data (`--mhist DIR`, never downloaded); the smoke run makes a small stand-in for them.
 """
 from __future__ import annotations
@@ -269,7 +271,12 @@ def row_state(row: Row) -> str:
     the earlier seeds holds another config and is refused (move it away first)."""
     path = ROOT / "results" / f"{row.record}.json"
     if not path.exists():
-        return "todo"
+        parts, wanted = seed_parts(row), variant_seeds(row)
+        if not parts:
+            return "todo"
+        if wanted is not None and set(wanted) <= set(parts):
+            return "parts of every set (merge)"
+        return f"partial ({len(parts)} of {len(wanted or parts)} sets, in --seeds parts)"
     record = json.loads(path.read_text())
     left = record.get("result", {}).get("architectures_left")
     if left:  # a cross-architecture run stopped between architectures; its command resumes from the record
@@ -278,11 +285,37 @@ def row_state(row: Row) -> str:
     wanted = variant_seeds(row)
     if made is None or wanted is None:
         return "done"
-    # a record of several given sets (cross_architecture.py --distilled) keeps each set's seeds: one list per set
-    made = [s for m in made for s in (m if isinstance(m, list) else [m])]
+    made = _flat(made)
     if set(wanted) <= set(made):
         return "done"
     return f"partial ({len(made)} of {len(wanted)} sets)"
+
+
+def _flat(seeds: list) -> list:
+    """A record's seeds, flat: a record of several given sets (cross_architecture.py --distilled) keeps one list
+    per set."""
+    return [s for m in seeds for s in (m if isinstance(m, list) else [m])]
+
+
+def seed_parts(row: Row) -> list[int]:
+    """The seeds that `--seeds` runs of the row recorded in results/<record>_seed<S>.json and no merge has pooled
+    yet (a session of a few hours can finish some of a row's seeds; the next one the rest)."""
+    from jaxdistill.experiment import seed_part_records
+    made = {s for p in seed_part_records(ROOT / "results", row.record)
+            for s in _flat(json.loads(p.read_text()).get("config", {}).get("seeds") or [])}
+    return sorted(made)
+
+
+def run_commands(row: Row, extra: list[str]) -> list[list[str]]:
+    """What `--run` runs for a row that is not done: its command; where the row has no record but `--seeds` parts
+    hold some of its seeds, the rest of the seeds as one more part and then `--merge`, which pools the parts into
+    the row's record."""
+    command = [*row.args, "--variant", row.variant, *extra]
+    made = set(seed_parts(row))
+    if (ROOT / "results" / f"{row.record}.json").exists() or not made:
+        return [command]
+    left = [s for s in variant_seeds(row) or [] if s not in made]
+    return ([[*command, "--seeds", ",".join(map(str, left))]] if left else []) + [[*command, "--merge"]]
 
 
 def source_row(row: Row) -> Row:
@@ -389,8 +422,10 @@ def main(argv: list[str] | None = None) -> int:
                   "first; a finished row whose folder is gone runs again once its record is moved away)")
             continue
         extra = ["--data-dir", args.mhist] if r.mhist else []
-        if _run([*r.args, "--variant", r.variant, *extra], args.dry_run) != 0:
-            failed.append(r.record)
+        for command in run_commands(r, extra):
+            if _run(command, args.dry_run) != 0:
+                failed.append(r.record)
+                break
     print(f"{len(failed)} row(s) failed" + "".join(f"\n  {f}" for f in failed))
     return 1 if failed else 0
 

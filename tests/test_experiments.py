@@ -38,7 +38,8 @@ RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
 # record).
 @needs_mnist
 @pytest.mark.parametrize("command,expect", [
-    (RUNNER + ["experiments/coreset_mnist.py", "--selection", "herding"], "herding mnist ipc=1 (smoke):"),  # by path
+    (RUNNER + ["experiments/coreset_mnist.py", "--selection", "herding", "--seeds", "0"],  # by path, one selection
+     "herding mnist ipc=1 (smoke):"),
     # the old way: the file run as a script hands itself to the runner
     ([sys.executable, "experiments/gradient_matching.py", "--method", "dc"], "over 2 networks"),  # 2 seeds x 1 net
     (RUNNER + ["gradient_matching", "--method", "dsa", "--seeds", "1"], "over 1 networks"),  # one of the 2 seeds
@@ -213,6 +214,26 @@ def test_the_runner_parses_an_experiments_flags_and_merges_its_seed_parts(tmp_pa
     assert ctx.workdir == tmp_path / "runs" / "dc_mnist_ipc1_seed0_2"
     assert ctx.out == tmp_path / "results" / "dc_mnist_ipc1_seed0_2.json"
     assert ctx.checkpoint_every == 5 and not ctx.progress and ctx.writes_record
+
+
+def test_coreset_parts_differ_only_in_their_seeds_so_that_they_merge(monkeypatch):
+    # a full coreset row is 5 selections, about half an hour each on a CPU: one per `--seeds` run, pooled by
+    # `--merge`, which refuses parts whose record configs differ in anything but the seeds
+    import jaxdistill.runner
+    module = load("coreset_mnist")
+    assert "seeds" in module.FLAGS
+    monkeypatch.setattr(jaxdistill.runner, "load_real", lambda *a, **k: None)
+    monkeypatch.setattr(jaxdistill.runner, "distill", lambda *a, **k: {})
+    written = []
+    monkeypatch.setattr(module, "finish_distillation", lambda ctx, data, rec, record_config: written.append(
+        record_config))
+    config = module.get_config("ipc1", selection="herding")
+    ctx = experiment.Context(experiment="coreset_mnist", variant="ipc1", config=config, name=config["name"],
+                             workdir=Path("unused"), out=Path("unused.json"), root=Path("."), progress=False)
+    for seeds in ([0], [1, 2, 3, 4]):
+        module.run({**config, "seeds": seeds}, ctx)
+    a, b = ({k: v for k, v in c.items() if k != "seeds"} for c in written)
+    assert a == b and [c["seeds"] for c in written] == [[0], [1, 2, 3, 4]]
 
 
 @pytest.mark.slow

@@ -97,6 +97,7 @@ def test_collect_records_counts_merged_seed_parts_once_and_orders_rows(tmp_path)
     folder = _write(tmp_path / "r", dsa_mnist_ipc1=_distill_record("dsa"), dsa_mnist_ipc1_seed0=_distill_record("dsa"),
                     dc_mnist_ipc10=_distill_record("dc", ipc=10), dc_mnist_ipc1=_distill_record("dc"),
                     dc_mhist_ipc1=_distill_record("dc", dataset="mhist"))
+    _write(folder, dsa_mnist_ipc1_seed1_2=_distill_record("dsa"))  # a part of two seeds is one of them too
     rows = collect_records(folder)
     assert rows["record"].tolist() == ["dc_mnist_ipc1", "dsa_mnist_ipc1", "dc_mnist_ipc10", "dc_mhist_ipc1"]
     with pytest.raises(ConfigError, match="no \\*.json records"):
@@ -113,6 +114,21 @@ def test_comparison_prefers_the_full_protocol_and_marks_reduced_and_stand_in(tmp
     assert dc["MNIST, ipc 1"] == "95.00 ± 1.00 (91.7, +3.30)"
     assert dc["MHIST 32 px, ipc 1"] == "BA 0.600 ± 0.010, AUC 0.700 ± 0.020*°"
     assert len(long_table(rows, "mnist")) == 2  # every record stays in the long table
+
+
+def test_an_unmerged_seed_part_is_marked_and_beats_a_smaller_reduced_run(tmp_path):
+    # one selection of a full coreset row (`--seeds 0`), beside the reduced row of 5 networks x 300 epochs whose
+    # name sorts after it: the part has more network-epochs, so it is the cell, marked as not the full protocol
+    part = _distill_record("herding", mean=0.89, seeds=[0])
+    part["result"]["eval_config"] = {"num_models": 20, "train": {"epochs": 1000}}
+    folder = _write(tmp_path, herding_ipc1_seed0=part, herding_ipc1_zreduced=_distill_record("herding", mean=0.5,
+                                                                                             reduced=True))
+    rows = collect_records(folder).set_index("record")
+    assert rows.loc["herding_ipc1_seed0", "reduced"]
+    assert rows.loc["herding_ipc1_seed0", "protocol"] == "full: 10 iterations; part: seeds 0, not merged"
+    assert not rows.loc["herding_ipc1_zreduced", "protocol"].endswith("not merged")
+    cell = comparison_table(rows.reset_index()).set_index("method").loc["herding", "MNIST, ipc 1"]
+    assert cell.startswith("89.00 ± 1.00") and cell.endswith("*")
 
 
 def test_update_readme_replaces_blocks_and_refuses_a_missing_one():
@@ -225,8 +241,17 @@ def test_training_cost_table_sets_a_distilled_set_beside_the_full_data(tmp_path)
     full = {"experiment": "full_data_mnist", "variant": "cosine", "config": {"epochs": 20, "lr_schedule": "cosine"},
             "result": {"test_accuracy": 0.99, "wall_time_s": 600.0, "num_train_images": 60000,
                        "cost": {"forward_flops_per_image": 1e7}, "device": {"backend": "cpu"}}}
-    folder = _write(tmp_path, dc_mnist_ipc10=rec, full_data_mnist_cosine=full)
-    table = training_cost_table(collect_records(folder), load_records(folder))
+    step = {**full, "variant": "full", "config": {"epochs": 20, "lr_schedule": "step"}}
+    folder = _write(tmp_path, dc_mnist_ipc10=rec, full_data_mnist_cosine=full, full_data_mnist_full=step)
+    rows = collect_records(folder)
+    # two rows of the comparison: DC's step decay meets the published 99.6, the brief's cosine schedule is its own
+    whole_rows = rows[rows["record"].str.startswith("full_data")].set_index("record")
+    assert whole_rows.loc["full_data_mnist_full", "method"] == "full data"
+    assert whole_rows.loc["full_data_mnist_full", "published_mean"] == 99.6
+    assert whole_rows.loc["full_data_mnist_cosine", "method"] == "full data, cosine lr"
+    assert whole_rows.loc["full_data_mnist_cosine", "published_mean"] != whole_rows.loc["full_data_mnist_cosine",
+                                                                                        "published_mean"]  # NaN
+    table = training_cost_table(rows, load_records(folder))
     dc, whole = table.iloc[0], table.iloc[1]
     assert (dc["images"], dc["epochs"], dc["seconds per network"]) == ("100", "300", "10.0")
     assert dc["training FLOPs"] == f"{3 * 1e7 * 100 * 300:.3g}"

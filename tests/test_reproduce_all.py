@@ -93,6 +93,30 @@ def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partia
     assert dsa not in ran and ran  # the ipc-10 row, still todo, runs
 
 
+def test_a_row_begun_as_seed_parts_runs_its_other_seeds_then_merges(tmp_path, monkeypatch):
+    # a session finishes one selection of a full coreset row (`--seeds 0`); the next `--run` must not redo it
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    row = next(r for r in reproduce.ROWS if r.record == "coreset_herding_mnist_ipc1")
+    command = [*row.args, "--variant", "ipc1"]
+    assert reproduce.run_commands(row, []) == [command]  # no part yet: the whole row
+    (tmp_path / "results" / f"{row.record}_seed0.json").write_text(json.dumps({"config": {"seeds": [0]}}))
+    (tmp_path / "results" / f"{row.record}_seed3_4.json").write_text(json.dumps({"config": {"seeds": [3, 4]}}))
+    (tmp_path / "results" / f"{row.record}_seed0_notes.json").write_text("{}")  # not a part's name
+    assert reproduce.row_state(row) == "partial (3 of 5 sets, in --seeds parts)"
+    assert reproduce.run_commands(row, []) == [[*command, "--seeds", "1,2"], [*command, "--merge"]]
+    (tmp_path / "results" / f"{row.record}_seed1_2.json").write_text(json.dumps({"config": {"seeds": [1, 2]}}))
+    assert reproduce.row_state(row) == "parts of every set (merge)"
+    assert reproduce.run_commands(row, []) == [[*command, "--merge"]]
+    ran = []
+    monkeypatch.setattr(reproduce, "_run", lambda argv, dry: ran.append(argv) or 0)
+    assert reproduce.main(["--run", "--only", "coreset_herding_mnist_ipc1"]) == 0
+    assert [*command, "--merge"] in ran and command not in ran
+    # once merged, the record decides, as for any row
+    (tmp_path / "results" / f"{row.record}.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2, 3, 4]}}))
+    assert reproduce.row_state(row) == "done"
+
+
 def test_smoke_commands_exist_and_dry_run_lists_them(capsys):
     for command in reproduce.smoke_commands("MHIST"):
         reproduce.experiment_config(command, "smoke")
