@@ -103,10 +103,21 @@ def seeds_part(variant_seeds: Sequence[int], arg: str | None) -> tuple[list[int]
     return sorted(seeds), "_seed" + "_".join(str(s) for s in sorted(seeds))
 
 
+SEED_PART = re.compile(r"(?P<name>.+)_seed(?P<seeds>\d+(?:_\d+)*)")  # the stem of a `--seeds` run's record
+
+
+def seed_part_of(stem: str, seeds: Sequence[Any] | None = None) -> str | None:
+    """The variant that the record `stem` is a `--seeds` part of ('dsa_mnist_ipc1_seed0', 'x_seed0_2' -> the name
+    before the suffix), or None. Given the record's seeds, the suffix must name exactly those (`seeds_part`)."""
+    m = SEED_PART.fullmatch(stem)
+    if not m or (seeds is not None and m["seeds"] != "_".join(str(s) for s in sorted(seeds))):
+        return None
+    return m["name"]
+
+
 def seed_part_records(folder: Path, name: str) -> list[Path]:
     """The records `--seeds` runs of the variant `name` wrote into `folder`: <name>_seed<S>[_<S>...].json."""
-    pattern = re.compile(re.escape(name) + r"_seed\d+(_\d+)*\.json")
-    return sorted(p for p in Path(folder).glob(f"{name}_seed*.json") if pattern.fullmatch(p.name))
+    return sorted(p for p in Path(folder).glob(f"{name}_seed*.json") if seed_part_of(p.stem) == name)
 
 
 def _same_or_each(values: list[Any]) -> Any:

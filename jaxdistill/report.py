@@ -233,9 +233,10 @@ def record_row(stem: str, record: dict[str, Any]) -> dict[str, Any] | None:
     start = config.get("start_images") or {}
     train = eval_config.get("train", {}) if isinstance(eval_config, dict) else {}
     variant = str(record.get("variant", ""))
-    # a `--seeds` part not yet merged is some of a full run's sets: marked as reduced, its protocol says which
-    part = _seed_part_of(stem) is not None and not bool(record.get("reduced_protocol"))
-    reduced = bool(record.get("reduced_protocol")) or "reduced" in variant or part
+    # a `--seeds` part not yet merged is some of its variant's sets: marked as reduced, its protocol says which
+    part = _seed_part(stem, record) is not None
+    reduced_variant = bool(record.get("reduced_protocol")) or "reduced" in variant
+    reduced = reduced_variant or part
     row = {"record": stem, "method": label, "dataset": dataset,
            "resolution": resolution if dataset == "mhist" else None, "ipc": ipc, "reduced": reduced,
            "stand_in": bool(data.get("stand_in", False)),
@@ -248,8 +249,8 @@ def record_row(stem: str, record: dict[str, Any]) -> dict[str, Any] | None:
            "wall_time_s": result.get("wall_time_s", record.get("wall_time_s")),
            "device": (result.get("device") or record.get("device") or {}).get("backend")}
     iterations = config.get("iterations")
-    row["protocol"] = ("reduced" if reduced and not part else "full") + (f": {iterations} iterations" if iterations
-                                                                         else "")
+    row["protocol"] = ("reduced" if reduced_variant else "full") + (f": {iterations} iterations" if iterations
+                                                                     else "")
     if part:
         row["protocol"] += f"; part: seeds {', '.join(map(str, config.get('seeds', [])))}, not merged"
     for name in ("balanced_accuracy", "sensitivity", "specificity", "roc_auc", "f1"):
@@ -257,30 +258,31 @@ def record_row(stem: str, record: dict[str, Any]) -> dict[str, Any] | None:
     return row
 
 
-def _seed_part_of(stem: str) -> str | None:
-    """The variant record that a `--seeds` run's record belongs to ('dsa_mnist_ipc1_seed0', 'x_seed0_2' -> its
-    name before the suffix), or None for a whole variant's record."""
-    import re
-    m = re.fullmatch(r"(.+)_seed\d+(?:_\d+)*", stem)
-    return m.group(1) if m else None
+def _seed_part(stem: str, record: dict[str, Any]) -> str | None:
+    """The variant whose `--seeds` part the record is (its name's suffix naming its seeds), or None."""
+    from jaxdistill.experiment import seed_part_of
+    seeds = (record.get("config") or {}).get("seeds")
+    return seed_part_of(stem, seeds) if isinstance(seeds, list) else None
 
 
-def _is_seed_part(stem: str, stems: set[str]) -> bool:
-    """'dsa_mnist_ipc1_seed0' is one distillation of 'dsa_mnist_ipc1', which holds it: count it once."""
-    return _seed_part_of(stem) in stems
+def _merged(stem: str, record: dict[str, Any], records: dict[str, dict[str, Any]]) -> bool:
+    """Whether the record is a `--seeds` part that a merged record in `records` pooled ('dsa_mnist_ipc1_seed0',
+    listed in the "parts" of 'dsa_mnist_ipc1'): counted once, by the merged record."""
+    parent = records.get(_seed_part(stem, record) or "")
+    return parent is not None and f"{stem}.json" in {p.get("record") for p in parent.get("parts") or []}
 
 
 def load_records(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """(name, record) of every JSON record directly under `folder`, by name, merged seed parts counted once (see
-    `_is_seed_part`). A folder with no record at all is a ConfigError."""
+    `_merged`). A folder with no record at all is a ConfigError."""
     import json
 
     from jaxdistill.errors import ConfigError
     paths = sorted(Path(folder).glob("*.json"))
     if not paths:
         raise ConfigError(f"no *.json records in {folder}")
-    stems = {p.stem for p in paths}
-    return [(p.stem, json.loads(p.read_text())) for p in paths if not _is_seed_part(p.stem, stems)]
+    records = {p.stem: json.loads(p.read_text()) for p in paths}
+    return [(stem, rec) for stem, rec in records.items() if not _merged(stem, rec, records)]
 
 
 def collect_records(folder: str | Path) -> pd.DataFrame:
@@ -384,8 +386,8 @@ def training_cost_table(rows: pd.DataFrame, records: list[tuple[str, dict[str, A
     """Training on a distilled MNIST set against training on the full training set: images, epochs, the training
     FLOPs (3 x XLA's forward FLOPs per image x images x epochs, the ConvNet's forward count taken from a full-data
     record's cost) and the measured wall seconds per network (training and testing, on the record's device), beside
-    the test accuracy. One line per method and ipc of the comparison (its picked record, in the comparison's order)
-    and one per full-data record."""
+    the test accuracy. One line per method and ipc of the comparison (its picked record; by ipc, then in the
+    comparison's order of methods) and one per full-data record."""
     by_name = dict(records)
     forward = next((r["result"]["cost"]["forward_flops_per_image"] for _, r in records
                     if r.get("experiment") == "full_data_mnist" and "cost" in r.get("result", {})), None)

@@ -268,12 +268,16 @@ def row_state(row: Row) -> str:
     (e.g. the DSA ipc-1 record of 3 x 20, made before the full rows became the reference's 5 x 20) or is a
     cross-architecture record whose run stopped before its last architecture. `--run` runs a partial row's command
     again: a cross-architecture row resumes from its record, any other replaces it; a workdir left under runs/ by
-    the earlier seeds holds another config and is refused (move it away first)."""
+    the earlier seeds holds another config and is refused (move it away first). A row with no record but `--seeds`
+    parts (`seed_parts`) is 'partial (k of n sets, in --seeds parts)', 'parts of every set (merge)', or
+    'conflicting --seeds parts' where two parts hold one seed (which --merge refuses)."""
     path = ROOT / "results" / f"{row.record}.json"
     if not path.exists():
         parts, wanted = seed_parts(row), variant_seeds(row)
         if not parts:
             return "todo"
+        if len(set(parts)) < len(parts):
+            return "conflicting --seeds parts (a seed in two of them: move one away)"
         if wanted is not None and set(wanted) <= set(parts):
             return "parts of every set (merge)"
         return f"partial ({len(parts)} of {len(wanted or parts)} sets, in --seeds parts)"
@@ -297,20 +301,30 @@ def _flat(seeds: list) -> list:
     return [s for m in seeds for s in (m if isinstance(m, list) else [m])]
 
 
+def takes_seeds(row: Row) -> bool:
+    """Whether the row's experiment runs some of its seeds per command (`--seeds`, then `--merge`): the
+    distillation experiments and the coreset baselines, not a row that evaluates another row's sets."""
+    from jaxdistill import experiment
+    return row.after is None and "seeds" in getattr(
+        experiment.load_experiment(EXPERIMENTS / f"{row.args[0]}.py"), "FLAGS", ())
+
+
 def seed_parts(row: Row) -> list[int]:
-    """The seeds that `--seeds` runs of the row recorded in results/<record>_seed<S>.json and no merge has pooled
-    yet (a session of a few hours can finish some of a row's seeds; the next one the rest)."""
+    """The seeds, in order and with repeats, that `--seeds` runs of the row recorded in
+    results/<record>_seed<S>.json and no merge has pooled yet (a session of a few hours can finish some of a row's
+    seeds; the next one the rest)."""
     from jaxdistill.experiment import seed_part_records
-    made = {s for p in seed_part_records(ROOT / "results", row.record)
-            for s in _flat(json.loads(p.read_text()).get("config", {}).get("seeds") or [])}
-    return sorted(made)
+    if not takes_seeds(row):
+        return []
+    return sorted(s for p in seed_part_records(ROOT / "results", row.record)
+                  for s in _flat(json.loads(p.read_text()).get("config", {}).get("seeds") or []))
 
 
 def run_commands(row: Row, extra: list[str]) -> list[list[str]]:
     """What `--run` runs for a row that is not done: its command; where the row has no record but `--seeds` parts
     hold some of its seeds, the rest of the seeds as one more part and then `--merge`, which pools the parts into
     the row's record."""
-    command = [*row.args, "--variant", row.variant, *extra]
+    command = [*row_args(row), "--variant", row.variant, *extra]
     made = set(seed_parts(row))
     if (ROOT / "results" / f"{row.record}.json").exists() or not made:
         return [command]
@@ -323,10 +337,27 @@ def source_row(row: Row) -> Row:
     return next(r for r in ROWS if r.record == row.after)
 
 
+def source_folders(row: Row) -> list[str]:
+    """The run folders holding the sets that `row` evaluates: runs/<after>, or where the source row was run as
+    `--seeds` parts and merged, each part's runs/<after>_seed<S>."""
+    path = ROOT / "results" / f"{row.after}.json"
+    parts = json.loads(path.read_text()).get("parts") if path.exists() else None
+    return [f"runs/{Path(p['record']).stem}" for p in parts] if parts else [f"runs/{row.after}"]
+
+
+def row_args(row: Row) -> list[str]:
+    """The row's experiment and flags, a row of another row's sets given every folder of `source_folders`."""
+    args = list(row.args)
+    if row.after and "--distilled" in args:
+        at = args.index("--distilled")
+        args[at:at + 2] = [a for folder in source_folders(row) for a in ("--distilled", folder)]
+    return args
+
+
 def source_ready(row: Row) -> bool:
     """Whether the row that `row` reads has finished (its record is written only at the end, after its sets and
-    models; a source that failed in this run has none) and its run folder is still there."""
-    return row_state(source_row(row)) == "done" and (ROOT / "runs" / row.after).is_dir()
+    models; a source that failed in this run has none) and its run folders are still there."""
+    return row_state(source_row(row)) == "done" and all((ROOT / f).is_dir() for f in source_folders(row))
 
 
 def smoke_commands(mhist_dir: str) -> list[list[str]]:
@@ -406,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     pad = max((len(v) for v in states.values()), default=4)
     for r in rows:
         print(f"{states[r.record]:<{pad}}  {r.record:<{width}}  CPU {r.cpu};  GPU {r.gpu}\n"
-              f"{'':<{pad}}  python -m jaxdistill.experiment {' '.join(r.args)} --variant {r.variant}"
+              f"{'':<{pad}}  python -m jaxdistill.experiment {' '.join(row_args(r))} --variant {r.variant}"
               + (" --data-dir MHIST" if r.mhist else "") + (f"   (after {r.after})" if r.after else ""))
     if not args.run:
         return 0
@@ -418,8 +449,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skip {r.record}: needs --mhist DIR (the real MHIST folder)")
             continue
         if r.after and not args.dry_run and not source_ready(r):
-            print(f"skip {r.record}: needs row {r.after} finished, with its run folder runs/{r.after} (run that row "
-                  "first; a finished row whose folder is gone runs again once its record is moved away)")
+            print(f"skip {r.record}: needs row {r.after} finished, with its run folders {', '.join(source_folders(r))} "
+                  "(run that row first; a finished row whose folders are gone runs again once its record is moved "
+                  "away)")
             continue
         extra = ["--data-dir", args.mhist] if r.mhist else []
         for command in run_commands(r, extra):

@@ -94,12 +94,18 @@ def test_record_row_reads_methods_baselines_and_mhist_metrics():
 
 
 def test_collect_records_counts_merged_seed_parts_once_and_orders_rows(tmp_path):
-    folder = _write(tmp_path / "r", dsa_mnist_ipc1=_distill_record("dsa"), dsa_mnist_ipc1_seed0=_distill_record("dsa"),
+    merged = {**_distill_record("dsa", seeds=[0, 1, 2]),
+              "parts": [{"record": "dsa_mnist_ipc1_seed0.json"}, {"record": "dsa_mnist_ipc1_seed1_2.json"}]}
+    folder = _write(tmp_path / "r", dsa_mnist_ipc1=merged, dsa_mnist_ipc1_seed0=_distill_record("dsa", seeds=[0]),
+                    dsa_mnist_ipc1_seed1_2=_distill_record("dsa", seeds=[1, 2]),  # a part of two seeds
                     dc_mnist_ipc10=_distill_record("dc", ipc=10), dc_mnist_ipc1=_distill_record("dc"),
                     dc_mhist_ipc1=_distill_record("dc", dataset="mhist"))
-    _write(folder, dsa_mnist_ipc1_seed1_2=_distill_record("dsa"))  # a part of two seeds is one of them too
     rows = collect_records(folder)
     assert rows["record"].tolist() == ["dc_mnist_ipc1", "dsa_mnist_ipc1", "dc_mnist_ipc10", "dc_mhist_ipc1"]
+    # a part that the merged record did not pool (the rest of its seeds, run later) is a row of its own, marked
+    _write(folder, dsa_mnist_ipc1_seed3_4=_distill_record("dsa", seeds=[3, 4]))
+    rows = collect_records(folder).set_index("record")
+    assert rows.loc["dsa_mnist_ipc1_seed3_4", "reduced"] and not rows.loc["dsa_mnist_ipc1", "reduced"]
     with pytest.raises(ConfigError, match="no \\*.json records"):
         collect_records(tmp_path)
 
@@ -127,6 +133,13 @@ def test_an_unmerged_seed_part_is_marked_and_beats_a_smaller_reduced_run(tmp_pat
     assert rows.loc["herding_ipc1_seed0", "reduced"]
     assert rows.loc["herding_ipc1_seed0", "protocol"] == "full: 10 iterations; part: seeds 0, not merged"
     assert not rows.loc["herding_ipc1_zreduced", "protocol"].endswith("not merged")
+    # a part of a reduced variant says so too; a name ending in _seed<N> that does not name the record's seeds is
+    # no part
+    small = _distill_record("herding", reduced=True, seeds=[1])
+    assert record_row("herding_ipc1_reduced_seed1", small)["protocol"] == ("reduced: 10 iterations; part: seeds 1, "
+                                                                           "not merged")
+    own = _distill_record("dc", seeds=[0, 1, 2])
+    assert record_row("dc_mnist_ipc1_seed2", own)["protocol"] == "full: 10 iterations"
     cell = comparison_table(rows.reset_index()).set_index("method").loc["herding", "MNIST, ipc 1"]
     assert cell.startswith("89.00 ± 1.00") and cell.endswith("*")
 

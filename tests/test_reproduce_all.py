@@ -112,9 +112,37 @@ def test_a_row_begun_as_seed_parts_runs_its_other_seeds_then_merges(tmp_path, mo
     monkeypatch.setattr(reproduce, "_run", lambda argv, dry: ran.append(argv) or 0)
     assert reproduce.main(["--run", "--only", "coreset_herding_mnist_ipc1"]) == 0
     assert [*command, "--merge"] in ran and command not in ran
+    # two parts holding one seed cannot be merged: the listing says so
+    (tmp_path / "results" / f"{row.record}_seed2.json").write_text(json.dumps({"config": {"seeds": [2]}}))
+    assert reproduce.row_state(row).startswith("conflicting --seeds parts")
+    (tmp_path / "results" / f"{row.record}_seed2.json").unlink()
     # once merged, the record decides, as for any row
     (tmp_path / "results" / f"{row.record}.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2, 3, 4]}}))
     assert reproduce.row_state(row) == "done"
+    # an experiment without --seeds ignores files named like parts
+    full = next(r for r in reproduce.ROWS if r.record == "full_data_mnist_full")
+    (tmp_path / "results" / "full_data_mnist_full_seed0.json").write_text(json.dumps({"config": {"seeds": [0]}}))
+    assert reproduce.row_state(full) == "todo" and reproduce.run_commands(full, []) == [
+        [*full.args, "--variant", "full"]]
+
+
+def test_a_row_of_another_rows_sets_reads_every_part_folder_of_a_merged_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    row = next(r for r in reproduce.ROWS if r.record == "cross_architecture_idc_mnist_ipc1")
+    assert reproduce.row_args(row)[-2:] == ["--distilled", "runs/idc_mnist_ipc1"]  # one run, one folder
+    (tmp_path / "results" / "idc_mnist_ipc1.json").write_text(json.dumps(
+        {"config": {"seeds": [0, 1, 2]}, "parts": [{"record": "idc_mnist_ipc1_seed0.json"},
+                                                   {"record": "idc_mnist_ipc1_seed1_2.json"}]}))
+    assert reproduce.row_args(row)[-4:] == ["--distilled", "runs/idc_mnist_ipc1_seed0",
+                                            "--distilled", "runs/idc_mnist_ipc1_seed1_2"]
+    assert not reproduce.source_ready(row)
+    for folder in ("idc_mnist_ipc1_seed0", "idc_mnist_ipc1_seed1_2"):
+        (tmp_path / "runs" / folder).mkdir(parents=True)
+    assert reproduce.source_ready(row)
+    # its own files named like parts are not parts: cross_architecture.py takes no --seeds
+    (tmp_path / "results" / f"{row.record}_seed0.json").write_text(json.dumps({"config": {"seeds": [0]}}))
+    assert reproduce.row_state(row) == "todo" and "--seeds" not in reproduce.run_commands(row, [])[0]
 
 
 def test_smoke_commands_exist_and_dry_run_lists_them(capsys):
