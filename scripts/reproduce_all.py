@@ -14,8 +14,8 @@ skipped (unless it distilled fewer sets than its variant now asks for, or is a c
 some architectures: 'partial'), and an interrupted experiment resumes from its workdir under runs/ (a
 cross-architecture one also from its record, which holds each architecture as soon as it is done). A row begun as
 `--seeds` parts (results/<record>_seed<S>.json, some of its seeds per session) runs its other seeds as one more
-part, then `--merge`. MHIST rows need
-the real data (`--mhist DIR`, never downloaded); the smoke run makes a small stand-in for them.
+part, then `--merge`. MHIST rows need the real data (`--mhist DIR`, never downloaded); the smoke run makes a small
+stand-in for them.
 """
 from __future__ import annotations
 
