@@ -125,23 +125,20 @@ def _same_or_each(values: list[Any]) -> Any:
     return values[0] if all(v == values[0] for v in values) else values
 
 
-def merge_seed_records(parts: list[Path], out: Path, variant_seeds: Sequence[int],
-                       command: str | None = None) -> dict[str, Any]:
-    """Pool the records of runs that each distilled some of a variant's seeds (`--seeds`) into the variant's record.
+def pool_seed_records(parts: Sequence[Path], command: str | None = None) -> dict[str, Any]:
+    """The record that one run over the seeds of `parts` (records of `--seeds` runs of one variant) would have
+    written; `merge_seed_records` writes it once the parts cover the variant, and the report pools parts not yet
+    merged with it.
 
     The parts must share their configuration (experiment, variant, config, distillation and evaluation config, paper
-    value) and together cover `variant_seeds` once each. The pooled result is what one run over all the seeds gives:
-    the same sets (every seed's keys depend on that seed alone) evaluated by the same networks (the evaluation seed is
-    shared), summarised over all of them; parts run with other library versions or on another device agree with it up
-    to float rounding, and the record says so: its `versions` and `device` are the parts' common ones, or the list of
-    each part's (with a warning). Each part's command, versions, device and wall time are kept under "parts".
+    value) and hold distinct seeds. The pooled result is what one run over all the seeds gives: the same sets (every
+    seed's keys depend on that seed alone) evaluated by the same networks (the evaluation seed is shared), summarised
+    over all of them; parts run with other library versions or on another device agree with it up to float
+    rounding, and the record says so: its `versions` and `device` are the parts' common ones, or the list of each
+    part's. Each part's command, versions, device and wall time are kept under "parts".
     """
     from jaxdistill.evaluate import summarize
 
-    out = Path(out)
-    if not parts:
-        raise ConfigError(f"cannot merge: no part records to pool (write them with --seeds first; looked for "
-                          f"{out.with_suffix('').name}_seed<S>.json in {out.parent})")
     missing = [str(p) for p in parts if not Path(p).exists()]
     if missing:
         raise ConfigError(f"cannot merge: no record at {', '.join(missing)} (run those --seeds first)")
@@ -164,17 +161,13 @@ def merge_seed_records(parts: list[Path], out: Path, variant_seeds: Sequence[int
         if diff:
             raise ConfigError(f"cannot merge {parts[0]} and {p}: they differ in {', '.join(diff)}")
     seeds = sorted(s for v in views for s in v["seeds"])
-    if seeds != sorted(variant_seeds):
+    if len(set(seeds)) < len(seeds):
         each = "; ".join(f"{Path(p).name}: {v['seeds']}" for p, v in zip(parts, views))
-        raise ConfigError(f"cannot merge: the parts' seeds ({each}) are not the variant's {sorted(variant_seeds)} "
-                          f"once each")
+        raise ConfigError(f"cannot merge: the parts' seeds ({each}) repeat a seed")
     per_set = sorted((ps for v in views for ps in v["per_set"]), key=lambda ps: ps["seed"])
     first = recs[0]
     versions_ = _same_or_each([r["versions"] for r in recs])
     device = _same_or_each([r["device"] for r in recs])
-    if isinstance(versions_, list) or isinstance(device, list):
-        print("warning: the parts ran with different library versions or devices; their sets agree with one run's "
-              "up to float rounding (each part's are kept in the record)")
     result = {**summarize(per_set), "per_set": per_set, "eval_config": first["result"]["eval_config"],
               "distill_config": {**first["result"]["distill_config"], "seeds": seeds},
               "paper_mean_std": first["result"].get("paper_mean_std"),
@@ -189,6 +182,27 @@ def merge_seed_records(parts: list[Path], out: Path, variant_seeds: Sequence[int
               "parts": [{"record": Path(p).name, "seeds": v["seeds"], "command": r["command"],
                          "versions": r["versions"], "device": r["device"], "wall_time_s": r["wall_time_s"]}
                         for p, v, r in zip(parts, views, recs)]}
+    return record
+
+
+def merge_seed_records(parts: list[Path], out: Path, variant_seeds: Sequence[int],
+                       command: str | None = None) -> dict[str, Any]:
+    """Pool the records of runs that each distilled some of a variant's seeds (`--seeds`) into the variant's record
+    (`pool_seed_records`), which the parts must cover once each, and write it to `out`."""
+    out = Path(out)
+    if not parts:
+        raise ConfigError(f"cannot merge: no part records to pool (write them with --seeds first; looked for "
+                          f"{out.with_suffix('').name}_seed<S>.json in {out.parent})")
+    record = pool_seed_records(parts, command)
+    seeds = record["config"]["seeds"]
+    if seeds != sorted(variant_seeds):
+        each = "; ".join(f"{p['record']}: {p['seeds']}" for p in record["parts"])
+        raise ConfigError(f"cannot merge: the parts' seeds ({each}) are not the variant's {sorted(variant_seeds)} "
+                          f"once each")
+    if isinstance(record["versions"], list) or isinstance(record["device"], list):
+        print("warning: the parts ran with different library versions or devices; their sets agree with one run's "
+              "up to float rounding (each part's are kept in the record)")
+    result = record["result"]
     if out.exists():
         print(f"replacing {out}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -274,7 +274,8 @@ def _merged(stem: str, record: dict[str, Any], records: dict[str, dict[str, Any]
 
 def load_records(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """(name, record) of every JSON record directly under `folder`, by name, merged seed parts counted once (see
-    `_merged`). A folder with no record at all is a ConfigError."""
+    `_merged`) and the parts of one variant not yet merged pooled (`_pool_parts`). A folder with no record at all
+    is a ConfigError."""
     import json
 
     from jaxdistill.errors import ConfigError
@@ -282,7 +283,38 @@ def load_records(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
     if not paths:
         raise ConfigError(f"no *.json records in {folder}")
     records = {p.stem: json.loads(p.read_text()) for p in paths}
-    return [(stem, rec) for stem, rec in records.items() if not _merged(stem, rec, records)]
+    kept = {stem: rec for stem, rec in records.items() if not _merged(stem, rec, records)}
+    return sorted(_pool_parts(kept, Path(folder)).items())
+
+
+def _pool_parts(records: dict[str, dict[str, Any]], folder: Path) -> dict[str, dict[str, Any]]:
+    """`records` with the `--seeds` parts of one variant that no merge has pooled yet (a row run a selection or a
+    distillation per session) replaced by their pool (`pool_seed_records`, what `--merge` will write once the
+    parts cover the variant), named by its seeds ('x_seed0', 'x_seed1' -> 'x_seed0_1'); parts that cannot be pooled
+    (another config, a seed twice) stay as they are."""
+    import json
+
+    from jaxdistill.errors import ConfigError
+    from jaxdistill.experiment import pool_seed_records
+    groups: dict[tuple[str, str], list[str]] = {}
+    for stem, rec in records.items():
+        if (name := _seed_part(stem, rec)) is not None:
+            same = json.dumps([rec.get("experiment"), rec.get("variant"),
+                               {k: v for k, v in rec["config"].items() if k != "seeds"}], sort_keys=True, default=str)
+            groups.setdefault((name, same), []).append(stem)
+    out = dict(records)
+    for (name, _), stems in groups.items():
+        if len(stems) < 2:
+            continue
+        try:
+            pooled = pool_seed_records([folder / f"{s}.json" for s in stems],
+                                       command="jaxdistill report (its --seeds parts, not yet merged)")
+        except ConfigError:
+            continue
+        for s in stems:
+            del out[s]
+        out[f"{name}_seed{'_'.join(str(s) for s in pooled['config']['seeds'])}"] = pooled
+    return out
 
 
 def collect_records(folder: str | Path) -> pd.DataFrame:

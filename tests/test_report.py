@@ -144,6 +144,36 @@ def test_an_unmerged_seed_part_is_marked_and_beats_a_smaller_reduced_run(tmp_pat
     assert cell.startswith("89.00 ± 1.00") and cell.endswith("*")
 
 
+def _part(seeds, accs, **config):
+    """A `--seeds` run's record as finish_distillation writes it (one list of accuracies per seed)."""
+    per_set = [{"seed": s, "accuracies": a, "accuracy_mean": float(np.mean(a)), "wall_time_s": 1.0}
+               for s, a in zip(seeds, accs)]
+    return {"experiment": "coreset_mnist", "variant": "ipc1", "reduced_protocol": False, "command": "c",
+            "full_protocol_command": "f", "config": {"method": "herding", "dataset": "mnist", "ipc": 1,
+                                                     "seeds": seeds, **config},
+            "versions": {"jax": "x"}, "device": {"backend": "cpu"}, "wall_time_s": 10.0,
+            "result": {"per_set": per_set, "eval_config": {"num_models": 2, "train": {"epochs": 1000}},
+                       "paper_mean_std": [89.2, 1.6], "distill_config": {"method": "herding", "seeds": seeds},
+                       "distill_record": {"seeds": seeds}}}
+
+
+def test_the_parts_of_one_variant_not_yet_merged_are_pooled_as_merge_will(tmp_path):
+    # a row run one selection per session: its parts are one row, the networks of all of them, still marked
+    folder = _write(tmp_path, h_seed0=_part([0], [[0.90, 0.92]]), h_seed1_2=_part([1, 2], [[0.80, 0.84],
+                                                                                             [0.86, 0.88]]),
+                    h_seed3=_part([3], [[0.5, 0.5]], models=99))  # another config: not pooled with them
+    records = dict(load_records(folder))
+    assert set(records) == {"h_seed0_1_2", "h_seed3"}
+    assert [p["record"] for p in records["h_seed0_1_2"]["parts"]] == ["h_seed0.json", "h_seed1_2.json"]
+    rows = collect_records(folder).set_index("record")
+    pooled = rows.loc["h_seed0_1_2"]
+    assert pooled["sets"] == 3 and pooled["reduced"]
+    assert pooled["mean"] == pytest.approx(100 * np.mean([0.90, 0.92, 0.80, 0.84, 0.86, 0.88]))
+    assert pooled["protocol"] == "full; part: seeds 0, 1, 2, not merged"
+    cell = comparison_table(rows.reset_index()).set_index("method").loc["herding", "MNIST, ipc 1"]
+    assert cell.startswith(f"{pooled['mean']:.2f}") and cell.endswith("*")  # more sets than the other part
+
+
 def test_update_readme_replaces_blocks_and_refuses_a_missing_one():
     text = "intro\n<!-- report:x -->\nold\n<!-- /report:x -->\nend\n"
     assert update_readme(text, {"x": "new\n"}) == "intro\n<!-- report:x -->\nnew\n<!-- /report:x -->\nend\n"
