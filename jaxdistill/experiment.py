@@ -100,7 +100,12 @@ def seeds_part(variant_seeds: Sequence[int], arg: str | None) -> tuple[list[int]
         raise ConfigError(f"--seeds takes comma-separated integers, got {arg!r}") from None
     if len(set(seeds)) != len(seeds) or not set(seeds) <= set(variant_seeds):
         raise ConfigError(f"--seeds {arg}: give distinct seeds out of this variant's {list(variant_seeds)}")
-    return sorted(seeds), "_seed" + "_".join(str(s) for s in sorted(seeds))
+    return sorted(seeds), seeds_suffix(seeds)
+
+
+def seeds_suffix(seeds: Sequence[int]) -> str:
+    """The name suffix of a run over some of a variant's seeds: [2, 0] -> '_seed0_2'."""
+    return "_seed" + "_".join(str(s) for s in sorted(seeds))
 
 
 SEED_PART = re.compile(r"(?P<name>.+)_seed(?P<seeds>\d+(?:_\d+)*)")  # the stem of a `--seeds` run's record
@@ -110,7 +115,7 @@ def seed_part_of(stem: str, seeds: Sequence[Any] | None = None) -> str | None:
     """The variant that the record `stem` is a `--seeds` part of ('dsa_mnist_ipc1_seed0', 'x_seed0_2' -> the name
     before the suffix), or None. Given the record's seeds, the suffix must name exactly those (`seeds_part`)."""
     m = SEED_PART.fullmatch(stem)
-    if not m or (seeds is not None and m["seeds"] != "_".join(str(s) for s in sorted(seeds))):
+    if not m or (seeds is not None and f"_seed{m['seeds']}" != seeds_suffix(seeds)):
         return None
     return m["name"]
 
@@ -125,10 +130,10 @@ def _same_or_each(values: list[Any]) -> Any:
     return values[0] if all(v == values[0] for v in values) else values
 
 
-def pool_seed_records(parts: Sequence[Path], command: str | None = None) -> dict[str, Any]:
-    """The record that one run over the seeds of `parts` (records of `--seeds` runs of one variant) would have
-    written; `merge_seed_records` writes it once the parts cover the variant, and the report pools parts not yet
-    merged with it.
+def pool_seed_records(parts: dict[str, dict[str, Any]], command: str | None = None) -> dict[str, Any]:
+    """The record that one run over the seeds of `parts` ({file: record} of `--seeds` runs of one variant)
+    would have written; `merge_seed_records` writes it once the parts cover the variant, and the report pools parts
+    not yet merged with it.
 
     The parts must share their configuration (experiment, variant, config, distillation and evaluation config, paper
     value) and hold distinct seeds. The pooled result is what one run over all the seeds gives: the same sets (every
@@ -139,10 +144,7 @@ def pool_seed_records(parts: Sequence[Path], command: str | None = None) -> dict
     """
     from jaxdistill.evaluate import summarize
 
-    missing = [str(p) for p in parts if not Path(p).exists()]
-    if missing:
-        raise ConfigError(f"cannot merge: no record at {', '.join(missing)} (run those --seeds first)")
-    recs = [json.loads(Path(p).read_text()) for p in parts]
+    recs = list(parts.values())
 
     def shared(p: Path, r: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -154,6 +156,7 @@ def pool_seed_records(parts: Sequence[Path], command: str | None = None) -> dict
                     "seeds": r["config"]["seeds"], "per_set": res["per_set"], "distill_record": res["distill_record"]}
         except KeyError as e:
             raise ConfigError(f"cannot merge: {p} is not the record of a --seeds run (it has no {e})") from None
+    parts = list(parts)  # their files, by which the record and its errors name them
     views = [shared(p, r) for p, r in zip(parts, recs)]
     compared = ("experiment", "variant", "reduced", "config", "eval_config", "paper", "distill")
     for p, v in zip(parts[1:], views[1:]):
@@ -193,7 +196,10 @@ def merge_seed_records(parts: list[Path], out: Path, variant_seeds: Sequence[int
     if not parts:
         raise ConfigError(f"cannot merge: no part records to pool (write them with --seeds first; looked for "
                           f"{out.with_suffix('').name}_seed<S>.json in {out.parent})")
-    record = pool_seed_records(parts, command)
+    missing = [str(p) for p in parts if not Path(p).exists()]
+    if missing:
+        raise ConfigError(f"cannot merge: no record at {', '.join(missing)} (run those --seeds first)")
+    record = pool_seed_records({str(p): json.loads(Path(p).read_text()) for p in parts}, command)
     seeds = record["config"]["seeds"]
     if seeds != sorted(variant_seeds):
         each = "; ".join(f"{p['record']}: {p['seeds']}" for p in record["parts"])

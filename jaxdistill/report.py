@@ -284,10 +284,10 @@ def load_records(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
         raise ConfigError(f"no *.json records in {folder}")
     records = {p.stem: json.loads(p.read_text()) for p in paths}
     kept = {stem: rec for stem, rec in records.items() if not _merged(stem, rec, records)}
-    return sorted(_pool_parts(kept, Path(folder)).items())
+    return sorted(_pool_parts(kept).items())
 
 
-def _pool_parts(records: dict[str, dict[str, Any]], folder: Path) -> dict[str, dict[str, Any]]:
+def _pool_parts(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """`records` with the `--seeds` parts of one variant that no merge has pooled yet (a row run a selection or a
     distillation per session) replaced by their pool (`pool_seed_records`, what `--merge` will write once the
     parts cover the variant), named by its seeds ('x_seed0', 'x_seed1' -> 'x_seed0_1'); parts that cannot be pooled
@@ -295,7 +295,7 @@ def _pool_parts(records: dict[str, dict[str, Any]], folder: Path) -> dict[str, d
     import json
 
     from jaxdistill.errors import ConfigError
-    from jaxdistill.experiment import pool_seed_records
+    from jaxdistill.experiment import pool_seed_records, seeds_suffix
     groups: dict[tuple[str, str], list[str]] = {}
     for stem, rec in records.items():
         if (name := _seed_part(stem, rec)) is not None:
@@ -307,13 +307,13 @@ def _pool_parts(records: dict[str, dict[str, Any]], folder: Path) -> dict[str, d
         if len(stems) < 2:
             continue
         try:
-            pooled = pool_seed_records([folder / f"{s}.json" for s in stems],
+            pooled = pool_seed_records({f"{s}.json": records[s] for s in stems},
                                        command="jaxdistill report (its --seeds parts, not yet merged)")
         except ConfigError:
             continue
         for s in stems:
             del out[s]
-        out[f"{name}_seed{'_'.join(str(s) for s in pooled['config']['seeds'])}"] = pooled
+        out[name + seeds_suffix(pooled["config"]["seeds"])] = pooled
     return out
 
 

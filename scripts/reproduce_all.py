@@ -274,9 +274,10 @@ def row_state(row: Row) -> str:
     'conflicting --seeds parts' where two parts hold one seed (which --merge refuses)."""
     path = ROOT / "results" / f"{row.record}.json"
     if not path.exists():
-        parts, wanted = seed_parts(row), variant_seeds(row)
+        parts = seed_parts(row)
         if not parts:
             return "todo"
+        wanted = variant_seeds(row)
         if len(set(parts)) < len(parts):
             return "conflicting --seeds parts (a seed in two of them: move one away)"
         if wanted is not None and set(wanted) <= set(parts):
@@ -315,10 +316,10 @@ def seed_parts(row: Row) -> list[int]:
     results/<record>_seed<S>.json and no merge has pooled yet (a session of a few hours can finish some of a row's
     seeds; the next one the rest)."""
     from jaxdistill.experiment import seed_part_records
-    if not takes_seeds(row):
+    paths = seed_part_records(ROOT / "results", row.record)
+    if not paths or not takes_seeds(row):  # (a glob first: most rows have no part, and need no experiment loaded)
         return []
-    return sorted(s for p in seed_part_records(ROOT / "results", row.record)
-                  for s in _flat(json.loads(p.read_text()).get("config", {}).get("seeds") or []))
+    return sorted(s for p in paths for s in _flat(json.loads(p.read_text()).get("config", {}).get("seeds") or []))
 
 
 def run_commands(row: Row, extra: list[str]) -> list[list[str]]:
