@@ -125,6 +125,14 @@ def seed_part_records(folder: Path, name: str) -> list[Path]:
     return sorted(p for p in Path(folder).glob(f"{name}_seed*.json") if seed_part_of(p.stem) == name)
 
 
+def pooled_part(file_name: str, part: dict[str, Any], merged: dict[str, Any] | None) -> bool:
+    """Whether the record `merged` (written by `--merge`) pooled the part record `part` as the file `file_name` now
+    holds it: listed under that name with the same command and wall time. A part file that a later `--seeds` run
+    rewrote (a row run again at another protocol, its parts named as before) is not the part that was pooled."""
+    return any(p.get("record") == file_name and p.get("command") == part.get("command")
+               and p.get("wall_time_s") == part.get("wall_time_s") for p in (merged or {}).get("parts") or [])
+
+
 def _same_or_each(values: list[Any]) -> Any:
     """One value where every part has it, else the list of the parts' values."""
     return values[0] if all(v == values[0] for v in values) else values

@@ -267,9 +267,10 @@ def _seed_part(stem: str, record: dict[str, Any]) -> str | None:
 
 def _merged(stem: str, record: dict[str, Any], records: dict[str, dict[str, Any]]) -> bool:
     """Whether the record is a `--seeds` part that a merged record in `records` pooled ('dsa_mnist_ipc1_seed0',
-    listed in the "parts" of 'dsa_mnist_ipc1'): counted once, by the merged record."""
+    listed in the "parts" of 'dsa_mnist_ipc1', `pooled_part`): counted once, by the merged record."""
+    from jaxdistill.experiment import pooled_part
     parent = records.get(_seed_part(stem, record) or "")
-    return parent is not None and f"{stem}.json" in {p.get("record") for p in parent.get("parts") or []}
+    return parent is not None and pooled_part(f"{stem}.json", record, parent)
 
 
 def load_records(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:

@@ -13,8 +13,9 @@ Durations are estimates from measured step times (this 2-core CPU; one H100 wher
 skipped (unless it distilled fewer sets than its variant now asks for, or is a cross-architecture record of only
 some architectures: 'partial'), and an interrupted experiment resumes from its workdir under runs/ (a
 cross-architecture one also from its record, which holds each architecture as soon as it is done). A row begun as
-`--seeds` parts (results/<record>_seed<S>.json, some of its seeds per session) runs its other seeds as one more
-part, then `--merge`. MHIST rows need the real data (`--mhist DIR`, never downloaded); the smoke run makes a small
+`--seeds` parts (results/<record>_seed<S>.json, some of its seeds per session) runs each of its other seeds as a
+part, then `--merge`; parts that the row's record did not pool (a row run again, its old parts rewritten) count.
+MHIST rows need the real data (`--mhist DIR`, never downloaded); the smoke run makes a small
 stand-in for them.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = [sys.executable, "-m", "jaxdistill.experiment"]
@@ -269,21 +270,28 @@ def row_state(row: Row) -> str:
     (e.g. the DSA ipc-1 record of 3 x 20, made before the full rows became the reference's 5 x 20) or is a
     cross-architecture record whose run stopped before its last architecture. `--run` runs a partial row's command
     again: a cross-architecture row resumes from its record, any other replaces it; a workdir left under runs/ by
-    the earlier seeds holds another config and is refused (move it away first). A row with no record but `--seeds`
-    parts (`seed_parts`) is 'partial (k of n sets, in --seeds parts)', 'parts of every set (merge)', or
-    'conflicting --seeds parts' where two parts hold one seed (which --merge refuses)."""
+    the earlier seeds holds another config and is refused (move it away first). A row with `--seeds` parts that its
+    record (if any) did not pool (`seed_parts`), and no record of every set, is 'partial (k of n sets, in --seeds
+    parts)', 'parts of every set (merge)', or 'conflicting --seeds parts' where two parts hold one seed (which
+    --merge refuses); beside a partial record, the state says so."""
     path = ROOT / "results" / f"{row.record}.json"
-    if not path.exists():
-        parts = seed_parts(row)
-        if not parts:
-            return "todo"
-        wanted = variant_seeds(row)
-        if len(set(parts)) < len(parts):
-            return "conflicting --seeds parts (a seed in two of them: move one away)"
-        if wanted is not None and set(wanted) <= set(parts):
-            return "parts of every set (merge)"
-        return f"partial ({len(parts)} of {len(wanted or parts)} sets, in --seeds parts)"
-    record = json.loads(path.read_text())
+    record = json.loads(path.read_text()) if path.exists() else None
+    state = _record_state(row, record) if record is not None else "todo"
+    parts = seed_parts(row, record)
+    if not parts or state == "done":
+        return state
+    wanted = variant_seeds(row)
+    if len(set(parts)) < len(parts):
+        state_ = "conflicting --seeds parts (a seed in two of them: move one away)"
+    elif wanted is not None and set(wanted) <= set(parts):
+        state_ = "parts of every set (merge)"
+    else:
+        state_ = f"partial ({len(parts)} of {len(wanted or parts)} sets, in --seeds parts)"
+    return state_ if record is None else f"{state_}; its record: {state}"
+
+
+def _record_state(row: Row, record: dict[str, Any]) -> str:
+    """'done' or 'partial (...)' by the row's record alone (see `row_state`)."""
     left = record.get("result", {}).get("architectures_left")
     if left:  # a cross-architecture run stopped between architectures; its command resumes from the record
         return f"partial ({len(left)} architectures left)"
@@ -311,27 +319,31 @@ def takes_seeds(row: Row) -> bool:
         experiment.load_experiment(EXPERIMENTS / f"{row.args[0]}.py"), "FLAGS", ())
 
 
-def seed_parts(row: Row) -> list[int]:
+def seed_parts(row: Row, record: dict[str, Any] | None = None) -> list[int]:
     """The seeds, in order and with repeats, that `--seeds` runs of the row recorded in
-    results/<record>_seed<S>.json and no merge has pooled yet (a session of a few hours can finish some of a row's
-    seeds; the next one the rest)."""
-    from jaxdistill.experiment import seed_part_records
+    results/<record>_seed<S>.json and its record `record` (if any) did not pool (a session of a few hours can
+    finish some of a row's seeds, the next one the rest; a row run again at another protocol rewrites its parts
+    under their old names, `pooled_part`)."""
+    from jaxdistill.experiment import pooled_part, seed_part_records
     paths = seed_part_records(ROOT / "results", row.record)
     if not paths or not takes_seeds(row):  # (a glob first: most rows have no part, and need no experiment loaded)
         return []
-    return sorted(s for p in paths for s in _flat(json.loads(p.read_text()).get("config", {}).get("seeds") or []))
+    parts = {p: json.loads(p.read_text()) for p in paths}
+    return sorted(s for p, part in parts.items() if not pooled_part(p.name, part, record)
+                  for s in _flat(part.get("config", {}).get("seeds") or []))
 
 
 def run_commands(row: Row, extra: list[str]) -> list[list[str]]:
-    """What `--run` runs for a row that is not done: its command; where the row has no record but `--seeds` parts
-    hold some of its seeds, the rest of the seeds as one more part and then `--merge`, which pools the parts into
-    the row's record."""
+    """What `--run` runs for a row that is not done: its command; where `--seeds` parts that the row's record did
+    not pool hold some of its seeds (`seed_parts`), each missing seed as a part of its own (named as a part of that
+    seed run before would be, which it replaces) and then `--merge`, which pools the parts into the row's record."""
     command = [*row_args(row), "--variant", row.variant, *extra]
-    made = set(seed_parts(row))
-    if (ROOT / "results" / f"{row.record}.json").exists() or not made:
+    path = ROOT / "results" / f"{row.record}.json"
+    made = set(seed_parts(row, json.loads(path.read_text()) if path.exists() else None))
+    if not made:
         return [command]
     left = [s for s in variant_seeds(row) or [] if s not in made]
-    return ([[*command, "--seeds", ",".join(map(str, left))]] if left else []) + [[*command, "--merge"]]
+    return [[*command, "--seeds", str(s)] for s in left] + [[*command, "--merge"]]
 
 
 def source_row(row: Row) -> Row:

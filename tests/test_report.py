@@ -106,6 +106,12 @@ def test_collect_records_counts_merged_seed_parts_once_and_orders_rows(tmp_path)
     _write(folder, dsa_mnist_ipc1_seed3_4=_distill_record("dsa", seeds=[3, 4]))
     rows = collect_records(folder).set_index("record")
     assert rows.loc["dsa_mnist_ipc1_seed3_4", "reduced"] and not rows.loc["dsa_mnist_ipc1", "reduced"]
+    assert "dsa_mnist_ipc1_seed0" not in rows.index
+    # a part file that a later `--seeds` run rewrote (the row run again at another protocol, its parts named as
+    # before) is not the part the merge pooled: it is a row again, not hidden behind the old merged record
+    _write(folder, dsa_mnist_ipc1_seed0={**_distill_record("dsa", seeds=[0]), "command": "a later run"})
+    rows = collect_records(folder).set_index("record")
+    assert rows.loc["dsa_mnist_ipc1_seed0", "reduced"] and "dsa_mnist_ipc1_seed1_2" not in rows.index
     with pytest.raises(ConfigError, match="no \\*.json records"):
         collect_records(tmp_path)
 

@@ -104,7 +104,8 @@ def test_a_row_begun_as_seed_parts_runs_its_other_seeds_then_merges(tmp_path, mo
     (tmp_path / "results" / f"{row.record}_seed3_4.json").write_text(json.dumps({"config": {"seeds": [3, 4]}}))
     (tmp_path / "results" / f"{row.record}_seed0_notes.json").write_text("{}")  # not a part's name
     assert reproduce.row_state(row) == "partial (3 of 5 sets, in --seeds parts)"
-    assert reproduce.run_commands(row, []) == [[*command, "--seeds", "1,2"], [*command, "--merge"]]
+    assert reproduce.run_commands(row, []) == [[*command, "--seeds", "1"], [*command, "--seeds", "2"],
+                                               [*command, "--merge"]]
     (tmp_path / "results" / f"{row.record}_seed1_2.json").write_text(json.dumps({"config": {"seeds": [1, 2]}}))
     assert reproduce.row_state(row) == "parts of every set (merge)"
     assert reproduce.run_commands(row, []) == [[*command, "--merge"]]
@@ -124,6 +125,38 @@ def test_a_row_begun_as_seed_parts_runs_its_other_seeds_then_merges(tmp_path, mo
     (tmp_path / "results" / "full_data_mnist_full_seed0.json").write_text(json.dumps({"config": {"seeds": [0]}}))
     assert reproduce.row_state(full) == "todo" and reproduce.run_commands(full, []) == [
         [*full.args, "--variant", "full"]]
+
+
+def test_a_partial_record_rerun_in_seed_parts_counts_only_the_parts_it_did_not_pool(tmp_path, monkeypatch):
+    # DSA ipc 1: a record merged from parts of seeds 0-2 at an older config; the row is run again at 5 x 20, a seed
+    # per session, and the new parts of seeds 0-2 rewrite the old files under their names
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    results = tmp_path / "results"
+    results.mkdir()
+    row = next(r for r in reproduce.ROWS if r.record == "dsa_mnist_ipc1")
+    command = [*row.args, "--variant", "ipc1"]
+
+    def part(seed, command="old"):
+        rec = {"config": {"seeds": [seed]}, "command": command, "wall_time_s": 1.0 + seed}
+        (results / f"dsa_mnist_ipc1_seed{seed}.json").write_text(json.dumps(rec))
+        return {"record": f"dsa_mnist_ipc1_seed{seed}.json", **rec}
+    pooled = [part(s) for s in (0, 1, 2)]
+    (results / "dsa_mnist_ipc1.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2]}, "parts": pooled}))
+    assert reproduce.row_state(row) == "partial (3 of 5 sets)"
+    assert reproduce.run_commands(row, []) == [command]  # no new part: the whole row, as one run
+    part(3, "new")
+    assert reproduce.row_state(row) == "partial (1 of 5 sets, in --seeds parts); its record: partial (3 of 5 sets)"
+    assert reproduce.run_commands(row, []) == [[*command, "--seeds", str(s)] for s in (0, 1, 2, 4)] + [
+        [*command, "--merge"]]
+    part(0, "new")  # the old seed-0 part, rewritten: no longer the one the record pooled
+    assert reproduce.run_commands(row, [])[0] == [*command, "--seeds", "1"]
+    for s in (1, 2, 4):
+        part(s, "new")
+    assert reproduce.row_state(row).startswith("parts of every set (merge)")
+    assert reproduce.run_commands(row, []) == [[*command, "--merge"]]
+    # once every seed is in the record, it is done whatever parts lie beside it
+    (results / "dsa_mnist_ipc1.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2, 3, 4]}}))
+    assert reproduce.row_state(row) == "done"
 
 
 def test_a_row_of_another_rows_sets_reads_every_part_folder_of_a_merged_source(tmp_path, monkeypatch):
