@@ -36,16 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 MEMORIES = ("none", "random", "herding", "synthetic")
 
+# DSA's ipc-1 set: seed 0 of the 3-seed full-protocol record, a workdir committed before the spine redesign
+DSA_IPC1 = "results/sets/dsa_mnist_ipc1_pre_redesign_seed0"
 VARIANTS = {
-    "ipc1": dict(ipc=1, synthetic="results/sets/dsa_mnist_ipc1_seed0", model={}, epochs=5, seeds=[0, 1, 2, 3, 4]),
+    "ipc1": dict(ipc=1, synthetic=DSA_IPC1, model={}, epochs=5, seeds=[0, 1, 2, 3, 4]),
     "ipc10": dict(ipc=10, synthetic="results/sets/dsa_mnist_ipc10_reduced", model={}, epochs=5,
                   seeds=[0, 1, 2, 3, 4]),
     "ipc10_reduced": dict(ipc=10, synthetic="results/sets/dsa_mnist_ipc10_reduced", model={"width": 32}, epochs=2,
                           seeds=[0, 1, 2, 3, 4]),
-    "ipc1_reduced": dict(ipc=1, synthetic="results/sets/dsa_mnist_ipc1_seed0", model={"width": 32}, epochs=2,
-                         seeds=[0, 1, 2, 3, 4]),
+    "ipc1_reduced": dict(ipc=1, synthetic=DSA_IPC1, model={"width": 32}, epochs=2, seeds=[0, 1, 2, 3, 4]),
     # 50 real images per class, a narrow net, one epoch per stage, herding on a feature net of a few steps
-    "smoke": dict(ipc=1, synthetic="results/sets/dsa_mnist_ipc1_seed0", model={"width": 8, "depth": 2}, epochs=1,
+    "smoke": dict(ipc=1, synthetic=DSA_IPC1, model={"width": 8, "depth": 2}, epochs=1,
                   seeds=[0], subset_per_class=50, herding_overrides={"model": "convnet:width=8,depth=2",
                                                                         "feature_epochs": 0.02}),
 }

@@ -333,6 +333,43 @@ def keep_set(workdir: Path, out: Path) -> Path:
     return folder
 
 
+def kept_set_readers(out: Path) -> list[str]:
+    """The records beside `out` that name its kept set (sets/<out's stem>/, `keep_set`) as a set they evaluated
+    (a cross-architecture record of committed sets), other than `out` itself and the merged record of its variant
+    (both are what a run writing `out` again replaces)."""
+    out = Path(out)
+    if not (out.parent / "sets" / out.stem).is_dir():
+        return []
+    named = re.compile(rf"sets/{re.escape(out.stem)}[\"/]")
+    own = {out.stem, seed_part_of(out.stem)}
+    return sorted(p.name for p in out.parent.glob("*.json") if p.stem not in own and named.search(p.read_text()))
+
+
+KEPT_FILES = {"config.json", "synthetic.npz"}  # what `keep_set` writes
+
+
+def check_kept_set(out: Path, workdir: Path) -> None:
+    """Refuse, before a run in `workdir` starts, to write the record `out` where its set would go (sets/<out's
+    stem>/) into a folder that is not its own to replace: one that other records evaluated (`kept_set_readers`),
+    whose sets they would no longer name, or a whole run folder committed as it is (checkpoints and all: the
+    workdirs of before the spine redesign, which tests and experiments read), which `keep_set` would mix a new set
+    into, unless the run resumes that very folder (`--workdir`)."""
+    out = Path(out)
+    folder = out.parent / "sets" / out.stem
+    if folder.resolve() == Path(workdir).resolve():
+        return
+    readers = kept_set_readers(out)
+    if readers:
+        raise ConfigError(f"{folder} is read by {', '.join(readers)}: a run writing {out.name} would replace that "
+                          f"set with its own; move the set and point those records at its new place first, or give "
+                          f"this run another --out")
+    others = sorted(p.name for p in folder.iterdir() if p.name not in KEPT_FILES) if folder.is_dir() else []
+    if others:
+        raise ConfigError(f"{folder} is a whole run folder committed as it is ({', '.join(others)}), not a set a "
+                          f"record kept: a run writing {out.name} would mix its set into it; move that folder first, "
+                          f"or give this run another --out")
+
+
 def same_set(a: Path, b: Path) -> bool:
     """Whether two run folders hold the same sets: equal config.json and synthetic.npz arrays (however stored)."""
     import numpy as np
@@ -567,6 +604,8 @@ def run_experiment(module: ModuleType, argv: Sequence[str], prog: str, command: 
                   progress=not args.no_progress, data_dir=args.data_dir,
                   checkpoint_every=getattr(args, "checkpoint_every", 10), command=command or command_line(),
                   args=args)
+    if ctx.writes_record:
+        check_kept_set(ctx.out, ctx.workdir)
     module.run(config, ctx)
 
 

@@ -272,22 +272,35 @@ def row_state(row: Row) -> str:
     again: a cross-architecture row resumes from its record, any other replaces it; a workdir left under runs/ by
     the earlier seeds holds another config and is refused (move it away first). A row with `--seeds` parts that its
     record (if any) did not pool (`seed_parts`), and no record of every set, is 'partial (k of n sets, in --seeds
-    parts)', 'parts of every set (merge)', or 'conflicting --seeds parts' where two parts hold one seed (which
-    --merge refuses); beside a partial record, the state says so."""
-    path = ROOT / "results" / f"{row.record}.json"
-    record = json.loads(path.read_text()) if path.exists() else None
+    parts)' or 'parts of every set (merge)', and beside a partial record the state says so; it is 'conflicting
+    --seeds parts' where two parts hold one seed, or 'old --seeds parts in the way' where parts that the record
+    pooled would not be rewritten by the missing seeds' runs (both of which --merge would refuse: `--run` skips
+    such a row). A done row with parts it did not pool beside it says so (the report shows them as a row)."""
+    record, parts, stale = _parts_plan(row)
     state = _record_state(row, record) if record is not None else "todo"
-    parts = seed_parts(row, record)
-    if not parts or state == "done":
+    if not parts:
         return state
+    if state == "done":
+        return f"done (move away the --seeds parts it did not pool: seeds {', '.join(map(str, parts))})"
     wanted = variant_seeds(row)
     if len(set(parts)) < len(parts):
         state_ = "conflicting --seeds parts (a seed in two of them: move one away)"
+    elif stale:
+        state_ = f"old --seeds parts in the way ({', '.join(stale)}, pooled by the record: move them away)"
     elif wanted is not None and set(wanted) <= set(parts):
         state_ = "parts of every set (merge)"
     else:
         state_ = f"partial ({len(parts)} of {len(wanted or parts)} sets, in --seeds parts)"
     return state_ if record is None else f"{state_}; its record: {state}"
+
+
+def blocked(state: str) -> bool:
+    """Whether `--run` must skip a row in this state (`row_state`): its --merge would refuse its parts."""
+    return state.startswith(("conflicting", "old --seeds parts"))
+
+
+def is_done(state: str) -> bool:
+    return state.startswith("done")
 
 
 def _record_state(row: Row, record: dict[str, Any]) -> str:
@@ -324,24 +337,45 @@ def seed_parts(row: Row, record: dict[str, Any] | None = None) -> list[int]:
     results/<record>_seed<S>.json and its record `record` (if any) did not pool (a session of a few hours can
     finish some of a row's seeds, the next one the rest; a row run again at another protocol rewrites its parts
     under their old names, `pooled_part`)."""
+    return _part_files(row, record)[0]
+
+
+def _part_files(row: Row, record: dict[str, Any] | None) -> tuple[list[int], list[str]]:
+    """`seed_parts`, and the names of the part files that `record` pooled."""
     from jaxdistill.experiment import pooled_part, seed_part_records
     paths = seed_part_records(ROOT / "results", row.record)
     if not paths or not takes_seeds(row):  # (a glob first: most rows have no part, and need no experiment loaded)
-        return []
+        return [], []
     parts = {p: json.loads(p.read_text()) for p in paths}
-    return sorted(s for p, part in parts.items() if not pooled_part(p.name, part, record)
-                  for s in _flat(part.get("config", {}).get("seeds") or []))
+    pooled = [p.name for p, part in parts.items() if pooled_part(p.name, part, record)]
+    return sorted(s for p, part in parts.items() if p.name not in pooled
+                  for s in _flat(part.get("config", {}).get("seeds") or [])), pooled
+
+
+def _parts_plan(row: Row) -> tuple[dict[str, Any] | None, list[int], list[str]]:
+    """The row's record (None if it has none), the seeds of the parts it did not pool (`seed_parts`), and the part
+    files it pooled that running each missing seed as a part (`run_commands`) would not rewrite: those stay in the
+    way of --merge."""
+    path = ROOT / "results" / f"{row.record}.json"
+    record = json.loads(path.read_text()) if path.exists() else None
+    made, pooled = _part_files(row, record)
+    if not made:
+        return record, made, []
+    rewritten = {f"{row.record}_seed{s}.json" for s in variant_seeds(row) or [] if s not in made}
+    return record, made, [name for name in pooled if name not in rewritten]
 
 
 def run_commands(row: Row, extra: list[str]) -> list[list[str]]:
     """What `--run` runs for a row that is not done: its command; where `--seeds` parts that the row's record did
     not pool hold some of its seeds (`seed_parts`), each missing seed as a part of its own (named as a part of that
-    seed run before would be, which it replaces) and then `--merge`, which pools the parts into the row's record."""
+    seed run before would be, which it replaces) and then `--merge`, which pools the parts into the row's record;
+    nothing where that merge would refuse the parts (`blocked`)."""
     command = [*row_args(row), "--variant", row.variant, *extra]
-    path = ROOT / "results" / f"{row.record}.json"
-    made = set(seed_parts(row, json.loads(path.read_text()) if path.exists() else None))
+    _, made, _ = _parts_plan(row)
     if not made:
         return [command]
+    if blocked(row_state(row)):
+        return []
     left = [s for s in variant_seeds(row) or [] if s not in made]
     return [[*command, "--seeds", str(s)] for s in left] + [[*command, "--merge"]]
 
@@ -371,7 +405,7 @@ def row_args(row: Row) -> list[str]:
 def source_ready(row: Row) -> bool:
     """Whether the row that `row` reads has finished (its record is written only at the end, after its sets and
     models; a source that failed in this run has none) and its run folders are still there."""
-    return row_state(source_row(row)) == "done" and all((ROOT / f).is_dir() for f in source_folders(row))
+    return is_done(row_state(source_row(row))) and all((ROOT / f).is_dir() for f in source_folders(row))
 
 
 def smoke_commands(mhist_dir: str) -> list[list[str]]:
@@ -453,11 +487,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{states[r.record]:<{pad}}  {r.record:<{width}}  CPU {r.cpu};  GPU {r.gpu}\n"
               f"{'':<{pad}}  python -m jaxdistill.experiment {' '.join(row_args(r))} --variant {r.variant}"
               + (" --data-dir MHIST" if r.mhist else "") + (f"   (after {r.after})" if r.after else ""))
+        if not is_done(states[r.record]) and not blocked(states[r.record]) and _parts_plan(r)[1]:
+            for command in run_commands(r, []):  # the rest of a row run in --seeds parts
+                print(f"{'':<{pad}}    --run: python -m jaxdistill.experiment {' '.join(command)}")
     if not args.run:
         return 0
     failed = []
     for r in rows:
-        if states[r.record] == "done":
+        if is_done(states[r.record]):
+            continue
+        if blocked(states[r.record]):
+            print(f"skip {r.record}: {states[r.record]}")
             continue
         if r.mhist and not args.mhist:
             print(f"skip {r.record}: needs --mhist DIR (the real MHIST folder)")

@@ -348,6 +348,56 @@ def test_records_of_seed_parts_merge_into_the_record_of_all_seeds(tmp_path, caps
     assert rec["versions"] == [{"jax": "x"}, {"jax": "y"}] and "warning" in capsys.readouterr().out
 
 
+def test_a_merged_record_pooled_a_part_only_while_its_file_holds_that_run(tmp_path):
+    parts = {"r_seed0.json": part_record([0], [[0.9]]), "r_seed1.json": part_record([1], [[0.8]])}
+    merged = experiment.pool_seed_records(parts)
+    assert experiment.pooled_part("r_seed0.json", parts["r_seed0.json"], merged)
+    assert not experiment.pooled_part("r_seed2.json", parts["r_seed0.json"], merged)  # another file
+    assert not experiment.pooled_part("r_seed0.json", parts["r_seed0.json"], None)  # no merged record
+    # the same command run again (a row rerun at another protocol, its part named as before): another wall time
+    again = {**parts["r_seed0.json"], "wall_time_s": 11.0}
+    assert not experiment.pooled_part("r_seed0.json", again, merged)
+    assert not experiment.pooled_part("r_seed0.json", {**parts["r_seed0.json"], "command": "c2"}, merged)
+
+
+def test_a_run_never_writes_its_set_over_one_that_other_records_read_or_a_committed_run_folder(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    path = tmp_path / "experiments" / "gradient_matching.py"
+    path.write_text((ROOT / "experiments" / "gradient_matching.py").read_text())
+    module = experiment.load_experiment(path)
+    ran = []
+    module.run = lambda config, ctx: ran.append(ctx.name)
+    results, sets = tmp_path / "results", tmp_path / "results" / "sets"
+    folder = sets / "dsa_mnist_ipc1_seed0"
+    folder.mkdir(parents=True)
+    for name in ("config.json", "synthetic.npz"):
+        (folder / name).write_text("{}")
+    argv = ["--method", "dsa", "--variant", "ipc1", "--seeds", "0"]
+    # its own record and the merged record of its variant name the set: a rerun replaces them, so it runs
+    (results / "dsa_mnist_ipc1_seed0.json").write_text(json.dumps({"set": "results/sets/dsa_mnist_ipc1_seed0"}))
+    (results / "dsa_mnist_ipc1.json").write_text(json.dumps({"sets": ["results/sets/dsa_mnist_ipc1_seed0"]}))
+    (results / "other.json").write_text(json.dumps({"sets": ["results/sets/dsa_mnist_ipc1_seed01"]}))  # not it
+    experiment.run_experiment(module, argv, "gm")
+    assert ran == ["dsa_mnist_ipc1_seed0"]
+    # another record evaluated it: refused before the run starts, naming the reader
+    (results / "xa.json").write_text(json.dumps({"config": {"sets": ["results/sets/dsa_mnist_ipc1_seed0"]}}))
+    with pytest.raises(ConfigError, match="read by xa.json"):
+        experiment.run_experiment(module, argv, "gm")
+    experiment.run_experiment(module, [*argv, "--out", str(tmp_path / "elsewhere" / "x.json")], "gm")  # or not
+    (results / "xa.json").unlink()
+    # a whole run folder committed as it is: refused, unless the run resumes that very folder
+    (folder / "checkpoints").mkdir()
+    with pytest.raises(ConfigError, match="whole run folder committed as it is \\(checkpoints\\)"):
+        experiment.run_experiment(module, argv, "gm")
+    experiment.run_experiment(module, [*argv, "--workdir", str(folder)], "gm")
+    assert len(ran) == 3
+    # the committed DSA ipc-1 workdirs of before the spine redesign are out of the way of its --seeds parts
+    for seed in (0, 1, 2):
+        experiment.check_kept_set(ROOT / "results" / f"dsa_mnist_ipc1_seed{seed}.json", tmp_path / "w")
+    with pytest.raises(ConfigError, match="read by continual_mnist_ipc10_reduced.json"):
+        experiment.check_kept_set(ROOT / "results" / "dsa_mnist_ipc10_reduced.json", tmp_path / "w")
+
+
 def test_hintons_teacher_lr_is_the_one_its_held_out_probe_chose():
     from jaxdistill.records import read_json
     module = load("kd_mnist")

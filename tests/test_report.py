@@ -180,6 +180,22 @@ def test_the_parts_of_one_variant_not_yet_merged_are_pooled_as_merge_will(tmp_pa
     assert cell.startswith(f"{pooled['mean']:.2f}") and cell.endswith("*")  # more sets than the other part
 
 
+def test_parts_rewritten_after_a_merge_show_beside_it_pooled_as_merge_will(tmp_path):
+    # a row merged from parts, then run again a seed per session under the same names and the same command: only
+    # the wall time tells a rewritten part from the one the merge pooled
+    from jaxdistill.experiment import pool_seed_records
+    old = {"h_seed0.json": _part([0], [[0.5, 0.5]]), "h_seed1.json": _part([1], [[0.6, 0.6]])}
+    folder = _write(tmp_path, h=pool_seed_records(old), h_seed0=old["h_seed0.json"], h_seed1=old["h_seed1.json"])
+    assert set(dict(load_records(folder))) == {"h"}
+    _write(folder, h_seed0={**_part([0], [[0.90, 0.92]]), "wall_time_s": 11.0})
+    assert set(dict(load_records(folder))) == {"h", "h_seed0"}
+    _write(folder, h_seed1={**_part([1], [[0.80, 0.84]]), "wall_time_s": 12.0})
+    rows = collect_records(folder).set_index("record")
+    assert set(rows.index) == {"h", "h_seed0_1"}
+    assert rows.loc["h_seed0_1", "mean"] == pytest.approx(100 * np.mean([0.90, 0.92, 0.80, 0.84]))
+    assert rows.loc["h_seed0_1", "reduced"] and not rows.loc["h", "reduced"]
+
+
 def test_update_readme_replaces_blocks_and_refuses_a_missing_one():
     text = "intro\n<!-- report:x -->\nold\n<!-- /report:x -->\nend\n"
     assert update_readme(text, {"x": "new\n"}) == "intro\n<!-- report:x -->\nnew\n<!-- /report:x -->\nend\n"

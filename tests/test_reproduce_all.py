@@ -118,7 +118,9 @@ def test_a_row_begun_as_seed_parts_runs_its_other_seeds_then_merges(tmp_path, mo
     assert reproduce.row_state(row).startswith("conflicting --seeds parts")
     (tmp_path / "results" / f"{row.record}_seed2.json").unlink()
     # once merged, the record decides, as for any row
-    (tmp_path / "results" / f"{row.record}.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2, 3, 4]}}))
+    (tmp_path / "results" / f"{row.record}.json").write_text(json.dumps(
+        {"config": {"seeds": [0, 1, 2, 3, 4]},
+         "parts": [{"record": f"{row.record}_seed{s}.json"} for s in ("0", "1_2", "3_4")]}))
     assert reproduce.row_state(row) == "done"
     # an experiment without --seeds ignores files named like parts
     full = next(r for r in reproduce.ROWS if r.record == "full_data_mnist_full")
@@ -154,9 +156,40 @@ def test_a_partial_record_rerun_in_seed_parts_counts_only_the_parts_it_did_not_p
         part(s, "new")
     assert reproduce.row_state(row).startswith("parts of every set (merge)")
     assert reproduce.run_commands(row, []) == [[*command, "--merge"]]
-    # once every seed is in the record, it is done whatever parts lie beside it
+    # once every seed is in the record, it is done; parts it did not pool beside it are named, to be moved away
     (results / "dsa_mnist_ipc1.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2, 3, 4]}}))
-    assert reproduce.row_state(row) == "done"
+    assert reproduce.row_state(row) == "done (move away the --seeds parts it did not pool: seeds 0, 1, 2, 3, 4)"
+    assert reproduce.is_done(reproduce.row_state(row))
+
+
+def test_a_row_whose_parts_merge_would_refuse_is_named_and_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    results = tmp_path / "results"
+    results.mkdir()
+    row = next(r for r in reproduce.ROWS if r.record == "dsa_mnist_ipc1")
+    ran = []
+    monkeypatch.setattr(reproduce, "_run", lambda argv, dry: ran.append(argv) or 0)
+
+    def part(name, seeds, command="old"):
+        rec = {"config": {"seeds": seeds}, "command": command, "wall_time_s": 1.0}
+        (results / f"{name}.json").write_text(json.dumps(rec))
+        return {"record": f"{name}.json", **rec}
+    # a record pooled from a part of two seeds: new single-seed parts never rewrite it, and --merge would meet
+    # seeds 0 and 1 twice
+    pooled = [part("dsa_mnist_ipc1_seed0_1", [0, 1]), part("dsa_mnist_ipc1_seed2", [2])]
+    (results / "dsa_mnist_ipc1.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2]}, "parts": pooled}))
+    part("dsa_mnist_ipc1_seed3", [3], "new")
+    state = reproduce.row_state(row)
+    assert state.startswith("old --seeds parts in the way (dsa_mnist_ipc1_seed0_1.json, pooled by the record")
+    assert "seed2.json" not in state  # the new seed-2 part will rewrite that one
+    assert reproduce.blocked(state) and reproduce.run_commands(row, []) == []
+    assert reproduce.main(["--run", "--only", "dsa_mnist_ipc1"]) == 0
+    assert ran and not [a for a in ran if a[0] == "gradient_matching" and a[a.index("--variant") + 1] == "ipc1"]
+    # two new parts of one seed: conflicting, skipped too
+    (results / "dsa_mnist_ipc1_seed0_1.json").unlink()
+    part("dsa_mnist_ipc1_seed3_4", [3, 4], "new")
+    assert reproduce.row_state(row).startswith("conflicting --seeds parts")
+    assert reproduce.run_commands(row, []) == []
 
 
 def test_a_row_of_another_rows_sets_reads_every_part_folder_of_a_merged_source(tmp_path, monkeypatch):

@@ -425,8 +425,8 @@ def test_load_real_with_zca_whitens_both_splits_with_the_training_fit(tiny_idx, 
 # ---- workdirs of earlier versions, data provenance, the distilled network carried to evaluation ---------------------
 
 # the whole workdirs committed before the spine redesign; every other folder of results/sets/ is a set a record kept
-PRE_REDESIGN = ("dsa_mnist_ipc1_seed0", "dsa_mnist_ipc1_seed1", "dsa_mnist_ipc1_seed2", "dsa_mnist_ipc10_reduced",
-                "dsa_mnist_ipc50_reduced")
+PRE_REDESIGN = ("dsa_mnist_ipc1_pre_redesign_seed0", "dsa_mnist_ipc1_pre_redesign_seed1",
+                "dsa_mnist_ipc1_pre_redesign_seed2", "dsa_mnist_ipc10_reduced", "dsa_mnist_ipc50_reduced")
 COMMITTED = [ROOT / "results" / "sets" / name / "config.json" for name in PRE_REDESIGN]
 KEPT = sorted(p.parent for p in (ROOT / "results" / "sets").glob("*/config.json") if p.parent.name not in PRE_REDESIGN)
 
@@ -457,6 +457,15 @@ def _sets_records_name() -> frozenset[Path]:
             result, config = record.get("result") or {}, record.get("config") or {}
             named.update(ROOT / s for s in [result.get("set"), *(config.get("sets") or [])] if isinstance(s, str))
     return frozenset(p.resolve() for p in named)
+
+
+def test_every_set_a_record_names_is_committed():
+    # a set folder moved or renamed (the DSA ipc-1 workdirs of before the redesign, out of its --seeds parts' way)
+    # must take the records that name it along
+    named = _sets_records_name()
+    assert ROOT.joinpath("results", "sets", "dsa_mnist_ipc1_pre_redesign_seed0").resolve() in named
+    committed = [p for p in named if p.is_relative_to(ROOT.resolve() / "results")]  # (early records name runs/)
+    assert [str(p) for p in committed if not (p / "synthetic.npz").is_file()] == []
 
 
 @pytest.mark.parametrize("folder", KEPT, ids=[p.name for p in KEPT])
@@ -497,7 +506,7 @@ def mnist():
 def test_a_committed_finished_workdir_resumes_and_evaluates(mnist, tmp_path):
     import shutil
     workdir = tmp_path / "set"
-    shutil.copytree(ROOT / "results" / "sets" / "dsa_mnist_ipc1_seed0", workdir)
+    shutil.copytree(ROOT / "results" / "sets" / "dsa_mnist_ipc1_pre_redesign_seed0", workdir)
     with np.load(workdir / "synthetic.npz") as z:
         committed = z["images"]
     old = json.loads((workdir / "config.json").read_text())
