@@ -5,7 +5,7 @@ missing, most informative for a GPU first with `--gpu-order`.
     python scripts/reproduce_all.py --smoke                 # every experiment end to end in minutes (CI)
     python scripts/reproduce_all.py                         # the list: row, command, expected CPU / GPU time
     python scripts/reproduce_all.py --run --gpu-order       # run the missing full rows, GPU priorities first
-    python scripts/reproduce_all.py --run --only dc_mnist   # rows whose record name contains the text
+    python scripts/reproduce_all.py --run --only dc_mnist   # rows whose record name holds these whole words
     bash scripts/reproduce_all.sh ...                       # the same
 
 Durations are estimates from measured step times (this 2-core CPU; one H100 where a row ran there), labelled
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -442,6 +443,16 @@ def _records() -> set[str]:
     return {p.name for p in (ROOT / "results").glob("*.json")}
 
 
+def selected_rows(only: str | None) -> list[Row]:
+    """`--only`: the rows whose record name holds `only` as whole words ('_'-separated: `--only
+    coreset_herding_mnist_ipc1` is not also the ipc-10 row, `--only idc_mnist_ipc1` is also its cross-architecture
+    row, `--only dc_mnist` no IDC row); every row without it."""
+    if only is None:
+        return list(ROWS)
+    words = re.compile(rf"(?:^|_){re.escape(only)}(?:_|$)")
+    return [r for r in ROWS if words.search(r.record)]
+
+
 def run_smoke(dry_run: bool, only: str | None = None) -> int:
     """Every experiment's smoke variant end to end (those whose command contains `only`, when given), each checked
     by `smoke_failure`; MHIST's on a small stand-in."""
@@ -468,8 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="every experiment's smoke variant (minutes)")
     parser.add_argument("--run", action="store_true", help="run the full rows whose record is missing or partial")
     parser.add_argument("--gpu-order", action="store_true", help="order rows by their value on a GPU")
-    parser.add_argument("--only", default=None, help="rows whose record name (with --smoke: whose "
-                        "command) contains this text")
+    parser.add_argument("--only", default=None, help="rows whose record name holds this text as whole '_'-separated "
+                        "words (with --smoke: whose command contains it)")
     parser.add_argument("--mhist", default=None, help="the real MHIST folder (needed by MHIST rows)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     args = parser.parse_args(argv)
@@ -477,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         return run_smoke(args.dry_run, args.only)
 
-    rows = [r for r in ROWS if args.only is None or args.only in r.record]
+    rows = selected_rows(args.only)
     if args.gpu_order:  # stable, and no row outranks the row it reads (tests/test_reproduce_all.py)
         rows.sort(key=lambda r: r.gpu_priority)
     width = max((len(r.record) for r in rows), default=10)

@@ -89,7 +89,7 @@ def test_a_row_whose_record_distilled_fewer_sets_than_its_variant_asks_is_partia
     assert dsa in ran
     ran.clear()
     record.write_text(json.dumps({"config": {"seeds": [0, 1, 2, 3, 4]}}))
-    assert reproduce.main(["--run", "--only", "dsa_mnist_ipc1"]) == 0
+    assert reproduce.main(["--run", "--only", "dsa_mnist"]) == 0  # the ipc-1 row and the others
     assert dsa not in ran and ran  # the ipc-10 row, still todo, runs
 
 
@@ -162,6 +162,19 @@ def test_a_partial_record_rerun_in_seed_parts_counts_only_the_parts_it_did_not_p
     assert reproduce.is_done(reproduce.row_state(row))
 
 
+def test_only_selects_the_rows_holding_its_whole_words():
+    # `--run --only coreset_herding_mnist_ipc1` once went on to the 10-hour ipc-10 row after the ipc-1 merge
+    assert [r.record for r in reproduce.selected_rows("coreset_herding_mnist_ipc1")] == ["coreset_herding_mnist_ipc1"]
+    assert {r.record for r in reproduce.selected_rows("coreset_herding_mnist")} == {
+        f"coreset_herding_mnist_ipc{i}" for i in (1, 10, 50)}
+    # a method's row and the cross-architecture row of its sets (the README's example), but not another method's
+    idc = {r.record for r in reproduce.selected_rows("idc_mnist_ipc1")}
+    assert {"idc_mnist_ipc1", "cross_architecture_idc_mnist_ipc1"} <= idc and "idc_mnist_ipc10" not in idc
+    assert not {r for r in idc if "idc" not in r}
+    assert not [r for r in reproduce.selected_rows("dc_mnist") if "idc_mnist" in r.record]
+    assert len(reproduce.selected_rows(None)) == len(reproduce.ROWS)
+
+
 def test_a_row_whose_parts_merge_would_refuse_is_named_and_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "ROOT", tmp_path)
     results = tmp_path / "results"
@@ -183,7 +196,7 @@ def test_a_row_whose_parts_merge_would_refuse_is_named_and_skipped(tmp_path, mon
     assert state.startswith("old --seeds parts in the way (dsa_mnist_ipc1_seed0_1.json, pooled by the record")
     assert "seed2.json" not in state  # the new seed-2 part will rewrite that one
     assert reproduce.blocked(state) and reproduce.run_commands(row, []) == []
-    assert reproduce.main(["--run", "--only", "dsa_mnist_ipc1"]) == 0
+    assert reproduce.main(["--run", "--only", "dsa_mnist"]) == 0  # the ipc-1 row and the others
     assert ran and not [a for a in ran if a[0] == "gradient_matching" and a[a.index("--variant") + 1] == "ipc1"]
     # two new parts of one seed: conflicting, skipped too
     (results / "dsa_mnist_ipc1_seed0_1.json").unlink()
