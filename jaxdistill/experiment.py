@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import importlib.util
 import inspect
 import json
@@ -333,41 +334,63 @@ def keep_set(workdir: Path, out: Path) -> Path:
     return folder
 
 
-def kept_set_readers(out: Path) -> list[str]:
-    """The records beside `out` that name its kept set (sets/<out's stem>/, `keep_set`) as a set they evaluated
-    (a cross-architecture record of committed sets), other than `out` itself and the merged record of its variant
-    (both are what a run writing `out` again replaces)."""
-    out = Path(out)
-    if not (out.parent / "sets" / out.stem).is_dir():
-        return []
-    named = re.compile(rf"sets/{re.escape(out.stem)}[\"/]")
+SET_FIELDS = (("result", "set"), ("config", "sets"), ("config", "synthetic"), ("config", "clipped_from"))
+
+
+def named_sets(record: Any, root: Path) -> set[Path]:
+    """The set folders a record names as sets it evaluated, or derived the sets it evaluated from (`SET_FIELDS`),
+    resolved against `root`, from which records name paths (`relative`)."""
+    named = set()
+    for section, key in SET_FIELDS if isinstance(record, dict) else ():
+        value = (record.get(section) or {}).get(key)
+        named.update((Path(root) / v).resolve() for v in (value if isinstance(value, list) else [value])
+                     if isinstance(v, str))
+    return named
+
+
+def kept_set_readers(folder: Path, out: Path, root: Path) -> list[str]:
+    """The records beside `out` that name the set folder `folder` (`named_sets`), other than `out` itself and the
+    merged record of its variant (both are what a run writing `out` again replaces)."""
+    out, folder = Path(out), Path(folder).resolve()
     own = {out.stem, seed_part_of(out.stem)}
-    return sorted(p.name for p in out.parent.glob("*.json") if p.stem not in own and named.search(p.read_text()))
+    return sorted(p.name for p in out.parent.glob("*.json")
+                  if p.stem not in own and folder in named_sets(json.loads(p.read_text()), root))
 
 
 KEPT_FILES = {"config.json", "synthetic.npz"}  # what `keep_set` writes
 
 
-def check_kept_set(out: Path, workdir: Path) -> None:
-    """Refuse, before a run in `workdir` starts, to write the record `out` where its set would go (sets/<out's
-    stem>/) into a folder that is not its own to replace: one that other records evaluated (`kept_set_readers`),
-    whose sets they would no longer name, or a whole run folder committed as it is (checkpoints and all: the
-    workdirs of before the spine redesign, which tests and experiments read), which `keep_set` would mix a new set
-    into, unless the run resumes that very folder (`--workdir`)."""
-    out = Path(out)
-    folder = out.parent / "sets" / out.stem
-    if folder.resolve() == Path(workdir).resolve():
-        return
-    readers = kept_set_readers(out)
-    if readers:
-        raise ConfigError(f"{folder} is read by {', '.join(readers)}: a run writing {out.name} would replace that "
-                          f"set with its own; move the set and point those records at its new place first, or give "
-                          f"this run another --out")
-    others = sorted(p.name for p in folder.iterdir() if p.name not in KEPT_FILES) if folder.is_dir() else []
-    if others:
-        raise ConfigError(f"{folder} is a whole run folder committed as it is ({', '.join(others)}), not a set a "
-                          f"record kept: a run writing {out.name} would mix its set into it; move that folder first, "
-                          f"or give this run another --out")
+def check_kept_set(ctx: Context) -> None:
+    """Refuse, before a run starts, to write the record `ctx.out` where its sets would go (sets/<out's stem>/, or
+    sets/<out's stem>_set<i>/ for several, `keep_set`) into a folder that is not its own to replace: one that other
+    records evaluated (`kept_set_readers`), which would then name sets they never saw, or a whole run folder
+    committed as it is (checkpoints and all: the workdirs of before the spine redesign, which tests and experiments
+    read), which `keep_set` would mix a new set into. A folder the run is given (`--workdir` to resume it,
+    `--distilled` to evaluate its sets) is exempt: the run writes nothing new into it."""
+    out = Path(ctx.out)
+    sets = out.parent / "sets"
+    several = [f for f in sorted(sets.glob(f"{glob.escape(out.stem)}_set*"))
+               if re.fullmatch(r"_set\d+", f.name[len(out.stem):])]
+    given = {Path(ctx.workdir).resolve()} | {Path(v).resolve() for v in _path_args(ctx.args)}
+    for folder in [sets / out.stem, *several]:
+        if not folder.is_dir() or folder.resolve() in given:
+            continue
+        readers = kept_set_readers(folder, out, ctx.root)
+        if readers:
+            raise ConfigError(f"{folder} is read by {', '.join(readers)}: a run writing {out.name} would replace "
+                              f"that set with its own; move the set and point those records at its new place "
+                              f"first, or give this run another --out")
+        others = sorted(p.name for p in folder.iterdir() if p.name not in KEPT_FILES)
+        if others:
+            raise ConfigError(f"{folder} is a whole run folder committed as it is ({', '.join(others)}), not a set "
+                              f"a record kept: a run writing {out.name} would mix its set into it; move that folder "
+                              f"first, or give this run another --out")
+
+
+def _path_args(args: argparse.Namespace) -> list[str]:
+    """Every string among a run's flag values, lists included: the folders it was given."""
+    return [x for v in vars(args).values() for x in (v if isinstance(v, (list, tuple)) else [v])
+            if isinstance(x, str)]
 
 
 def same_set(a: Path, b: Path) -> bool:
@@ -605,7 +628,7 @@ def run_experiment(module: ModuleType, argv: Sequence[str], prog: str, command: 
                   checkpoint_every=getattr(args, "checkpoint_every", 10), command=command or command_line(),
                   args=args)
     if ctx.writes_record:
-        check_kept_set(ctx.out, ctx.workdir)
+        check_kept_set(ctx)
     module.run(config, ctx)
 
 

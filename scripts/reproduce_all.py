@@ -6,6 +6,7 @@ missing, most informative for a GPU first with `--gpu-order`.
     python scripts/reproduce_all.py                         # the list: row, command, expected CPU / GPU time
     python scripts/reproduce_all.py --run --gpu-order       # run the missing full rows, GPU priorities first
     python scripts/reproduce_all.py --run --only dc_mnist   # rows whose record name holds these whole words
+    python scripts/reproduce_all.py --run --row coreset_random_mnist_ipc1   # exactly this row
     bash scripts/reproduce_all.sh ...                       # the same
 
 Durations are estimates from measured step times (this 2-core CPU; one H100 where a row ran there), labelled
@@ -481,14 +482,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-order", action="store_true", help="order rows by their value on a GPU")
     parser.add_argument("--only", default=None, help="rows whose record name holds this text as whole '_'-separated "
                         "words (with --smoke: whose command contains it)")
+    parser.add_argument("--row", action="append", default=None, metavar="RECORD",
+                        help="exactly this row (repeatable), e.g. a row run a seed per session, without the "
+                             "cross-architecture rows that --only also names")
     parser.add_argument("--mhist", default=None, help="the real MHIST folder (needed by MHIST rows)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     args = parser.parse_args(argv)
+    if args.row and (args.only or args.smoke):
+        parser.error("--row names rows of the table itself: give it without --only and --smoke")
+    unknown = [name for name in args.row or [] if name not in {r.record for r in ROWS}]
+    if unknown:
+        parser.error(f"no row named {', '.join(unknown)} (`python scripts/reproduce_all.py` lists them)")
 
     if args.smoke:
         return run_smoke(args.dry_run, args.only)
 
-    rows = selected_rows(args.only)
+    rows = [r for r in ROWS if r.record in args.row] if args.row else selected_rows(args.only)
     if args.gpu_order:  # stable, and no row outranks the row it reads (tests/test_reproduce_all.py)
         rows.sort(key=lambda r: r.gpu_priority)
     width = max((len(r.record) for r in rows), default=10)

@@ -376,7 +376,9 @@ def test_a_run_never_writes_its_set_over_one_that_other_records_read_or_a_commit
     # its own record and the merged record of its variant name the set: a rerun replaces them, so it runs
     (results / "dsa_mnist_ipc1_seed0.json").write_text(json.dumps({"set": "results/sets/dsa_mnist_ipc1_seed0"}))
     (results / "dsa_mnist_ipc1.json").write_text(json.dumps({"sets": ["results/sets/dsa_mnist_ipc1_seed0"]}))
-    (results / "other.json").write_text(json.dumps({"sets": ["results/sets/dsa_mnist_ipc1_seed01"]}))  # not it
+    (results / "other.json").write_text(json.dumps(  # not it, and not where a record names its sets
+        {"config": {"sets": ["results/sets/dsa_mnist_ipc1_seed01"]},
+         "command": "--distilled x/sets/dsa_mnist_ipc1_seed0"}))
     experiment.run_experiment(module, argv, "gm")
     assert ran == ["dsa_mnist_ipc1_seed0"]
     # another record evaluated it: refused before the run starts, naming the reader
@@ -391,11 +393,36 @@ def test_a_run_never_writes_its_set_over_one_that_other_records_read_or_a_commit
         experiment.run_experiment(module, argv, "gm")
     experiment.run_experiment(module, [*argv, "--workdir", str(folder)], "gm")
     assert len(ran) == 3
+    # the several sets of one record (sets/<record>_set<i>) are checked alike
+    (results / "xa.json").write_text(json.dumps({"config": {"sets": ["results/sets/r_set1"]}}))
+    (sets / "r_set1").mkdir()
+    (sets / "r_set10x").mkdir()  # another record's name
+    with pytest.raises(ConfigError, match="r_set1 is read by xa.json"):
+        experiment.check_kept_set(_context(results / "r.json", tmp_path))
+
+
+def _context(out, root, **args):
+    import argparse
+    return experiment.Context(experiment="x", variant="v", config={}, name=out.stem, workdir=root / "runs" / "w",
+                              out=out, root=root, args=argparse.Namespace(**args))
+
+
+def test_the_committed_sets_that_records_read_are_guarded_and_given_ones_are_not(tmp_path):
+    results = ROOT / "results"
     # the committed DSA ipc-1 workdirs of before the spine redesign are out of the way of its --seeds parts
     for seed in (0, 1, 2):
-        experiment.check_kept_set(ROOT / "results" / f"dsa_mnist_ipc1_seed{seed}.json", tmp_path / "w")
-    with pytest.raises(ConfigError, match="read by continual_mnist_ipc10_reduced.json"):
-        experiment.check_kept_set(ROOT / "results" / "dsa_mnist_ipc10_reduced.json", tmp_path / "w")
+        experiment.check_kept_set(_context(results / f"dsa_mnist_ipc1_seed{seed}.json", ROOT))
+    with pytest.raises(ConfigError, match="read by continual_mnist_ipc10_reduced.json"):  # its config.synthetic
+        experiment.check_kept_set(_context(results / "dsa_mnist_ipc10_reduced.json", ROOT))
+    # a cross-architecture record resumed from its own kept sets (`--distilled results/sets/<record>`) writes
+    # nothing new there, though other records read them
+    mtt = results / "cross_architecture_mtt_mnist_ipc10_reduced.json"
+    with pytest.raises(ConfigError, match="read by cross_architecture_mtt_mnist_ipc10_clip"):
+        experiment.check_kept_set(_context(mtt, ROOT))
+    experiment.check_kept_set(_context(mtt, ROOT, distilled=[str(results / "sets" / mtt.stem)]))
+    # a record whose command names a set elsewhere (--distilled /scratch/sets/<name>) does not read it
+    assert experiment.kept_set_readers(results / "sets" / "mtt_mnist_ipc10_reduced_cpu_within_real",
+                                       results / "mtt_mnist_ipc10_reduced_cpu_within_real.json", ROOT) == []
 
 
 def test_hintons_teacher_lr_is_the_one_its_held_out_probe_chose():

@@ -173,6 +173,22 @@ def test_only_selects_the_rows_holding_its_whole_words():
     assert not {r for r in idc if "idc" not in r}
     assert not [r for r in reproduce.selected_rows("dc_mnist") if "idc_mnist" in r.record]
     assert len(reproduce.selected_rows(None)) == len(reproduce.ROWS)
+    # --only dsa_mnist_ipc1 also names the 52-hour cross-architecture row of its sets; --row names that row alone
+    assert "cross_architecture_dsa_mnist_ipc1" in {r.record for r in reproduce.selected_rows("dsa_mnist_ipc1")}
+
+
+def test_row_runs_exactly_the_named_rows(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    ran = []
+    monkeypatch.setattr(reproduce, "_run", lambda argv, dry: ran.append(argv) or 0)
+    assert reproduce.main(["--run", "--row", "dsa_mnist_ipc1", "--row", "dc_mnist_ipc10"]) == 0
+    assert sorted((a[2], a[a.index("--variant") + 1]) for a in ran) == [("dc", "ipc10"), ("dsa", "ipc1")]
+    for argv, message in ((["--row", "dsa_mnist_ipc"], "no row named dsa_mnist_ipc"),
+                          (["--row", "dsa_mnist_ipc1", "--only", "dc"], "without --only")):
+        with pytest.raises(SystemExit):
+            reproduce.main(argv)
+        assert message in capsys.readouterr().err
 
 
 def test_a_row_whose_parts_merge_would_refuse_is_named_and_skipped(tmp_path, monkeypatch):

@@ -448,15 +448,12 @@ def test_committed_workdirs_are_the_same_runs_for_todays_code(config_file):
 
 @functools.cache
 def _sets_records_name() -> frozenset[Path]:
-    """Every set folder a record under results/ names: a distillation's result.set, a cross-architecture config.sets
-    (several sets of one record are kept as <record>_set<i>, so the folder's name alone does not find its record)."""
-    named = set()
-    for path in (ROOT / "results").glob("*.json"):
-        record = json.loads(path.read_text())
-        if isinstance(record, dict):
-            result, config = record.get("result") or {}, record.get("config") or {}
-            named.update(ROOT / s for s in [result.get("set"), *(config.get("sets") or [])] if isinstance(s, str))
-    return frozenset(p.resolve() for p in named)
+    """Every set folder a record under results/ names (`named_sets`: a distillation's result.set, a
+    cross-architecture config.sets, a continual-learning config.synthetic, ...; several sets of one record are kept
+    as <record>_set<i>, so the folder's name alone does not find its record)."""
+    from jaxdistill.experiment import named_sets
+    return frozenset(p for path in (ROOT / "results").glob("*.json")
+                     for p in named_sets(json.loads(path.read_text()), ROOT))
 
 
 def test_every_set_a_record_names_is_committed():
