@@ -73,3 +73,16 @@ def test_config_errors():
     plan = RunPlan("tiny", 3, (8, 8, 1), (4, 4, 4), 0, (0,))
     with pytest.raises(ConfigError, match="smallest class"):
         m.prepare(plan)
+
+
+def test_at_one_image_per_class_herding_and_kcenter_take_the_same_image():
+    # both start at the image nearest the class mean, so their ipc-1 sets (and rows of the comparison) coincide for
+    # one selection seed (the README says so of the full ipc-1 herding row, which k-center would repeat)
+    assert herding_select(FEATURES, VALID, 1).tolist() == kcenter_select(FEATURES, VALID, 1).tolist() == [4]
+    real = helpers.tiny_real(num_per_class=4, num_classes=3)
+    sets = []
+    for name in ("herding", "kcenter"):
+        settings = {k: v for k, v in helpers.TINY_SETTINGS[name].items() if k != "ipc"}
+        m = make_method(name, method_config(name, ipc=1, **settings))
+        sets.append(np.asarray(m.synthetic(m.init(jax.random.PRNGKey(3), StepInputs(real))).images))
+    np.testing.assert_array_equal(sets[0], sets[1])
