@@ -49,7 +49,8 @@ class Row(NamedTuple):
 # Bases of the estimates: DC 5.7 s / ipc-1 iteration and 168 s / ipc-10 iteration on this CPU, 0.018 s and 0.54 s on
 # an H100 (README, Performance); DC ipc 1 full on the H100 took 223 s in all (results/dc_mnist_ipc1_gpu.json); DSA
 # ipc 1 full took 5060 s per seed here (results/dsa_mnist_ipc1.json); 20 evaluation networks x 1000 epochs on 10
-# images took 1679 s here (results/random_mnist_ipc1.json); IDC 273 s / ipc-1 and about 538 s / ipc-10 outer iteration
+# images took 1679 s here (results/random_mnist_ipc1.json), 902-979 s with later code
+# (results/coreset_random_mnist_ipc1_seed*.json); IDC 273 s / ipc-1 and about 538 s / ipc-10 outer iteration
 # here (results/bench/idc_cpu_ipc1.json, idc_cpu_ipc10.json); an MNIST expert epoch 4 min here
 # (experiments/trajectory_matching.py).
 CORESETS = ("random", "herding", "kcenter")
@@ -78,9 +79,10 @@ ROWS = [
         "not measured", 8),
     Row("psg_mnist_eps1_ipc1", ("psg", "--epsilon", "1"), "ipc1", "~5 h", "not measured", 8),
     Row("coreset_random_mnist_ipc1", ("coreset_mnist", "--selection", "random"), "ipc1",
-        "~2.3 h (5 x 1679 s, measured per selection)", "not measured (minutes)"),
+        "~77 min (5 x 902-979 s, measured per selection: 20 nets)", "not measured (minutes)"),
     Row("coreset_herding_mnist_ipc1", ("coreset_mnist", "--selection", "herding"), "ipc1",
-        "~80 min (5 x 967 s, measured per selection: its feature network and 20 nets)", "not measured (minutes)"),
+        "~80 min (5 x 926-1080 s, measured per selection: its feature network and 20 nets)",
+        "not measured (minutes)"),
     Row("coreset_kcenter_mnist_ipc1", ("coreset_mnist", "--selection", "kcenter"), "ipc1", "~80 min (as herding's)",
         "not measured (minutes)"),
     *(Row(f"coreset_{sel}_mnist_ipc10", ("coreset_mnist", "--selection", sel), "ipc10",
