@@ -275,7 +275,7 @@ def row_state(row: Row) -> str:
     cross-architecture record whose run stopped before its last architecture. `--run` runs a partial row's command
     again: a cross-architecture row resumes from its record, any other replaces it; a workdir left under runs/ by
     the earlier seeds holds another config and is refused (move it away first). A row with `--seeds` parts that its
-    record (if any) did not pool (`seed_parts`), and no record of every set, is 'partial (k of n sets, in --seeds
+    record (if any) did not pool (`_part_files`), and no record of every set, is 'partial (k of n sets, in --seeds
     parts)' or 'parts of every set (merge)', and beside a partial record the state says so; it is 'conflicting
     --seeds parts' where two parts hold one seed, or 'old --seeds parts in the way' where parts that the record
     pooled would not be rewritten by the missing seeds' runs (both of which --merge would refuse: `--run` skips
@@ -287,10 +287,8 @@ def row_state(row: Row) -> str:
     if state == "done":
         return f"done (move away the --seeds parts it did not pool: seeds {', '.join(map(str, parts))})"
     wanted = variant_seeds(row)
-    if len(set(parts)) < len(parts):
-        state_ = "conflicting --seeds parts (a seed in two of them: move one away)"
-    elif stale:
-        state_ = f"old --seeds parts in the way ({', '.join(stale)}, pooled by the record: move them away)"
+    if trouble := _parts_trouble(parts, stale):
+        state_ = trouble
     elif wanted is not None and set(wanted) <= set(parts):
         state_ = "parts of every set (merge)"
     else:
@@ -298,8 +296,18 @@ def row_state(row: Row) -> str:
     return state_ if record is None else f"{state_}; its record: {state}"
 
 
+def _parts_trouble(parts: list[int], stale: list[str]) -> str | None:
+    """Why --merge would refuse a row's parts (`_parts_plan`), as `row_state` says it, or None."""
+    if len(set(parts)) < len(parts):
+        return "conflicting --seeds parts (a seed in two of them: move one away)"
+    if stale:
+        return f"old --seeds parts in the way ({', '.join(stale)}, pooled by the record: move them away)"
+    return None
+
+
 def blocked(state: str) -> bool:
-    """Whether `--run` must skip a row in this state (`row_state`): its --merge would refuse its parts."""
+    """Whether `--run` must skip a row in this state (`row_state`): its --merge would refuse its parts
+    (`_parts_trouble`)."""
     return state.startswith(("conflicting", "old --seeds parts"))
 
 
@@ -336,16 +344,11 @@ def takes_seeds(row: Row) -> bool:
         experiment.load_experiment(EXPERIMENTS / f"{row.args[0]}.py"), "FLAGS", ())
 
 
-def seed_parts(row: Row, record: dict[str, Any] | None = None) -> list[int]:
+def _part_files(row: Row, record: dict[str, Any] | None) -> tuple[list[int], list[str]]:
     """The seeds, in order and with repeats, that `--seeds` runs of the row recorded in
     results/<record>_seed<S>.json and its record `record` (if any) did not pool (a session of a few hours can
     finish some of a row's seeds, the next one the rest; a row run again at another protocol rewrites its parts
-    under their old names, `pooled_part`)."""
-    return _part_files(row, record)[0]
-
-
-def _part_files(row: Row, record: dict[str, Any] | None) -> tuple[list[int], list[str]]:
-    """`seed_parts`, and the names of the part files that `record` pooled."""
+    under their old names, `pooled_part`); and the names of the part files that `record` pooled."""
     from jaxdistill.experiment import pooled_part, seed_part_records
     paths = seed_part_records(ROOT / "results", row.record)
     if not paths or not takes_seeds(row):  # (a glob first: most rows have no part, and need no experiment loaded)
@@ -357,7 +360,7 @@ def _part_files(row: Row, record: dict[str, Any] | None) -> tuple[list[int], lis
 
 
 def _parts_plan(row: Row) -> tuple[dict[str, Any] | None, list[int], list[str]]:
-    """The row's record (None if it has none), the seeds of the parts it did not pool (`seed_parts`), and the part
+    """The row's record (None if it has none), the seeds of the parts it did not pool (`_part_files`), and the part
     files it pooled that running each missing seed as a part (`run_commands`) would not rewrite: those stay in the
     way of --merge."""
     path = ROOT / "results" / f"{row.record}.json"
@@ -371,14 +374,14 @@ def _parts_plan(row: Row) -> tuple[dict[str, Any] | None, list[int], list[str]]:
 
 def run_commands(row: Row, extra: list[str]) -> list[list[str]]:
     """What `--run` runs for a row that is not done: its command; where `--seeds` parts that the row's record did
-    not pool hold some of its seeds (`seed_parts`), each missing seed as a part of its own (named as a part of that
+    not pool hold some of its seeds (`_parts_plan`), each missing seed as a part of its own (named as a part of that
     seed run before would be, which it replaces) and then `--merge`, which pools the parts into the row's record;
-    nothing where that merge would refuse the parts (`blocked`)."""
+    nothing where that merge would refuse the parts (`_parts_trouble`)."""
     command = [*row_args(row), "--variant", row.variant, *extra]
-    _, made, _ = _parts_plan(row)
+    _, made, stale = _parts_plan(row)
     if not made:
         return [command]
-    if blocked(row_state(row)):
+    if _parts_trouble(made, stale):
         return []
     left = [s for s in variant_seeds(row) or [] if s not in made]
     return [[*command, "--seeds", str(s)] for s in left] + [[*command, "--merge"]]
@@ -509,8 +512,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{states[r.record]:<{pad}}  {r.record:<{width}}  CPU {r.cpu};  GPU {r.gpu}\n"
               f"{'':<{pad}}  python -m jaxdistill.experiment {' '.join(row_args(r))} --variant {r.variant}"
               + (" --data-dir MHIST" if r.mhist else "") + (f"   (after {r.after})" if r.after else ""))
-        if not is_done(states[r.record]) and not blocked(states[r.record]) and _parts_plan(r)[1]:
-            for command in run_commands(r, []):  # the rest of a row run in --seeds parts
+        planned = [] if is_done(states[r.record]) else run_commands(r, [])
+        if planned != [[*row_args(r), "--variant", r.variant]]:  # the rest of a row run in --seeds parts
+            for command in planned:
                 print(f"{'':<{pad}}    --run: python -m jaxdistill.experiment {' '.join(command)}")
     if not args.run:
         return 0
